@@ -1,0 +1,1 @@
+"""sales-ops: control plane and local stand-ins for a real-time sales pipeline on AWS."""

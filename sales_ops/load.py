@@ -1,0 +1,364 @@
+"""Mock shop load: realistic order lifecycles written to DynamoDB, the pipeline's source.
+
+A fixed product catalogue (categories, prices, opening stock), a pool of customers of whom many
+return, channels and regions. Each order lives a lifecycle — PLACED → PAID → SHIPPED → DELIVERED,
+some CANCELLED or RETURNED, some quantities edited before payment, a share deleted outright — and
+many orders are in flight at once, so changes interleave as in a real shop. `seed` makes the ids
+and the lifecycles reproducible (timestamps are the wall clock: they are when the change happens).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from faker import Faker
+
+from sales_ops.settings import Settings
+
+STATUSES = ("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED", "RETURNED")
+CHANNELS = (("web", 45), ("mobile", 40), ("marketplace", 10), ("store", 5))
+REGIONS = (("us-east", 30), ("us-west", 25), ("eu-west", 25), ("ap-south", 12), ("sa-east", 8))
+CATALOGUE_SEED = 20261123  # the shop's catalogue is the same whatever the load's seed
+CATALOGUE_KEY = "reference/products/products.jsonl"
+
+_CATEGORIES = {
+    "electronics": (
+        ["Wireless", "Bluetooth", "Smart", "Portable", "USB-C"],
+        ["Mouse", "Keyboard", "Headphones", "Speaker", "Charger", "Webcam"],
+        (9, 249),
+    ),
+    "home": (
+        ["Ceramic", "Bamboo", "Linen", "Cast Iron", "Glass"],
+        ["Mug", "Cutting Board", "Towel Set", "Skillet", "Vase", "Lamp"],
+        (8, 120),
+    ),
+    "books": (
+        ["Illustrated", "Pocket", "Collector's", "Annotated"],
+        ["Cookbook", "Atlas", "Novel", "Field Guide", "Poetry Collection"],
+        (6, 60),
+    ),
+    "sports": (
+        ["Pro", "Lightweight", "Trail", "Foldable"],
+        ["Yoga Mat", "Water Bottle", "Jump Rope", "Running Cap", "Dumbbell"],
+        (7, 150),
+    ),
+    "toys": (
+        ["Wooden", "Magnetic", "Glow", "Classic"],
+        ["Puzzle", "Train Set", "Building Blocks", "Kite", "Board Game"],
+        (5, 80),
+    ),
+    "beauty": (
+        ["Organic", "Hydrating", "Travel", "Vegan"],
+        ["Face Cream", "Shampoo", "Lip Balm", "Serum", "Soap Bar"],
+        (4, 70),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Product:
+    product_id: str
+    product_name: str
+    category: str
+    unit_price: Decimal
+    opening_stock: int
+
+
+def catalogue(size: int = 60) -> list[Product]:
+    """The shop's products: stable ids, names, categories, prices and opening stock."""
+    rng = random.Random(CATALOGUE_SEED)
+    products, names = [], set()
+    while len(products) < size:
+        category = rng.choice(sorted(_CATEGORIES))
+        adjectives, nouns, (low, high) = _CATEGORIES[category]
+        name = f"{rng.choice(adjectives)} {rng.choice(nouns)}"
+        if name in names:
+            continue
+        names.add(name)
+        price = Decimal(rng.randint(low * 100, high * 100)) / 100
+        products.append(
+            Product(
+                f"sku-{len(products) + 1:04d}",
+                name,
+                category,
+                price.quantize(Decimal("0.01")),
+                rng.randint(200, 5000),
+            )
+        )
+    return products
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write to the table: a put of the order's full new image, or a delete."""
+
+    order_id: str
+    op: str  # "put" | "delete"
+    fields: dict = field(default_factory=dict)  # what this step sets on the order
+
+
+@dataclass
+class LoadSummary:
+    orders: int = 0
+    inserts: int = 0
+    updates: int = 0
+    deletes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changes(self) -> int:
+        return self.inserts + self.updates + self.deletes
+
+    @property
+    def rate(self) -> float:
+        return self.changes / self.seconds if self.seconds else 0.0
+
+
+def _weighted(rng: random.Random, choices: tuple[tuple[str, int], ...]) -> str:
+    return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
+
+
+class Shop:
+    """Plans orders and their lifecycles from one seeded random generator."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.faker = Faker()
+        self.faker.seed_instance(seed)
+        self.products = catalogue()
+        self.customers: list[str] = []
+
+    def _customer(self) -> str:
+        # Two orders in three come from a returning customer, favouring the loyal ones.
+        if self.customers and self.rng.random() < 0.66:
+            return self.customers[int(len(self.customers) * self.rng.random() ** 2)]
+        customer = f"cus-{uuid.UUID(int=self.rng.getrandbits(128), version=4).hex[:10]}"
+        self.customers.append(customer)
+        return customer
+
+    def plan_order(self) -> list[Change]:
+        """The changes one order goes through, in order."""
+        rng = self.rng
+        order_id = f"ord-{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+        product = rng.choice(self.products)
+        quantity = rng.choices([1, 2, 3, 4, 5], weights=[55, 25, 10, 6, 4])[0]
+        first = {
+            "order_id": order_id,
+            "customer_id": self._customer(),
+            "product_id": product.product_id,
+            "product_name": product.product_name,
+            "category": product.category,
+            "quantity": quantity,
+            "unit_price": product.unit_price,
+            "status": "PLACED",
+            "channel": _weighted(rng, CHANNELS),
+            "region": _weighted(rng, REGIONS),
+        }
+        if rng.random() < 0.10:
+            first["coupon_code"] = self.faker.bothify("SAVE-##??").upper()
+        if rng.random() < 0.05:
+            first["gift"] = {"wrap": True, "message": self.faker.sentence(nb_words=6)}
+        steps = [Change(order_id, "put", first)]
+        if rng.random() < 0.05:  # the customer edits the quantity before paying
+            steps.append(Change(order_id, "put", {"quantity": quantity + rng.randint(1, 3)}))
+        steps += [Change(order_id, "put", {"status": s}) for s in self._statuses()]
+        if rng.random() < 0.05:
+            steps.append(Change(order_id, "delete"))
+        return steps
+
+    def _statuses(self) -> list[str]:
+        roll = self.rng.random()
+        if roll < 0.08:
+            return ["CANCELLED"]
+        if roll < 0.12:
+            return ["PAID", "CANCELLED"]
+        if roll < 0.18:
+            return ["PAID", "SHIPPED", "DELIVERED", "RETURNED"]
+        # Most orders complete; some are still on their way when the load ends.
+        return ["PAID", "SHIPPED", "DELIVERED"][: self.rng.choice([0, 1, 2, 3, 3, 3, 3])]
+
+    def changes(self, orders: int, in_flight: int = 200) -> Iterator[Change]:
+        """All changes of `orders` orders, interleaved with up to `in_flight` orders open at once."""
+        active: list[list[Change]] = []
+        started = 0
+        while started < orders or active:
+            open_new = not active or (len(active) < in_flight and self.rng.random() < 0.5)
+            if started < orders and open_new:
+                active.append(self.plan_order())
+                started += 1
+                index = len(active) - 1
+            else:
+                index = self.rng.randrange(len(active))
+            steps = active[index]
+            yield steps.pop(0)
+            if not steps:
+                active[index] = active[-1]
+                active.pop()
+
+
+def _to_item(state: dict, now: str) -> dict:
+    """The DynamoDB item (low-level types) for an order's current state."""
+    state["updated_at"] = now
+    state.setdefault("created_at", now)
+    state["order_total"] = (Decimal(state["quantity"]) * state["unit_price"]).quantize(Decimal("0.01"))
+    return {key: _attr(value) for key, value in state.items()}
+
+
+def _attr(value) -> dict:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, dict):
+        return {"M": {k: _attr(v) for k, v in value.items()}}
+    return {"S": str(value)}
+
+
+class RateLimiter:
+    """At most `rate` events per second across threads (0 = unlimited)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def acquire(self, n: int) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            at = self.next_at = max(self.next_at, time.monotonic()) + n * self.interval
+        delay = at - n * self.interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+class TableWriter:
+    """Writes changes with BatchWriteItem, keeping every order's changes in order.
+
+    Each thread owns the orders whose id hashes to it, and a batch never holds an order twice, so
+    the stream sees each order's changes in the order they were planned.
+    """
+
+    BATCH = 25  # BatchWriteItem's limit
+
+    def __init__(self, settings: Settings, rate: float, threads: int = 2) -> None:
+        self.ddb = settings.client("dynamodb", max_pool_connections=threads * 2)
+        self.table = settings.table
+        self.limiter = RateLimiter(rate)
+        self.threads = threads
+
+    def write(
+        self,
+        changes: Iterator[Change],
+        summary: LoadSummary,
+        on_progress: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        lanes: list[list[Change]] = [[] for _ in range(self.threads)]
+        for change in changes:
+            lanes[zlib.crc32(change.order_id.encode()) % self.threads].append(change)
+        errors: list[BaseException] = []
+        workers = [
+            threading.Thread(target=self._lane, args=(lane, summary, on_progress, errors)) for lane in lanes
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if errors:
+            raise errors[0]
+
+    def _lane(self, lane: list[Change], summary: LoadSummary, on_progress, errors: list) -> None:
+        try:
+            state: dict[str, dict] = {}
+            batch: list[dict] = []
+            keys: set[str] = set()
+            for change in lane:
+                if change.order_id in keys or len(batch) == self.BATCH:
+                    self._flush(batch, on_progress)
+                    batch, keys = [], set()
+                keys.add(change.order_id)
+                batch.append(self._request(change, state, summary))
+            self._flush(batch, on_progress)
+        except BaseException as exc:  # surfaced by write(): a thread must not fail silently
+            errors.append(exc)
+
+    def _request(self, change: Change, state: dict[str, dict], summary: LoadSummary) -> dict:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        if change.op == "delete":
+            state.pop(change.order_id, None)
+            summary.deletes += 1
+            return {"DeleteRequest": {"Key": {"order_id": {"S": change.order_id}}}}
+        if change.order_id in state:
+            summary.updates += 1
+        else:
+            summary.inserts += 1
+            summary.orders += 1
+        order = state.setdefault(change.order_id, {})
+        order.update(change.fields)
+        return {"PutRequest": {"Item": _to_item(order, now)}}
+
+    def _flush(self, batch: list[dict], on_progress) -> None:
+        if not batch:
+            return
+        self.limiter.acquire(len(batch))
+        pending, attempt = batch, 0
+        while pending:
+            response = self.ddb.batch_write_item(RequestItems={self.table: pending})
+            pending = response.get("UnprocessedItems", {}).get(self.table, [])
+            if pending:
+                attempt += 1
+                time.sleep(min(0.05 * 2**attempt, 2.0))
+        on_progress(len(batch))
+
+
+def write_catalogue(settings: Settings) -> None:
+    """Publish the catalogue (with opening stock) for the inventory rollup to join."""
+    import json
+
+    lines = [
+        json.dumps(
+            {
+                "product_id": p.product_id,
+                "product_name": p.product_name,
+                "category": p.category,
+                "unit_price": float(p.unit_price),
+                "opening_stock": p.opening_stock,
+            }
+        )
+        for p in catalogue()
+    ]
+    settings.client("s3").put_object(
+        Bucket=settings.bucket, Key=CATALOGUE_KEY, Body=("\n".join(lines) + "\n").encode()
+    )
+
+
+def run_load(
+    settings: Settings,
+    orders: int,
+    rate: float = 0.0,
+    seed: int | None = None,
+    threads: int = 2,
+    on_progress: Callable[[int], None] = lambda n: None,
+    on_total: Callable[[int], None] = lambda n: None,
+) -> LoadSummary:
+    """Plan `orders` orders and write all their changes at up to `rate` changes/s (0 = unlimited)."""
+    if orders < 0:
+        raise ValueError("orders must be ≥ 0")
+    if rate < 0:
+        raise ValueError("rate must be ≥ 0 (0 means as fast as possible)")
+    changes = list(Shop(seed).changes(orders))
+    on_total(len(changes))
+    write_catalogue(settings)
+    summary = LoadSummary()
+    started = time.monotonic()
+    TableWriter(settings, rate, threads).write(iter(changes), summary, on_progress)
+    summary.seconds = time.monotonic() - started
+    return summary

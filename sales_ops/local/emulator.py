@@ -1,0 +1,117 @@
+"""The emulator process: a moto server on 127.0.0.1 whose state survives restarts.
+
+moto keeps everything in memory. Its backends pickle, so this process restores a snapshot before the
+server starts, snapshots periodically and on SIGTERM, always written atomically (tmp + rename).
+Run as `python -m sales_ops.local.emulator --port 4566 --state-dir .sales-ops`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pickle
+import signal
+import threading
+import time
+from pathlib import Path
+
+from moto.server import ThreadedMotoServer
+
+log = logging.getLogger("sales_ops.emulator")
+
+# Services whose state the pipeline owns; all were seen to pickle and restore (DESIGN §5).
+PERSISTED_SERVICES = ("dynamodb", "dynamodbstreams", "s3", "kinesis", "glue", "firehose", "pipes", "iam")
+SNAPSHOT_FILE = "emulator.snapshot"
+
+
+def snapshot_path(state_dir: Path) -> Path:
+    return state_dir / SNAPSHOT_FILE
+
+
+def _backend(service: str):
+    import moto.backends
+
+    return moto.backends.get_backend(service)
+
+
+def restore(state_dir: Path) -> list[str]:
+    """Load the snapshot (if any) into moto's backends; returns the services restored."""
+    path = snapshot_path(state_dir)
+    if not path.exists():
+        return []
+    with path.open("rb") as fh:
+        saved: dict[str, object] = pickle.load(fh)
+    for service, backend in saved.items():
+        live = _backend(service)
+        live.clear()
+        live.update(backend)
+    return sorted(saved)
+
+
+def snapshot(state_dir: Path, attempts: int = 5) -> int:
+    """Write every persisted backend to disk atomically; returns the snapshot's size in bytes.
+
+    Request threads may mutate a backend while it is pickled ("dictionary changed size"), so a
+    failed attempt is retried; the previous snapshot stays in place until a new one is complete.
+    """
+    path = snapshot_path(state_dir)
+    tmp = path.with_suffix(".tmp")
+    for attempt in range(1, attempts + 1):
+        try:
+            payload = pickle.dumps({svc: _backend(svc) for svc in PERSISTED_SERVICES})
+            break
+        except RuntimeError as exc:
+            log.warning("snapshot attempt %d failed: %s", attempt, exc)
+            time.sleep(0.05 * attempt)
+    else:
+        raise RuntimeError(f"could not snapshot the emulator after {attempts} attempts")
+    with tmp.open("wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return len(payload)
+
+
+def serve(port: int, state_dir: Path, snapshot_every: float) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    restored = restore(state_dir)
+    log.info("restored %s", ", ".join(restored) if restored else "nothing (fresh start)")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    log.info("moto listening on 127.0.0.1:%d", port)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(snapshot_every):
+        _snapshot_logged(state_dir)
+    server.stop()
+    _snapshot_logged(state_dir)
+    log.info("stopped")
+
+
+def _snapshot_logged(state_dir: Path) -> None:
+    started = time.monotonic()
+    try:
+        size = snapshot(state_dir)
+    except Exception:
+        log.exception("snapshot failed; the previous one is kept")
+        return
+    log.info("snapshot %d bytes in %.2fs", size, time.monotonic() - started)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--state-dir", type=Path, default=Path(".sales-ops"))
+    parser.add_argument("--snapshot-every", type=float, default=15.0, help="seconds between snapshots")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    serve(args.port, args.state_dir.resolve(), args.snapshot_every)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""How far behind each stand-in is: records on its source after its checkpoint.
+
+Used by `local status` (lag per stage) and by `load --wait` (done when nothing is pending anywhere
+and Firehose's buffer is empty). Reads the sources through the same APIs the stand-ins use.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sales_ops.local.checkpoint import Checkpoints, read_json
+from sales_ops.settings import Settings
+
+PAGE = 1000
+
+
+@dataclass
+class StageLag:
+    stage: str
+    pending: int
+    oldest_pending_age_s: float | None
+
+    @property
+    def caught_up(self) -> bool:
+        return self.pending == 0
+
+
+def _age(ts: datetime | None) -> float | None:
+    return round(time.time() - ts.timestamp(), 1) if ts else None
+
+
+def pipe_lag(settings: Settings) -> StageLag:
+    """Records on the DynamoDB stream after the Pipe's checkpoint."""
+    streams = settings.client("dynamodbstreams")
+    source = settings.client("pipes").describe_pipe(Name=settings.pipe)["Source"]
+    checkpoints = Checkpoints(settings.state_path("checkpoints", "pipe.json"), source)
+    pending, oldest = 0, None
+    for shard in streams.describe_stream(StreamArn=source)["StreamDescription"]["Shards"]:
+        kwargs = {"StreamArn": source, "ShardId": shard["ShardId"]}
+        seq = checkpoints.get(shard["ShardId"])
+        kwargs |= (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": seq}
+            if seq
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        iterator = streams.get_shard_iterator(**kwargs)["ShardIterator"]
+        while iterator:
+            records = (page := streams.get_records(ShardIterator=iterator, Limit=PAGE))["Records"]
+            if not records:
+                break
+            if oldest is None:
+                oldest = records[0]["dynamodb"].get("ApproximateCreationDateTime")
+            pending += len(records)
+            iterator = page.get("NextShardIterator")
+    return StageLag("pipe", pending, _age(oldest))
+
+
+def firehose_lag(settings: Settings) -> StageLag:
+    """Records on Kinesis after Firehose's checkpoint (buffered ones included: not yet in S3)."""
+    kinesis = settings.client("kinesis")
+    desc = settings.client("firehose").describe_delivery_stream(DeliveryStreamName=settings.delivery_stream)
+    source = desc["DeliveryStreamDescription"]["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"]
+    stream = source.rsplit("/", 1)[-1]
+    checkpoints = Checkpoints(settings.state_path("checkpoints", "firehose.json"), source)
+    pending, oldest = 0, None
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        kwargs = {"StreamName": stream, "ShardId": shard["ShardId"]}
+        seq = checkpoints.get(shard["ShardId"])
+        kwargs |= (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": seq}
+            if seq
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        iterator = kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
+        while iterator:
+            records = (page := kinesis.get_records(ShardIterator=iterator, Limit=PAGE * 10))["Records"]
+            if not records:
+                break
+            if oldest is None or records[0]["ApproximateArrivalTimestamp"] < oldest:
+                oldest = records[0]["ApproximateArrivalTimestamp"]
+            pending += len(records)
+            iterator = page.get("NextShardIterator")
+    return StageLag("firehose", pending, _age(oldest))
+
+
+def pipeline_lag(settings: Settings) -> list[StageLag]:
+    return [pipe_lag(settings), firehose_lag(settings)]
+
+
+def worker_status(settings: Settings) -> dict:
+    """The workers' own counters (records in/out, flushes, errors), as they last wrote them."""
+    return read_json(settings.state_path("status", "workers.json"), {}) or {}

@@ -1,0 +1,158 @@
+"""`sales-ops local up|down|status`: the emulator and the stand-in workers as background processes.
+
+Each runs detached with a pidfile and a log under the state dir. `up` is idempotent: it starts what
+is not running (so after a crash it restarts just the dead worker) and provisions the resources.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sales_ops.local.provision import provision
+from sales_ops.settings import LOCAL_HOST, Settings
+
+
+class EmulatorError(RuntimeError):
+    """The embedded AWS could not be started or reached; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    module: str
+
+    def pidfile(self, settings: Settings) -> Path:
+        return settings.state_path("run", f"{self.name}.pid")
+
+    def logfile(self, settings: Settings) -> Path:
+        return settings.state_path("logs", f"{self.name}.log")
+
+    def pid(self, settings: Settings) -> int | None:
+        """The pid from the pidfile if that process is alive."""
+        try:
+            pid = int(self.pidfile(settings).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+
+EMULATOR = Service("emulator", "sales_ops.local.emulator")
+WORKERS = Service("workers", "sales_ops.local.workers")
+SERVICES = (EMULATOR, WORKERS)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (ours, not yet reaped) is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+def port_open(port: int, host: str = LOCAL_HOST) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SALES_OPS_TARGET": "local",
+        "SALES_OPS_ENDPOINT": settings.endpoint_url or "",
+        "SALES_OPS_STATE_DIR": str(settings.state_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _spawn(service: Service, settings: Settings, *args: str) -> int:
+    log = service.logfile(settings).open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", service.module, *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=_child_env(settings),
+        start_new_session=True,  # survives the CLI and its Ctrl-C
+    )
+    service.pidfile(settings).write_text(str(proc.pid))
+    return proc.pid
+
+
+def wait_until_ready(settings: Settings, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if EMULATOR.pid(settings) is None:
+            raise EmulatorError(f"the emulator exited during start-up; see {EMULATOR.logfile(settings)}")
+        if port_open(settings.port):
+            try:
+                settings.client("s3").list_buckets()
+                return
+            except Exception:
+                pass
+        time.sleep(0.2)
+    raise EmulatorError(f"the emulator did not answer on {settings.endpoint_url} within {timeout:.0f}s")
+
+
+def up(settings: Settings, log=print) -> None:
+    """Start whatever is not running, provision the resources, and return when all is ready."""
+    if EMULATOR.pid(settings) is None:
+        if port_open(settings.port):
+            raise EmulatorError(
+                f"port {settings.port} on {LOCAL_HOST} is taken by another process; stop it or set "
+                "SALES_OPS_ENDPOINT to another port"
+            )
+        pid = _spawn(EMULATOR, settings, "--port", str(settings.port), "--state-dir", str(settings.state_dir))
+        log(f"emulator started (pid {pid}) on {settings.endpoint_url}, state in {settings.state_dir}")
+    else:
+        log(f"emulator already running (pid {EMULATOR.pid(settings)})")
+    wait_until_ready(settings)
+    provision(settings)
+    if WORKERS.pid(settings) is None:
+        pid = _spawn(WORKERS, settings)
+        log(f"stand-ins started (pid {pid}): pipe, firehose; log {WORKERS.logfile(settings)}")
+    else:
+        log(f"stand-ins already running (pid {WORKERS.pid(settings)})")
+
+
+def stop_service(service: Service, settings: Settings, timeout: float) -> bool:
+    """SIGTERM, wait, then SIGKILL; returns True if something was running."""
+    pid = service.pid(settings)
+    if pid is None:
+        service.pidfile(settings).unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    service.pidfile(settings).unlink(missing_ok=True)
+    return True
+
+
+def down(settings: Settings, log=print) -> None:
+    """Stop the workers first (they flush their buffers), then the emulator (it snapshots)."""
+    for service, timeout in ((WORKERS, 30.0), (EMULATOR, 120.0)):
+        if stop_service(service, settings, timeout):
+            log(f"{service.name} stopped")
+        else:
+            log(f"{service.name} was not running")
+
+
+def processes(settings: Settings) -> dict[str, int | None]:
+    return {service.name: service.pid(settings) for service in SERVICES}

@@ -1,0 +1,119 @@
+"""One place for where the pipeline lives: target, endpoint, names, and the boto3 clients.
+
+`local` (default) talks to the embedded AWS on 127.0.0.1; `aws` talks to a deployed stack whose
+outputs supply the names. Everything else in the project asks `Settings` instead of reading the
+environment itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+TARGETS = ("local", "aws")
+
+LOCAL_ACCOUNT = "123456789012"
+LOCAL_REGION = "us-east-1"
+LOCAL_HOST = "127.0.0.1"
+LOCAL_PORT = 4566
+LOCAL_CREDENTIALS = ("testing", "testing")
+
+RAW_PREFIX = "raw/orders/"
+ERROR_PREFIX = "errors/processing-failed/"
+CURATED_PREFIX = "curated/"
+ATHENA_RESULTS_PREFIX = "athena-results/"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    target: str = "local"
+    region: str = LOCAL_REGION
+    account: str = LOCAL_ACCOUNT
+    endpoint_url: str | None = f"http://{LOCAL_HOST}:{LOCAL_PORT}"
+    bucket: str = "sales-ops-local"
+    table: str = "orders"
+    kinesis_stream: str = "orders-cdc"
+    delivery_stream: str = "orders-raw"
+    pipe: str = "orders-cdc-pipe"
+    transform_function: str = "orders-firehose-transform"
+    database: str = "sales_ops"
+    crawler: str = "sales-ops-raw-orders"
+    workgroup: str = "sales-ops"
+    stack_name: str = "sales-ops"
+    state_dir: Path = field(default_factory=lambda: Path(".sales-ops").resolve())
+
+    @classmethod
+    def from_env(cls, target: str | None = None, env: dict[str, str] | None = None) -> Settings:
+        """Settings for `target` (or SALES_OPS_TARGET), with SALES_OPS_* overrides from `env`."""
+        env = dict(os.environ if env is None else env)
+        target = (target or env.get("SALES_OPS_TARGET") or "local").strip().lower()
+        if target not in TARGETS:
+            raise SettingsError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+        state_dir = Path(env.get("SALES_OPS_STATE_DIR", ".sales-ops")).resolve()
+        if target == "local":
+            settings = cls(target="local", state_dir=state_dir)
+            if "SALES_OPS_ENDPOINT" in env:
+                settings = replace(settings, endpoint_url=env["SALES_OPS_ENDPOINT"])
+            return settings
+        from sales_ops.stack import settings_from_stack  # imported late: only the aws target needs it
+
+        return settings_from_stack(
+            stack_name=env.get("SALES_OPS_STACK", "sales-ops"),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or LOCAL_REGION,
+            state_dir=state_dir,
+        )
+
+    @property
+    def is_local(self) -> bool:
+        return self.target == "local"
+
+    @property
+    def port(self) -> int:
+        """The emulator's port (local target only)."""
+        from urllib.parse import urlparse
+
+        return urlparse(self.endpoint_url or "").port or LOCAL_PORT
+
+    def client(self, service: str, **config: Any) -> Any:
+        """A boto3 client for `service` on this target (cached per service and config)."""
+        key = (service, tuple(sorted(config.items())))
+        cache = self._clients
+        if key not in cache:
+            cache[key] = self._session.client(
+                service,
+                endpoint_url=self.endpoint_url if self.is_local else None,
+                config=Config(retries={"max_attempts": 5, "mode": "standard"}, **config),
+            )
+        return cache[key]
+
+    @cached_property
+    def _clients(self) -> dict:
+        return {}
+
+    @cached_property
+    def _session(self) -> boto3.session.Session:
+        if self.is_local:
+            key, secret = LOCAL_CREDENTIALS
+            return boto3.session.Session(
+                aws_access_key_id=key, aws_secret_access_key=secret, region_name=self.region
+            )
+        return boto3.session.Session(region_name=self.region)
+
+    # Paths under the state dir: pidfiles, logs, checkpoints and the emulator snapshot.
+    def state_path(self, *parts: str) -> Path:
+        path = self.state_dir.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def s3_uri(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{key}"
