@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -56,11 +55,12 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 @contextmanager
 def friendly_errors() -> Iterator[None]:
     """Known failures become one clear line and a non-zero exit, not a traceback."""
+    from sales_ops.local.progress import DeliveryTimeout
     from sales_ops.local.supervisor import EmulatorError
 
     try:
         yield
-    except (SettingsError, EmulatorError, ValueError) as exc:
+    except (SettingsError, EmulatorError, DeliveryTimeout, ValueError) as exc:
         raise fail(str(exc)) from None
     except EndpointConnectionError as exc:
         raise fail(
@@ -160,6 +160,7 @@ def load(
 ) -> None:
     """Write mock orders (inserts, status updates, deletes) to DynamoDB."""
     from sales_ops.load import run_load
+    from sales_ops.local.progress import wait_delivered
 
     if rate < 0:
         raise fail("--rate must be ≥ 0 (0 means as fast as possible)", 2)
@@ -188,7 +189,7 @@ def load(
             )
         result = {**asdict(summary), "changes": summary.changes, "changes_per_s": round(summary.rate, 1)}
         if wait:
-            result["delivered_after_s"] = round(_wait_delivered(cfg, timeout), 2)
+            result["delivered_after_s"] = round(wait_delivered(cfg, timeout), 2)
     if as_json:
         print(json.dumps(result))
     else:
@@ -198,23 +199,6 @@ def load(
         )
         if wait:
             console.print(f"every change reached S3 {result['delivered_after_s']}s after the last write")
-
-
-def _wait_delivered(cfg: Settings, timeout: float) -> float:
-    from sales_ops.local.progress import pipeline_lag
-    from sales_ops.local.supervisor import processes
-
-    started = time.monotonic()
-    while True:
-        lags = pipeline_lag(cfg)
-        if all(lag.caught_up for lag in lags):
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            stuck = ", ".join(f"{lag.stage}: {lag.pending} pending" for lag in lags if not lag.caught_up)
-            dead = [name for name, pid in processes(cfg).items() if not pid]
-            hint = f"; not running: {', '.join(dead)} (run `sales-ops local up`)" if dead else ""
-            raise fail(f"not all changes reached S3 within {timeout:.0f}s ({stuck}){hint}")
-        time.sleep(0.5)
 
 
 if __name__ == "__main__":

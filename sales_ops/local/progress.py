@@ -92,3 +92,28 @@ def pipeline_lag(settings: Settings) -> list[StageLag]:
 def worker_status(settings: Settings) -> dict:
     """The workers' own counters (records in/out, flushes, errors), as they last wrote them."""
     return read_json(settings.state_path("status", "workers.json"), {}) or {}
+
+
+class DeliveryTimeout(RuntimeError):
+    """Changes did not reach S3 in time; the message says which stage holds them."""
+
+
+def wait_delivered(settings: Settings, timeout: float = 300.0, poll: float = 0.5) -> float:
+    """Block until every change on the table's stream is in S3; returns the seconds waited.
+
+    Stages are checked in flow order: once the Pipe has nothing pending every change is on Kinesis,
+    and once Firehose then has nothing pending (buffer included) every change is in S3.
+    """
+    from sales_ops.local.supervisor import processes
+
+    started = time.monotonic()
+    while True:
+        lags = pipeline_lag(settings)
+        if all(lag.caught_up for lag in lags):
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            stuck = ", ".join(f"{lag.stage}: {lag.pending} pending" for lag in lags if not lag.caught_up)
+            dead = [name for name, pid in processes(settings).items() if not pid]
+            hint = f"; not running: {', '.join(dead)} (run `sales-ops local up`)" if dead else ""
+            raise DeliveryTimeout(f"not all changes reached S3 within {timeout:.0f}s ({stuck}){hint}")
+        time.sleep(poll)

@@ -1,0 +1,65 @@
+"""Shared fixtures: a real embedded AWS (moto server + stand-in workers) per test session.
+
+Each session gets its own free port on 127.0.0.1 and its own state dir, so test runs never touch
+a developer's `.sales-ops/` or a stack on 4566, and parallel sessions do not collide.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sales_ops.local import supervisor
+from sales_ops.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stack_settings(state_dir: Path, port: int | None = None) -> Settings:
+    port = port or free_port()
+    return Settings.from_env(
+        "local",
+        env={"SALES_OPS_ENDPOINT": f"http://127.0.0.1:{port}", "SALES_OPS_STATE_DIR": str(state_dir)},
+    )
+
+
+def stack_env(settings: Settings) -> dict[str, str]:
+    """Environment for a `sales-ops` subprocess that talks to this stack."""
+    return {
+        **os.environ,
+        "SALES_OPS_TARGET": "local",
+        "SALES_OPS_ENDPOINT": settings.endpoint_url or "",
+        "SALES_OPS_STATE_DIR": str(settings.state_dir),
+    }
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The whole local pipeline, started once per session and stopped at the end."""
+    settings = stack_settings(tmp_path_factory.mktemp("stack"))
+    supervisor.up(settings, log=lambda *_: None)
+    try:
+        yield settings
+    finally:
+        supervisor.down(settings, log=lambda *_: None)
+
+
+@pytest.fixture()
+def fresh_stack(tmp_path: Path) -> Iterator[Settings]:
+    """A stack of its own, for tests that kill or restart processes."""
+    settings = stack_settings(tmp_path / "stack")
+    supervisor.up(settings, log=lambda *_: None)
+    try:
+        yield settings
+    finally:
+        supervisor.down(settings, log=lambda *_: None)
