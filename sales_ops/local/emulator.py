@@ -75,7 +75,35 @@ def snapshot(state_dir: Path, attempts: int = 5) -> int:
     return len(payload)
 
 
-def install_fast_paths() -> None:
+_STREAM_LOCK = threading.Lock()
+
+
+def install_patches() -> None:
+    """Our two changes to moto's behaviour, applied only inside the emulator process."""
+    _serialize_stream_appends()
+    _fast_stream_get_records()
+
+
+def _serialize_stream_appends() -> None:
+    """Make DynamoDB stream appends atomic, so sequence numbers are unique and in list order.
+
+    moto computes `seq = len(items) + start`, builds the record, then appends, with no lock: two
+    concurrent writes got the same sequence number (seen in tests/test_pipeline.py), and since
+    its iterators use the number as a list index, a resume from a checkpoint could skip or repeat
+    records. DynamoDB guarantees unique, increasing numbers per shard; this restores that.
+    """
+    from moto.dynamodb.models.table import StreamShard
+
+    unlocked_add = StreamShard.add
+
+    def add(self: StreamShard, old: object, new: object) -> None:
+        with _STREAM_LOCK:
+            unlocked_add(self, old, new)
+
+    StreamShard.add = add
+
+
+def _fast_stream_get_records() -> None:
     """Serve DynamoDB Streams GetRecords with a direct JSON dump instead of moto's serializer.
 
     moto 5.2 serializes responses by walking the botocore model, which for GetRecords (hundreds
@@ -104,7 +132,7 @@ def install_fast_paths() -> None:
 
 def serve(port: int, state_dir: Path, snapshot_every: float) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
-    install_fast_paths()
+    install_patches()
     restored = restore(state_dir)
     log.info("restored %s", ", ".join(restored) if restored else "nothing (fresh start)")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
