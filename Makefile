@@ -1,0 +1,39 @@
+# Two commands: `make run` and `make test`. Each installs what is missing first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+TOOLS := .venv-tools
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: run test lint install tools bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	touch $@
+
+# checkov pins an older boto3, so it lives in a venv of its own (DESIGN §6).
+$(TOOLS)/.installed: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install $(PIP_FLAGS) --no-deps -r requirements-tools.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+tools: $(TOOLS)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install tools lint
+	$(VENV)/bin/python -m pytest
+
+run: install
+	./scripts/run_local.sh
+
+bench: install
+	for b in bench/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+
+clean:
+	-$(VENV)/bin/sales-ops local down
+	rm -rf .sales-ops
