@@ -58,6 +58,9 @@ def load_handler(path: Path = HANDLER_PATH) -> ModuleType:
     return module
 
 
+SHARD_REFRESH_S = 5.0
+
+
 @dataclass
 class Buffered:
     shard_id: str
@@ -138,6 +141,7 @@ class FirehoseStandIn:
         self._buffer_bytes = 0
         self._buffer_started: float | None = None
         self._iterators: dict[str, str | None] = {}
+        self._shards: tuple[float, list[str]] | None = None
         log.info(
             "firehose %s: %s → s3://%s/%s, buffer %d B / %.0f s, retries %d",
             settings.delivery_stream,
@@ -151,6 +155,13 @@ class FirehoseStandIn:
 
     # --- reading Kinesis -------------------------------------------------------------------
     def shard_ids(self) -> list[str]:
+        """The source's shards, re-listed every SHARD_REFRESH_S (resharding is rare; listing is not free)."""
+        now = time.monotonic()
+        if self._shards is None or now - self._shards[0] > SHARD_REFRESH_S:
+            self._shards = (now, self._list_shards())
+        return self._shards[1]
+
+    def _list_shards(self) -> list[str]:
         shards, token = [], None
         while True:
             kwargs = {"NextToken": token} if token else {"StreamName": self.stream_name}

@@ -29,6 +29,9 @@ MAX_PUT_RECORDS = 500  # Kinesis PutRecords limits: 500 records, 5 MiB per call.
 MAX_PUT_BYTES = 5 * 1024 * 1024
 
 
+SHARD_REFRESH_S = 5.0
+
+
 @dataclass
 class PipeStats:
     records_in: int = 0
@@ -122,6 +125,7 @@ class PipeStandIn:
         self.partition_key = json_path_getter(key_path)
         self.checkpoints = Checkpoints(settings.state_path("checkpoints", "pipe.json"), self.source_arn)
         self._iterators: dict[str, str | None] = {}
+        self._shards: tuple[float, list[str]] | None = None
         log.info(
             "pipe %s: %s → %s, batch %d, key %s",
             settings.pipe,
@@ -132,6 +136,13 @@ class PipeStandIn:
         )
 
     def shard_ids(self) -> list[str]:
+        """The source's shards, re-listed every SHARD_REFRESH_S (resharding is rare; listing is not free)."""
+        now = time.monotonic()
+        if self._shards is None or now - self._shards[0] > SHARD_REFRESH_S:
+            self._shards = (now, self._list_shards())
+        return self._shards[1]
+
+    def _list_shards(self) -> list[str]:
         shards, start = [], None
         while True:
             kwargs = {"StreamArn": self.source_arn}
