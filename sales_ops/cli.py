@@ -148,6 +148,71 @@ def _print_status(report: dict) -> None:
     console.print(table)
 
 
+# --- deploy ----------------------------------------------------------------------------------
+StackOption = Annotated[
+    str, typer.Option("--stack", envvar="SALES_OPS_STACK", help="CloudFormation stack name.")
+]
+RegionOption = Annotated[str | None, typer.Option(help="AWS region (default: AWS_REGION or the profile's).")]
+
+
+@app.command("deploy")
+def deploy(
+    stack: StackOption = "sales-ops",
+    region: RegionOption = None,
+    parameter: Annotated[
+        list[str] | None, typer.Option("--parameter", help="Template parameter KEY=VALUE (repeatable).")
+    ] = None,
+    artifacts_bucket: Annotated[str | None, typer.Option(help="Bucket for the Lambda package.")] = None,
+    no_orjson: Annotated[
+        bool, typer.Option("--no-orjson", help="Package the Lambda without orjson.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the stack outputs as JSON.")] = False,
+) -> None:
+    """Package the Lambda, then create or update the stack in infra/ through a change set."""
+    from sales_ops import stack as cfn
+
+    params = {}
+    for item in parameter or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise fail(f"--parameter wants KEY=VALUE, got {item!r}", 2)
+        params[key] = value
+    with friendly_errors():
+        outputs = cfn.deploy(
+            stack,
+            region or cfn.default_region(),
+            parameters=params,
+            artifacts_bucket=artifacts_bucket,
+            with_orjson=not no_orjson,
+            build_dir=Settings.from_env("local").state_dir / "build",
+            progress=err.print,
+        )
+    if as_json:
+        print(json.dumps(outputs, indent=2))
+    else:
+        for key, value in sorted(outputs.items()):
+            console.print(f"{key:28} {value}")
+
+
+@app.command("destroy")
+def destroy(
+    stack: StackOption = "sales-ops",
+    region: RegionOption = None,
+    delete_artifacts: Annotated[bool, typer.Option(help="Also delete the Lambda artifacts bucket.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Empty the data bucket and delete the stack."""
+    from sales_ops import stack as cfn
+
+    if not yes and not typer.confirm(f"Delete stack {stack} and every object in its bucket?"):
+        raise typer.Exit(1)
+    with friendly_errors():
+        existed = cfn.destroy(
+            stack, region or cfn.default_region(), delete_artifacts=delete_artifacts, progress=err.print
+        )
+    console.print(f"stack {stack} deleted" if existed else f"no stack named {stack}")
+
+
 # --- load ------------------------------------------------------------------------------------
 @app.command("load")
 def load(

@@ -65,11 +65,11 @@ class Settings:
             if "SALES_OPS_ENDPOINT" in env:
                 settings = replace(settings, endpoint_url=env["SALES_OPS_ENDPOINT"])
             return settings
-        from sales_ops.stack import settings_from_stack  # imported late: only the aws target needs it
+        from sales_ops.stack import default_region, settings_from_stack  # only the aws target needs it
 
         return settings_from_stack(
             stack_name=env.get("SALES_OPS_STACK", "sales-ops"),
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or LOCAL_REGION,
+            region=default_region(env),
             state_dir=state_dir,
         )
 

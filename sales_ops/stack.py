@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -121,6 +122,16 @@ def make_clients(
     return client
 
 
+def default_region(env: dict[str, str] | None = None) -> str:
+    """AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region, else us-east-1."""
+    env = os.environ if env is None else env
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if not region:
+        with contextlib.suppress(BotoCoreError):
+            region = boto3.session.Session().region_name
+    return region or "us-east-1"
+
+
 @contextlib.contextmanager
 def aws_errors(doing: str) -> Iterator[None]:
     """Turn credential and connection failures while `doing` something into a clear SettingsError."""
@@ -138,8 +149,10 @@ def aws_errors(doing: str) -> Iterator[None]:
                 "(aws sso login, new session token) and try again."
             ) from exc
         raise StackError(f"AWS refused a call while {doing}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise SettingsError(f"AWS call failed while {doing}: {exc}") from exc
+    except BotoCoreError as exc:  # expired SSO token, unknown profile, no network, ...
+        raise SettingsError(
+            f"AWS call failed while {doing}: {exc}. Check your AWS credentials, profile and region."
+        ) from exc
 
 
 def _code(exc: ClientError) -> str:
@@ -173,9 +186,8 @@ def settings_from_stack(
     stack_name: str, region: str, state_dir: Path, clients: ClientFactory | None = None
 ) -> Settings:
     """Settings for the `aws` target, read from the Outputs of the deployed stack `stack_name`."""
-    clients = clients or make_clients(region)
     with aws_errors(f"reading stack {stack_name!r} in {region}"):
-        stack = describe_stack(stack_name, clients)
+        stack = describe_stack(stack_name, clients or make_clients(region))
     if stack is None:
         raise SettingsError(
             f"No CloudFormation stack {stack_name!r} in region {region}: deploy it with "
@@ -366,11 +378,7 @@ def _orjson_wheel(wheel_dir: Path) -> Path:
 
 def _wheel_files(wheel: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(wheel) as archive:
-        return {
-            info.filename: archive.read(info)
-            for info in archive.infolist()
-            if not info.is_dir() and not info.filename.endswith(".dist-info/RECORD")
-        }
+        return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
 
 
 # ----------------------------------------------------------------------------- artifacts
@@ -407,7 +415,8 @@ def ensure_artifacts_bucket(bucket: str, region: str, clients: ClientFactory) ->
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
         },
     )
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(_tls_only_policy(bucket)))
+    if s3.meta.endpoint_url.startswith("https://"):  # a plain-http emulator would be locked out
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(_tls_only_policy(bucket)))
 
 
 def _tls_only_policy(bucket: str) -> dict[str, Any]:
@@ -434,7 +443,7 @@ def upload_once(path: Path, bucket: str, key: str, clients: ClientFactory) -> No
         s3.head_object(Bucket=bucket, Key=key)
         return
     except ClientError as exc:
-        if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
+        if _code(exc) not in ("403", "404", "NoSuchKey", "NotFound"):  # 403: no s3:ListBucket
             raise
     s3.put_object(Bucket=bucket, Key=key, Body=Path(path).read_bytes())
 
@@ -463,8 +472,8 @@ def deploy(
     `parameters` override template parameters; on an update, parameters not given keep their
     previous values. Returns the stack's outputs.
     """
-    clients = clients or make_clients(region)
     with aws_errors(f"deploying stack {stack_name!r} to {region}"):
+        clients = clients or make_clients(region)
         account = clients("sts").get_caller_identity()["Account"]
         _say(progress, f"account {account}, region {region}, stack {stack_name}")
         bucket = artifacts_bucket or artifacts_bucket_name(account, region)
@@ -473,7 +482,7 @@ def deploy(
         body = json.dumps(template) if template is not None else Path(template_path).read_text()
         names = template_parameters(template if template is not None else read_template(template_path))
         params = {**(parameters or {}), "LambdaCodeBucket": bucket, "LambdaCodeKey": code_key}
-        source = _template_source(body, bucket, clients)
+        source = _template_source(body, bucket, region, clients)
         _apply_change_set(stack_name, source, params, names, clients, progress, poll_seconds)
         stack = describe_stack(stack_name, clients) or {}
     return stack_outputs(stack)
@@ -494,14 +503,13 @@ def _upload_code(
     return key
 
 
-def _template_source(body: str, bucket: str, clients: ClientFactory) -> dict[str, str]:
+def _template_source(body: str, bucket: str, region: str, clients: ClientFactory) -> dict[str, str]:
+    """TemplateBody, or for a template over CloudFormation's inline limit, its S3 URL."""
     if len(body.encode()) <= TEMPLATE_BODY_LIMIT:
         return {"TemplateBody": body}
     key = f"templates/{hashlib.sha256(body.encode()).hexdigest()[:16]}.template"
-    s3 = clients("s3")
-    s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
-    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600)
-    return {"TemplateURL": url}
+    clients("s3").put_object(Bucket=bucket, Key=key, Body=body.encode())
+    return {"TemplateURL": f"https://{bucket}.s3.{region}.amazonaws.com/{key}"}
 
 
 def _apply_change_set(
@@ -517,15 +525,21 @@ def _apply_change_set(
     kind, previous = _change_set_type(stack_name, clients, progress, poll_seconds)
     change_set = f"{stack_name}-{time.strftime('%Y%m%d%H%M%S')}"
     _say(progress, f"creating change set {change_set} ({kind})")
-    cfn.create_change_set(
-        StackName=stack_name,
-        ChangeSetName=change_set,
-        ChangeSetType=kind,
-        Parameters=_parameter_list(params, names, previous),
-        Capabilities=CAPABILITIES,
-        Tags=[{"Key": "project", "Value": "sales-ops"}],
-        **source,
-    )
+    try:
+        cfn.create_change_set(
+            StackName=stack_name,
+            ChangeSetName=change_set,
+            ChangeSetType=kind,
+            Parameters=_parameter_list(params, names, previous),
+            Capabilities=CAPABILITIES,
+            Tags=[{"Key": "project", "Value": "sales-ops"}],
+            **source,
+        )
+    except ClientError as exc:  # some endpoints refuse an empty change set up front
+        if not any(text in str(exc) for text in NO_CHANGES):
+            raise
+        _say(progress, "no changes: the stack is up to date")
+        return
     if not _wait_change_set(stack_name, change_set, clients, progress, poll_seconds):
         return
     _say(progress, "executing change set")
@@ -585,12 +599,7 @@ def _wait_change_set(
             return False
         raise StackError(f"Change set {change_set} failed: {reason or exc}") from exc
     described = cfn.describe_change_set(StackName=stack_name, ChangeSetName=change_set)
-    changes = described.get("Changes", [])
-    if not changes and any(text in described.get("StatusReason", "") for text in NO_CHANGES):
-        cfn.delete_change_set(StackName=stack_name, ChangeSetName=change_set)
-        _say(progress, "no changes: the stack is up to date")
-        return False
-    for change in changes:
+    for change in described.get("Changes", []):
         rc = change.get("ResourceChange", {})
         _say(
             progress, f"  {rc.get('Action', '?'):<8} {rc.get('LogicalResourceId')} ({rc.get('ResourceType')})"
@@ -658,8 +667,8 @@ def destroy(
 
     Returns False when there was no stack to delete.
     """
-    clients = clients or make_clients(region)
     with aws_errors(f"destroying stack {stack_name!r} in {region}"):
+        clients = clients or make_clients(region)
         account = clients("sts").get_caller_identity()["Account"]
         stack = describe_stack(stack_name, clients)
         if stack is None:
@@ -675,11 +684,17 @@ def _delete_stack(
     stack_name: str, stack: dict[str, Any], clients: ClientFactory, progress: Progress | None, poll: int
 ) -> None:
     bucket = stack_outputs(stack).get("BucketName")
-    if bucket and _bucket_exists(bucket, clients):
-        empty_bucket(bucket, clients, progress)
-    _say(progress, f"deleting stack {stack_name}")
-    clients("cloudformation").delete_stack(StackName=stack_name)
-    _wait_stack(stack_name, "stack_delete_complete", clients, progress, poll)
+    for attempt in (1, 2):  # Firehose may write to the bucket until it is deleted itself: retry once
+        if bucket and _bucket_exists(bucket, clients):
+            empty_bucket(bucket, clients, progress)
+        _say(progress, f"deleting stack {stack_name}")
+        clients("cloudformation").delete_stack(StackName=stack_name)
+        try:
+            _wait_stack(stack_name, "stack_delete_complete", clients, progress, poll)
+            break
+        except StackError:
+            if attempt == 2:
+                raise
     _say(progress, f"stack {stack_name} deleted")
 
 

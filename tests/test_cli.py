@@ -92,3 +92,26 @@ def test_port_taken_by_another_process_is_reported(tmp_path):
         result = run("local", "up", env=env)
     assert result.returncode == 1
     assert f"port {port}" in result.stderr and "taken" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["deploy"], ["destroy", "--yes"], ["--target", "aws", "local", "status"]]
+)
+def test_aws_commands_without_credentials_say_so(command, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "SALES_OPS_STATE_DIR": str(tmp_path),
+    }
+    result = run(*command, env=env)
+    assert result.returncode == 1
+    assert "No AWS credentials found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_deploy_rejects_malformed_parameter():
+    result = run("deploy", "--parameter", "novalue")
+    assert result.returncode == 2
+    assert "KEY=VALUE" in result.stderr
