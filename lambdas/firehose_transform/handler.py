@@ -1,0 +1,471 @@
+"""Firehose processor: DynamoDB stream records (via EventBridge Pipe and Kinesis) to JSON lines.
+
+Contract (DESIGN.md 2.2). Firehose calls ``handler(event, context)`` with a transformation event
+whose source is Kinesis; each ``records[i].data`` is base64 of one DynamoDB stream record in the
+Lambda-event shape (``eventID``, ``eventName``, ``eventSource``, ``dynamodb{Keys, NewImage,
+OldImage, SequenceNumber, ApproximateCreationDateTime}``). The answer is ``{"records": [...]}``
+with exactly one output per input, in input order, with the same ``recordId``:
+
+* ``Ok``: ``data`` is base64 of ONE JSON object plus ``"\\n"``, keys in this order:
+  ``event_id, event_type, event_time, sequence_number, is_deleted``, the 13 attributes of
+  DESIGN 2.1 (always present, ``null`` when the image lacks them, so the Glue crawler sees one
+  stable schema), then ``extra``: every other attribute of the image, in image order.
+  ``metadata.partitionKeys`` = ``{"dt": "YYYY-MM-DD", "hour": "HH"}`` of ``event_time``.
+* ``ProcessingFailed``: ``data`` is the input ``data`` unchanged (Firehose stores it as rawData).
+  The reason is logged (one JSON line per record) and available from ``transform_record`` and
+  ``explain_failure``; it is not added to the response, whose record schema Firehose fixes.
+* ``Dropped`` is never produced: every well-formed DynamoDB stream record is an order change
+  (TTL expiries too: the item is gone from the table, so it must be gone downstream).
+
+Decoding: INSERT/MODIFY use NewImage; REMOVE uses OldImage, else Keys alone, and sets
+``is_deleted``. S, B -> string (B stays base64); N -> JSON number with the exact decimal text
+("24.50" stays 24.50); BOOL -> bool; NULL -> null; M -> object; L -> array; SS, BS -> arrays of
+strings; NS -> array of numbers. ``event_time`` is ISO-8601 UTC with ``Z`` from
+ApproximateCreationDateTime: seconds (whole: no fraction; fractional: milliseconds), or
+milliseconds when the value is above 1e11 (the native DynamoDB-to-Kinesis shape), which always
+gives a 3-digit fraction.
+
+A record fails (ProcessingFailed) when: data is not base64, not UTF-8 JSON or not an object;
+eventName is not INSERT/MODIFY/REMOVE; eventSource is present and not aws:dynamodb; eventID is
+missing; SequenceNumber is missing or not a string of digits; ApproximateCreationDateTime is
+missing, not a number, negative or past year 9999; the image the event needs is missing; an
+attribute value is not DynamoDB-typed JSON (not an object with exactly one known type tag, a
+value of the wrong JSON type, an N that is not a finite number, nesting deeper than 64 levels);
+order_id is missing, not S, or empty. The 2.1 attributes' value types are not checked here: the
+record is carried faithfully and the data-quality checks judge it.
+
+An event without a ``records`` list, or a record without ``recordId``, raises: no valid answer
+exists, and Firehose treats the failed invocation as such (retries, then the error prefix).
+
+Standard library only; orjson is used when importable (bundled in the deployment package) and
+the output bytes are the same either way.
+"""
+
+from __future__ import annotations
+
+import binascii
+import functools
+import json
+import logging
+import math
+import re
+import time
+from decimal import Decimal
+from json.encoder import encode_basestring as _encode_str  # the C escaper; orjson escapes alike
+from typing import Any, NoReturn
+
+try:
+    import orjson
+except ImportError:  # the handler must also run on the bare Lambda runtime
+    orjson = None  # type: ignore[assignment]
+
+__all__ = ["ORDER_ATTRIBUTES", "explain_failure", "handler", "std_dumps_line", "transform_record"]
+
+ORDER_ATTRIBUTES: tuple[str, ...] = (
+    "order_id",
+    "customer_id",
+    "product_id",
+    "product_name",
+    "category",
+    "quantity",
+    "unit_price",
+    "order_total",
+    "status",
+    "channel",
+    "region",
+    "created_at",
+    "updated_at",
+)
+_ORDER_ATTRIBUTE_SET = frozenset(ORDER_ATTRIBUTES)
+# Output key order is fixed by this template; copying a dict keeps it and is cheap.
+_ROW_TEMPLATE: dict[str, Any] = dict.fromkeys(
+    ("event_id", "event_type", "event_time", "sequence_number", "is_deleted", *ORDER_ATTRIBUTES, "extra")
+)
+_EVENT_NAMES = frozenset(("INSERT", "MODIFY", "REMOVE"))
+_MS_THRESHOLD = 10**11  # 1e11 s is year 5138, 1e11 ms is 1973: larger values are milliseconds
+_MAX_SECONDS = 253402300800  # 10000-01-01T00:00:00Z, keeps the ISO year at four digits
+_MAX_DEPTH = 64  # DynamoDB nests 32 levels; this bounds recursion well below Python's limit
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?").fullmatch
+_LOOSE_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?").fullmatch
+
+logger = logging.getLogger("firehose_transform")
+
+
+class _Reject(Exception):
+    """A record that cannot be transformed; ``path`` locates the attribute, innermost first."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str] = []
+
+    def __str__(self) -> str:
+        if not self.path:
+            return self.reason
+        where = "".join(p if p.startswith("[") else f".{p}" for p in reversed(self.path))
+        return f"{where.lstrip('.')}: {self.reason}"
+
+
+# --- JSON in and out -------------------------------------------------------------------------
+
+
+class _RawNumber(str):
+    """Exact JSON number text, written without quotes by the stdlib encoder."""
+
+    __slots__ = ()
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_std_decoder = json.JSONDecoder(parse_constant=_reject_constant)  # built once: json.loads would not
+
+
+def _std_loads(raw: bytes) -> Any:
+    # Decode as strict UTF-8 first: json.loads(bytes) would also guess UTF-16/32 and skip a BOM,
+    # which orjson does not.
+    return _std_decoder.decode(raw.decode("utf-8"))
+
+
+def _std_encode(obj: Any) -> str:
+    kind = type(obj)
+    if kind is str:
+        return _encode_str(obj)
+    if kind is _RawNumber:
+        return obj
+    if kind is dict:  # str values inline: they are most of a row, and a call each costs
+        items = [
+            f"{_encode_str(k)}:{_encode_str(v) if type(v) is str else _std_encode(v)}" for k, v in obj.items()
+        ]
+        return "{" + ",".join(items) + "}"
+    if kind is list:
+        return "[" + ",".join([_std_encode(v) for v in obj]) + "]"
+    if obj is None:
+        return "null"
+    if obj is True:
+        return "true"
+    if obj is False:
+        return "false"
+    raise TypeError(f"cannot encode {kind.__name__}")
+
+
+def std_dumps_line(obj: Any) -> bytes:
+    """Compact JSON + newline, byte-identical to orjson.dumps(..., OPT_APPEND_NEWLINE)."""
+    return (_std_encode(obj) + "\n").encode("utf-8")
+
+
+if orjson is not None:
+    _fast_loads: Any = orjson.loads
+    _dumps_line: Any = functools.partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE)
+    _raw_number: Any = orjson.Fragment
+else:
+    _fast_loads = _std_loads
+    _dumps_line = std_dumps_line
+    _raw_number = _RawNumber
+
+
+# --- DynamoDB attribute values -----------------------------------------------------------------
+
+
+# N text -> raw number. Quantities and prices repeat a lot, and a lookup is cheaper than the
+# regex; bounded (first come, kept) so that a long-lived container cannot grow without end.
+_numbers: dict[str, Any] = {}
+_NUMBERS_MAX = 20_000
+
+
+def _canonical_number(text: str) -> str | None:
+    try:
+        return str(Decimal(text))  # always JSON-valid for a finite Decimal: "0.5", "7", "1E+5"
+    except ArithmeticError:  # an exponent beyond what decimal can hold
+        return None
+
+
+def _number(text: Any) -> Any:
+    if type(text) is str:
+        if _JSON_NUMBER(text):
+            raw = _raw_number(text)
+        elif _LOOSE_NUMBER(text) and (canonical := _canonical_number(text)):
+            # Valid for DynamoDB/Decimal, not JSON ("+5", ".5", "007"): same value, JSON spelling.
+            raw = _raw_number(canonical)
+        else:
+            raise _Reject(f"N value {text!r:.60} is not a number")
+        if len(_numbers) < _NUMBERS_MAX:
+            _numbers[text] = raw
+        return raw
+    raise _Reject(f"N value {text!r:.60} is not a number")
+
+
+def _strings(tag: str, values: Any) -> list[str]:
+    if type(values) is list and all(type(v) is str for v in values):
+        return values
+    raise _Reject(f"{tag} value must be an array of strings")
+
+
+def _decode(av: Any, depth: int) -> Any:
+    """Decode one DynamoDB-typed attribute value."""
+    if type(av) is not dict or len(av) != 1:
+        if type(av) is dict and av:
+            raise _Reject(f"several type tags {sorted(av)} in one attribute value")
+        raise _Reject(f"not DynamoDB-typed JSON (expected {{tag: value}}, got {av!r:.60})")
+    ((tag, value),) = av.items()
+    if tag == "S" or tag == "B":
+        if type(value) is str:
+            return value
+    elif tag == "N":
+        return _number(value)
+    elif tag == "BOOL":
+        if type(value) is bool:
+            return value
+    elif tag == "NULL":
+        if value is True:
+            return None
+    elif tag == "M" or tag == "L":
+        if depth >= _MAX_DEPTH:
+            raise _Reject(f"nested deeper than {_MAX_DEPTH} levels")
+        if tag == "M" and type(value) is dict:
+            return _decode_map(value, depth + 1)
+        if tag == "L" and type(value) is list:
+            return _decode_list(value, depth + 1)
+    elif tag == "SS" or tag == "BS":
+        return _strings(tag, value)
+    elif tag == "NS":
+        if type(value) is list:
+            return [_number(v) for v in value]
+    else:
+        raise _Reject(f"unknown type tag {tag!r}")
+    raise _Reject(f"{tag} value of the wrong JSON type ({type(value).__name__})")
+
+
+def _decode_map(image: dict[str, Any], depth: int) -> dict[str, Any]:
+    out = {}
+    for name, av in image.items():
+        try:
+            out[name] = _decode(av, depth)
+        except _Reject as exc:
+            exc.path.append(name)
+            raise
+    return out
+
+
+def _decode_list(values: list[Any], depth: int) -> list[Any]:
+    out = []
+    for i, av in enumerate(values):
+        try:
+            out.append(_decode(av, depth))
+        except _Reject as exc:
+            exc.path.append(f"[{i}]")
+            raise
+    return out
+
+
+def _fill_row(row: dict[str, Any], image: dict[str, Any]) -> None:
+    """Decode the image into row: 2.1 attributes in place, the rest into row["extra"]."""
+    extra: dict[str, Any] = {}
+    for name, av in image.items():
+        # Inline fast paths for the S and N values that make up nearly every order; anything
+        # else, or anything odd, takes the general decoder, which also words the rejection.
+        try:
+            ((tag, value),) = av.items()
+        except (AttributeError, ValueError):
+            tag = None
+        try:
+            if tag == "S" and type(value) is str:
+                pass
+            elif tag == "N" and type(value) is str:
+                if (number := _numbers.get(value)) is None:
+                    number = _number(value)
+                value = number
+            else:
+                value = _decode(av, 0)
+        except _Reject as exc:
+            exc.path.append(name)
+            raise
+        if name in _ORDER_ATTRIBUTE_SET:
+            row[name] = value
+        else:
+            extra[name] = value
+    row["extra"] = extra
+
+
+# --- Event time --------------------------------------------------------------------------------
+
+
+# ApproximateCreationDateTime -> (event_time, dt, hour). A batch shares a few seconds, and this
+# lookup is cheaper than gmtime and formatting; bounded like _numbers.
+_times: dict[int | float, tuple[str, str, str]] = {}
+_TIMES_MAX = 20_000
+
+
+def _event_time(value: Any) -> tuple[str, str, str]:
+    """(event_time, dt, hour) from ApproximateCreationDateTime (seconds, or ms above 1e11)."""
+    kind = type(value)  # exact type: a bool is not a time (and True would find the entry of 1)
+    if kind is not int and kind is not float:
+        what = "missing" if value is None else f"{value!r:.40} is not a number"
+        raise _Reject(f"dynamodb.ApproximateCreationDateTime {what}")
+    times = _times.get(value)
+    if times is None:
+        times = _format_time(value)
+        if len(_times) < _TIMES_MAX:
+            _times[value] = times
+    return times
+
+
+def _format_time(value: float) -> tuple[str, str, str]:
+    # An int and a float of equal value give the same result here, so they may share a key.
+    if not math.isfinite(value):
+        raise _Reject(f"dynamodb.ApproximateCreationDateTime {value!r} is not a number")
+    if value > _MS_THRESHOLD:
+        seconds, millis = divmod(round(value), 1000)
+        fraction = f".{millis:03d}"  # a millisecond source keeps millisecond precision
+    elif type(value) is int:
+        seconds, fraction = value, ""
+    else:  # fractional seconds (moto's streams give them): milliseconds when there are some
+        seconds, millis = divmod(round(value * 1000), 1000)
+        fraction = f".{millis:03d}" if millis else ""
+    if not 0 <= seconds < _MAX_SECONDS:
+        raise _Reject(f"dynamodb.ApproximateCreationDateTime {value!r} is out of range")
+    t = time.gmtime(seconds)
+    day = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+    hour = f"{t.tm_hour:02d}"
+    return f"{day}T{hour}:{t.tm_min:02d}:{t.tm_sec:02d}{fraction}Z", day, hour
+
+
+# --- Records -----------------------------------------------------------------------------------
+
+
+def _stream_record(data: Any) -> dict[str, Any]:
+    if type(data) is not str:
+        raise _Reject("record has no base64 data string")
+    try:
+        # strict_mode rejects characters outside the alphabet and bad padding, in C.
+        raw = binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _Reject(f"data is not valid base64 ({exc})") from None
+    try:
+        payload = _fast_loads(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
+        # orjson refuses a few texts that the stdlib parser takes (1e400 in a field we ignore):
+        # the stdlib parser has the last word, so that both builds accept the same records.
+        try:
+            payload = _std_loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise _Reject(f"data is not UTF-8 JSON ({exc})") from None
+    if type(payload) is not dict:
+        raise _Reject(f"data is JSON {type(payload).__name__}, not a stream record object")
+    return payload
+
+
+def _transform_data(data: Any) -> tuple[str, str, str]:
+    """Transform one record's base64 data into (output base64, dt, hour).
+
+    Raises an exception whose ``str`` is the reason when the record must be ProcessingFailed.
+    """
+    payload = _stream_record(data)
+    event_name = payload.get("eventName")
+    if event_name not in _EVENT_NAMES:
+        raise _Reject(f"unknown eventName {event_name!r:.40}")
+    source = payload.get("eventSource", "aws:dynamodb")
+    if source != "aws:dynamodb":
+        raise _Reject(f"eventSource {source!r:.40} is not aws:dynamodb")
+    event_id = payload.get("eventID")
+    if type(event_id) is not str or not event_id:
+        raise _Reject("eventID missing or not a string")
+    ddb = payload.get("dynamodb")
+    if type(ddb) is not dict:
+        raise _Reject("dynamodb section missing or not an object")
+    sequence = ddb.get("SequenceNumber")
+    if type(sequence) is not str or not (sequence.isascii() and sequence.isdigit()):
+        raise _Reject(f"dynamodb.SequenceNumber {sequence!r:.40} is not a string of digits")
+    event_time, day, hour = _event_time(ddb.get("ApproximateCreationDateTime"))
+
+    if event_name == "REMOVE":
+        image_name = "OldImage" if ddb.get("OldImage") is not None else "Keys"
+    else:
+        image_name = "NewImage"
+    image = ddb.get(image_name)
+    if type(image) is not dict:
+        what = "missing" if image is None else "not an object"
+        raise _Reject(f"{event_name} record: dynamodb.{image_name} {what}")
+
+    row = _ROW_TEMPLATE.copy()
+    row["event_id"] = event_id
+    row["event_type"] = event_name
+    row["event_time"] = event_time
+    row["sequence_number"] = sequence
+    row["is_deleted"] = event_name == "REMOVE"
+    try:
+        _fill_row(row, image)
+    except _Reject as exc:
+        exc.path.append(image_name)
+        raise
+    order_id = row["order_id"]
+    if type(order_id) is not str or not order_id:
+        what = "missing" if order_id is None else "not a non-empty S value"
+        raise _Reject(f"order_id {what} in dynamodb.{image_name}")
+    try:
+        line = _dumps_line(row)
+    except (TypeError, ValueError) as exc:  # e.g. lone surrogates, which UTF-8 cannot carry
+        raise _Reject(f"cannot encode the output as UTF-8 JSON ({exc})") from None
+    return binascii.b2a_base64(line, newline=False).decode("ascii"), day, hour
+
+
+def transform_record(record: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """One Firehose input record to its output record, and the failure reason (None when Ok).
+
+    Never raises for bad data; a record without ``recordId`` raises KeyError (no answer exists).
+    """
+    record_id = record["recordId"]
+    data = record.get("data")
+    try:
+        out, day, hour = _transform_data(data)
+    except _Reject as exc:
+        reason = str(exc)
+    except Exception as exc:  # a bug or an odd input must fail this record only, not the batch
+        reason = f"unexpected {type(exc).__name__}: {exc}"
+    else:
+        return {
+            "recordId": record_id,
+            "result": "Ok",
+            "data": out,
+            "metadata": {"partitionKeys": {"dt": day, "hour": hour}},
+        }, None
+    return {"recordId": record_id, "result": "ProcessingFailed", "data": data}, reason
+
+
+def explain_failure(data_b64: str) -> str | None:
+    """Why this record's data is ProcessingFailed, or None when it transforms Ok."""
+    return transform_record({"recordId": "", "data": data_b64})[1]
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, Any]]]:
+    """Lambda entry point: the Firehose transformation event in, one output per record out."""
+    invocation = event.get("invocationId")
+    outputs = []
+    failed = 0
+    for record in event["records"]:
+        output, reason = transform_record(record)
+        if reason is not None:
+            failed += 1
+            logger.warning(
+                json.dumps(
+                    {
+                        "event": "record_failed",
+                        "invocationId": invocation,
+                        "recordId": output["recordId"],
+                        "reason": reason,
+                    }
+                )
+            )
+        outputs.append(output)
+    summary = {
+        "event": "transform_summary",
+        "invocationId": invocation,
+        "records": len(outputs),
+        "ok": len(outputs) - failed,
+        "dropped": 0,
+        "processing_failed": failed,
+    }
+    # INFO may be filtered out at the runtime's log level; a batch with failures is a WARNING.
+    logger.log(logging.WARNING if failed else logging.INFO, json.dumps(summary))
+    return {"records": outputs}
