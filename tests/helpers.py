@@ -10,23 +10,11 @@ from decimal import Decimal
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from sales_ops.local.firehose import load_handler
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 
-ORDER_FIELDS = (
-    "order_id",
-    "customer_id",
-    "product_id",
-    "product_name",
-    "category",
-    "quantity",
-    "unit_price",
-    "order_total",
-    "status",
-    "channel",
-    "region",
-    "created_at",
-    "updated_at",
-)
+# The DESIGN §2.1 attributes, as the Lambda (the contract's one implementation) names them.
+ORDER_FIELDS = load_handler().ORDER_ATTRIBUTES
 
 
 def list_keys(settings: Settings, prefix: str) -> list[str]:

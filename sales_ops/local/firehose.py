@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 
 from sales_ops.local.checkpoint import Checkpoints
+from sales_ops.local.shards import KinesisApi, ShardReader
 from sales_ops.settings import Settings
 
 log = logging.getLogger("sales_ops.firehose")
@@ -56,9 +57,6 @@ def load_handler(path: Path = HANDLER_PATH) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-SHARD_REFRESH_S = 5.0
 
 
 @dataclass
@@ -125,27 +123,28 @@ class DeliveryConfig:
         )
 
 
+def firehose_checkpoints(settings: Settings, source_arn: str) -> Checkpoints:
+    return Checkpoints(settings.state_path("checkpoints", "firehose.json"), source_arn)
+
+
 class FirehoseStandIn:
     def __init__(self, settings: Settings, handler_module: ModuleType | None = None) -> None:
         self.settings = settings
         self.config = DeliveryConfig.describe(settings)
-        self.stream_name = self.config.source_arn.rsplit("/", 1)[-1]
-        self.kinesis = settings.client("kinesis")
         self.s3 = settings.client("s3")
         self.lambda_module = handler_module or load_handler()
-        self.checkpoints = Checkpoints(
-            settings.state_path("checkpoints", "firehose.json"), self.config.source_arn
+        self.checkpoints = firehose_checkpoints(settings, self.config.source_arn)
+        self.reader = ShardReader(
+            KinesisApi(settings.client("kinesis"), self.config.source_arn), self.checkpoints
         )
         self.stats = FirehoseStats()
         self.buffer: list[Buffered] = []
         self._buffer_bytes = 0
         self._buffer_started: float | None = None
-        self._iterators: dict[str, str | None] = {}
-        self._shards: tuple[float, list[str]] | None = None
         log.info(
             "firehose %s: %s → s3://%s/%s, buffer %d B / %.0f s, retries %d",
             settings.delivery_stream,
-            self.stream_name,
+            self.config.source_arn,
             self.config.bucket,
             self.config.prefix,
             self.config.buffer_bytes,
@@ -153,49 +152,15 @@ class FirehoseStandIn:
             self.config.retries,
         )
 
-    # --- reading Kinesis -------------------------------------------------------------------
-    def shard_ids(self) -> list[str]:
-        """The source's shards, re-listed every SHARD_REFRESH_S (resharding is rare; listing is not free)."""
-        now = time.monotonic()
-        if self._shards is None or now - self._shards[0] > SHARD_REFRESH_S:
-            self._shards = (now, self._list_shards())
-        return self._shards[1]
-
-    def _list_shards(self) -> list[str]:
-        shards, token = [], None
-        while True:
-            kwargs = {"NextToken": token} if token else {"StreamName": self.stream_name}
-            page = self.kinesis.list_shards(**kwargs)
-            shards += [s["ShardId"] for s in page["Shards"]]
-            token = page.get("NextToken")
-            if not token:
-                return shards
-
-    def _iterator(self, shard_id: str) -> str | None:
-        if shard_id not in self._iterators:
-            seq = self.checkpoints.get(shard_id)
-            kwargs = {"StreamName": self.stream_name, "ShardId": shard_id}
-            if seq:
-                kwargs |= {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": seq}
-            else:
-                kwargs["ShardIteratorType"] = "TRIM_HORIZON"
-            self._iterators[shard_id] = self.kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
-        return self._iterators[shard_id]
-
     def poll_once(self) -> int:
         """Read what is new on every shard into the buffer, flushing when a hint is reached."""
         read = 0
-        for shard_id in self.shard_ids():
-            iterator = self._iterator(shard_id)
-            if iterator is None:
-                continue
-            page = self.kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            for record in page["Records"]:
+        for shard_id, records in self.reader.pages(10_000):
+            for record in records:
                 self._add(shard_id, record)
                 if self._buffer_bytes >= self.config.buffer_bytes:
                     self.flush()
-            read += len(page["Records"])
-            self._iterators[shard_id] = page.get("NextShardIterator")
+            read += len(records)
         if self.buffer and time.monotonic() - (self._buffer_started or 0) >= self.config.buffer_seconds:
             self.flush()
         return read

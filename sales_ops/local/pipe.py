@@ -21,15 +21,13 @@ from typing import Any
 import orjson
 
 from sales_ops.local.checkpoint import Checkpoints
+from sales_ops.local.shards import DynamoDBStreamApi, ShardReader
 from sales_ops.settings import Settings
 
 log = logging.getLogger("sales_ops.pipe")
 
 MAX_PUT_RECORDS = 500  # Kinesis PutRecords limits: 500 records, 5 MiB per call.
 MAX_PUT_BYTES = 5 * 1024 * 1024
-
-
-SHARD_REFRESH_S = 5.0
 
 
 @dataclass
@@ -109,10 +107,13 @@ def chunks(entries: list[tuple[str, bytes, str]]) -> Iterable[list[tuple[str, by
         yield chunk
 
 
+def pipe_checkpoints(settings: Settings, source_arn: str) -> Checkpoints:
+    return Checkpoints(settings.state_path("checkpoints", "pipe.json"), source_arn)
+
+
 class PipeStandIn:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.streams = settings.client("dynamodbstreams")
         self.kinesis = settings.client("kinesis")
         self.stats = PipeStats()
         definition = settings.client("pipes").describe_pipe(Name=settings.pipe)
@@ -123,9 +124,9 @@ class PipeStandIn:
         self.starting_position: str = source.get("StartingPosition", "TRIM_HORIZON")
         key_path = definition["TargetParameters"]["KinesisStreamParameters"]["PartitionKey"]
         self.partition_key = json_path_getter(key_path)
-        self.checkpoints = Checkpoints(settings.state_path("checkpoints", "pipe.json"), self.source_arn)
-        self._iterators: dict[str, str | None] = {}
-        self._shards: tuple[float, list[str]] | None = None
+        self.checkpoints = pipe_checkpoints(settings, self.source_arn)
+        api = DynamoDBStreamApi(settings.client("dynamodbstreams"), self.source_arn)
+        self.reader = ShardReader(api, self.checkpoints, self.starting_position)
         log.info(
             "pipe %s: %s → %s, batch %d, key %s",
             settings.pipe,
@@ -135,50 +136,14 @@ class PipeStandIn:
             key_path,
         )
 
-    def shard_ids(self) -> list[str]:
-        """The source's shards, re-listed every SHARD_REFRESH_S (resharding is rare; listing is not free)."""
-        now = time.monotonic()
-        if self._shards is None or now - self._shards[0] > SHARD_REFRESH_S:
-            self._shards = (now, self._list_shards())
-        return self._shards[1]
-
-    def _list_shards(self) -> list[str]:
-        shards, start = [], None
-        while True:
-            kwargs = {"StreamArn": self.source_arn}
-            if start:
-                kwargs["ExclusiveStartShardId"] = start
-            desc = self.streams.describe_stream(**kwargs)["StreamDescription"]
-            shards += [s["ShardId"] for s in desc["Shards"]]
-            start = desc.get("LastEvaluatedShardId")
-            if not start:
-                return shards
-
-    def _iterator(self, shard_id: str) -> str | None:
-        if shard_id not in self._iterators:
-            seq = self.checkpoints.get(shard_id)
-            kwargs = {"StreamArn": self.source_arn, "ShardId": shard_id}
-            if seq:
-                kwargs |= {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": seq}
-            else:
-                kwargs["ShardIteratorType"] = self.starting_position
-            self._iterators[shard_id] = self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
-        return self._iterators[shard_id]
-
     def poll_once(self) -> int:
         """Forward at most one batch per shard; returns how many records were forwarded."""
         forwarded = 0
-        for shard_id in self.shard_ids():
-            iterator = self._iterator(shard_id)
-            if iterator is None:
-                continue  # closed shard, fully read
-            page = self.streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
-            records = page["Records"]
+        for shard_id, records in self.reader.pages(self.batch_size):
             if records:
                 self.forward(records)
                 self.checkpoints.commit({shard_id: records[-1]["dynamodb"]["SequenceNumber"]})
                 forwarded += len(records)
-            self._iterators[shard_id] = page.get("NextShardIterator")
         return forwarded
 
     def forward(self, records: list[dict]) -> None:

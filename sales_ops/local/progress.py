@@ -10,10 +10,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sales_ops.local.checkpoint import Checkpoints, read_json
+from sales_ops.local.checkpoint import read_json
+from sales_ops.local.firehose import firehose_checkpoints
+from sales_ops.local.pipe import pipe_checkpoints
+from sales_ops.local.shards import DynamoDBStreamApi, KinesisApi, ShardReader
 from sales_ops.settings import Settings
 
-PAGE = 1000
 STATUS_COUNT_LIMIT = 100_000  # status counts pending records up to here, then says "at least"
 
 
@@ -34,62 +36,19 @@ def _age(ts: datetime | None) -> float | None:
 
 def pipe_lag(settings: Settings, limit: int = STATUS_COUNT_LIMIT) -> StageLag:
     """Records on the DynamoDB stream after the Pipe's checkpoint (counted up to `limit`)."""
-    streams = settings.client("dynamodbstreams")
     source = settings.client("pipes").describe_pipe(Name=settings.pipe)["Source"]
-    checkpoints = Checkpoints(settings.state_path("checkpoints", "pipe.json"), source)
-    pending, oldest = 0, None
-    for shard in streams.describe_stream(StreamArn=source)["StreamDescription"]["Shards"]:
-        if pending >= limit:
-            break
-        kwargs = {"StreamArn": source, "ShardId": shard["ShardId"]}
-        seq = checkpoints.get(shard["ShardId"])
-        kwargs |= (
-            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": seq}
-            if seq
-            else {"ShardIteratorType": "TRIM_HORIZON"}
-        )
-        iterator = streams.get_shard_iterator(**kwargs)["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator, Limit=min(PAGE, limit - pending))
-            records = page["Records"]
-            if not records:
-                break
-            if oldest is None:
-                oldest = records[0]["dynamodb"].get("ApproximateCreationDateTime")
-            pending += len(records)
-            iterator = page.get("NextShardIterator") if pending < limit else None
-    return StageLag("pipe", pending, _age(oldest))
+    api = DynamoDBStreamApi(settings.client("dynamodbstreams"), source)
+    pending = ShardReader(api, pipe_checkpoints(settings, source)).pending(limit)
+    return StageLag("pipe", pending.count, _age(pending.oldest))
 
 
 def firehose_lag(settings: Settings, limit: int = STATUS_COUNT_LIMIT) -> StageLag:
     """Records on Kinesis after Firehose's checkpoint, buffered ones included (up to `limit`)."""
-    kinesis = settings.client("kinesis")
     desc = settings.client("firehose").describe_delivery_stream(DeliveryStreamName=settings.delivery_stream)
     source = desc["DeliveryStreamDescription"]["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"]
-    stream = source.rsplit("/", 1)[-1]
-    checkpoints = Checkpoints(settings.state_path("checkpoints", "firehose.json"), source)
-    pending, oldest = 0, None
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        if pending >= limit:
-            break
-        kwargs = {"StreamName": stream, "ShardId": shard["ShardId"]}
-        seq = checkpoints.get(shard["ShardId"])
-        kwargs |= (
-            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": seq}
-            if seq
-            else {"ShardIteratorType": "TRIM_HORIZON"}
-        )
-        iterator = kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=min(PAGE * 10, limit - pending))
-            records = page["Records"]
-            if not records:
-                break
-            if oldest is None or records[0]["ApproximateArrivalTimestamp"] < oldest:
-                oldest = records[0]["ApproximateArrivalTimestamp"]
-            pending += len(records)
-            iterator = page.get("NextShardIterator") if pending < limit else None
-    return StageLag("firehose", pending, _age(oldest))
+    api = KinesisApi(settings.client("kinesis"), source)
+    pending = ShardReader(api, firehose_checkpoints(settings, source)).pending(limit)
+    return StageLag("firehose", pending.count, _age(pending.oldest))
 
 
 def pipeline_lag(settings: Settings, limit: int = STATUS_COUNT_LIMIT) -> list[StageLag]:

@@ -1,0 +1,142 @@
+"""Reading a sharded stream from a checkpoint: DynamoDB Streams and Kinesis behind one interface.
+
+The Pipe reads the table's stream and Firehose reads Kinesis the same way: list the shards, open
+an iterator after each shard's checkpoint (or at the start position), read pages, and hand the
+iterator on. The two APIs differ only in names, which the two small `…Api` classes absorb.
+`ShardReader` is used by the stand-ins (in-memory iterators that move ahead of the checkpoint)
+and by `progress` (a fresh look from the checkpoint, to count what is pending).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sales_ops.local.checkpoint import Checkpoints
+
+SHARD_REFRESH_S = 5.0  # resharding is rare and listing is not free: re-list at most this often
+
+
+class DynamoDBStreamApi:
+    def __init__(self, client: Any, stream_arn: str) -> None:
+        self.client, self.arn = client, stream_arn
+
+    def list_shards(self) -> list[str]:
+        shards, start = [], None
+        while True:
+            kwargs = {"StreamArn": self.arn} | ({"ExclusiveStartShardId": start} if start else {})
+            desc = self.client.describe_stream(**kwargs)["StreamDescription"]
+            shards += [s["ShardId"] for s in desc["Shards"]]
+            start = desc.get("LastEvaluatedShardId")
+            if not start:
+                return shards
+
+    def iterator(self, shard_id: str, after: str | None, start_at: str) -> str:
+        kwargs = {"StreamArn": self.arn, "ShardId": shard_id}
+        kwargs |= (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
+            if after
+            else {"ShardIteratorType": start_at}
+        )
+        return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
+
+    def read(self, iterator: str, limit: int) -> tuple[list[dict], str | None]:
+        page = self.client.get_records(ShardIterator=iterator, Limit=limit)
+        return page["Records"], page.get("NextShardIterator")
+
+    @staticmethod
+    def sequence_number(record: dict) -> str:
+        return record["dynamodb"]["SequenceNumber"]
+
+    @staticmethod
+    def created(record: dict) -> datetime | None:
+        return record["dynamodb"].get("ApproximateCreationDateTime")
+
+
+class KinesisApi:
+    def __init__(self, client: Any, stream_arn: str) -> None:
+        self.client, self.arn = client, stream_arn
+        self.name = stream_arn.rsplit("/", 1)[-1]
+
+    def list_shards(self) -> list[str]:
+        shards, token = [], None
+        while True:
+            page = self.client.list_shards(**({"NextToken": token} if token else {"StreamName": self.name}))
+            shards += [s["ShardId"] for s in page["Shards"]]
+            token = page.get("NextToken")
+            if not token:
+                return shards
+
+    def iterator(self, shard_id: str, after: str | None, start_at: str) -> str:
+        kwargs = {"StreamName": self.name, "ShardId": shard_id}
+        kwargs |= (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+            if after
+            else {"ShardIteratorType": start_at}
+        )
+        return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
+
+    def read(self, iterator: str, limit: int) -> tuple[list[dict], str | None]:
+        page = self.client.get_records(ShardIterator=iterator, Limit=limit)
+        return page["Records"], page.get("NextShardIterator")
+
+    @staticmethod
+    def sequence_number(record: dict) -> str:
+        return record["SequenceNumber"]
+
+    @staticmethod
+    def created(record: dict) -> datetime | None:
+        return record.get("ApproximateArrivalTimestamp")
+
+
+StreamApi = DynamoDBStreamApi | KinesisApi
+
+
+@dataclass
+class Pending:
+    count: int
+    oldest: datetime | None
+
+
+class ShardReader:
+    """Pages of new records per shard, starting after each shard's checkpoint."""
+
+    def __init__(self, api: StreamApi, checkpoints: Checkpoints, start_at: str = "TRIM_HORIZON") -> None:
+        self.api, self.checkpoints, self.start_at = api, checkpoints, start_at
+        self._iterators: dict[str, str | None] = {}
+        self._shards: tuple[float, list[str]] | None = None
+
+    def shard_ids(self) -> list[str]:
+        now = time.monotonic()
+        if self._shards is None or now - self._shards[0] > SHARD_REFRESH_S:
+            self._shards = (now, self.api.list_shards())
+        return self._shards[1]
+
+    def pages(self, limit: int) -> Iterator[tuple[str, list[dict]]]:
+        """One page per open shard, moving the in-memory iterators (not the checkpoint)."""
+        for shard_id in self.shard_ids():
+            if shard_id not in self._iterators:
+                after = self.checkpoints.get(shard_id)
+                self._iterators[shard_id] = self.api.iterator(shard_id, after, self.start_at)
+            iterator = self._iterators[shard_id]
+            if iterator is None:
+                continue  # a closed shard, read to its end
+            records, self._iterators[shard_id] = self.api.read(iterator, limit)
+            yield shard_id, records
+
+    def pending(self, limit: int, page: int = 1000) -> Pending:
+        """Records after the checkpoints, counted up to `limit`, and the oldest one's time."""
+        count, oldest = 0, None
+        for shard_id in self.api.list_shards():
+            iterator = self.api.iterator(shard_id, self.checkpoints.get(shard_id), self.start_at)
+            while iterator and count < limit:
+                records, iterator = self.api.read(iterator, min(page, limit - count))
+                if not records:
+                    break
+                first = self.api.created(records[0])
+                oldest = first if oldest is None or (first and first < oldest) else oldest
+                count += len(records)
+        return Pending(count, oldest)
