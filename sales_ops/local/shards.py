@@ -20,7 +20,15 @@ from sales_ops.local.checkpoint import Checkpoints
 SHARD_REFRESH_S = 5.0  # resharding is rare and listing is not free: re-list at most this often
 
 
-class DynamoDBStreamApi:
+class _StreamApi:
+    client: Any
+
+    def read(self, iterator: str, limit: int) -> tuple[list[dict], str | None]:
+        page = self.client.get_records(ShardIterator=iterator, Limit=limit)
+        return page["Records"], page.get("NextShardIterator")
+
+
+class DynamoDBStreamApi(_StreamApi):
     def __init__(self, client: Any, stream_arn: str) -> None:
         self.client, self.arn = client, stream_arn
 
@@ -43,10 +51,6 @@ class DynamoDBStreamApi:
         )
         return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
 
-    def read(self, iterator: str, limit: int) -> tuple[list[dict], str | None]:
-        page = self.client.get_records(ShardIterator=iterator, Limit=limit)
-        return page["Records"], page.get("NextShardIterator")
-
     @staticmethod
     def sequence_number(record: dict) -> str:
         return record["dynamodb"]["SequenceNumber"]
@@ -56,7 +60,7 @@ class DynamoDBStreamApi:
         return record["dynamodb"].get("ApproximateCreationDateTime")
 
 
-class KinesisApi:
+class KinesisApi(_StreamApi):
     def __init__(self, client: Any, stream_arn: str) -> None:
         self.client, self.arn = client, stream_arn
         self.name = stream_arn.rsplit("/", 1)[-1]
@@ -78,10 +82,6 @@ class KinesisApi:
             else {"ShardIteratorType": start_at}
         )
         return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
-
-    def read(self, iterator: str, limit: int) -> tuple[list[dict], str | None]:
-        page = self.client.get_records(ShardIterator=iterator, Limit=limit)
-        return page["Records"], page.get("NextShardIterator")
 
     @staticmethod
     def sequence_number(record: dict) -> str:
