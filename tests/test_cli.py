@@ -115,3 +115,15 @@ def test_deploy_rejects_malformed_parameter():
     result = run("deploy", "--parameter", "novalue")
     assert result.returncode == 2
     assert "KEY=VALUE" in result.stderr
+
+
+def test_rate_limiter_never_exceeds_its_rate():
+    import time
+
+    from sales_ops.load import RateLimiter
+
+    limiter = RateLimiter(rate=200)  # 200 changes/s: 100 batches of 5 need at least 2.5 s
+    started = time.monotonic()
+    for _ in range(100):
+        limiter.acquire(5)
+    assert time.monotonic() - started >= (100 * 5 - 5) / 200
