@@ -90,3 +90,29 @@ def test_snapshot_is_written_on_stop(fresh_stack):
     supervisor.down(fresh_stack, log=lambda *_: None)
     assert snapshot_path(fresh_stack.state_dir).stat().st_size > 0
     supervisor.up(fresh_stack, log=lambda *_: None)
+
+
+def test_emulator_exits_at_once_when_its_port_is_taken(tmp_path):
+    import subprocess
+    import sys
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sales_ops.local.emulator",
+                "--port",
+                str(port),
+                "--state-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "in use" in result.stderr

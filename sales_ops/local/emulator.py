@@ -17,7 +17,8 @@ import threading
 import time
 from pathlib import Path
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
 
 log = logging.getLogger("sales_ops.emulator")
 
@@ -193,13 +194,23 @@ def _fast_kinesis_put_records() -> None:
     KinesisResponse.put_records = put_records
 
 
+def bind_server(port: int) -> BaseWSGIServer:
+    """moto's WSGI app on 127.0.0.1 only.
+
+    Bound here rather than through moto's ThreadedMotoServer, whose start() waits without a
+    timeout for a thread that dies when the port is taken, leaving the process hanging.
+    """
+    app = DomainDispatcherApplication(create_backend_app)
+    return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
 def serve(port: int, state_dir: Path, snapshot_every: float) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     install_patches()
     restored = restore(state_dir)
     log.info("restored %s", ", ".join(restored) if restored else "nothing (fresh start)")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = bind_server(port)  # in this thread: a taken port fails here, loudly
+    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     log.info("moto listening on 127.0.0.1:%d", port)
 
     stop = threading.Event()
@@ -207,7 +218,7 @@ def serve(port: int, state_dir: Path, snapshot_every: float) -> None:
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(snapshot_every):
         _snapshot_logged(state_dir)
-    server.stop()
+    server.shutdown()
     _snapshot_logged(state_dir)
     log.info("stopped")
 
@@ -230,7 +241,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    serve(args.port, args.state_dir.resolve(), args.snapshot_every)
+    try:
+        serve(args.port, args.state_dir.resolve(), args.snapshot_every)
+    except OSError as exc:  # e.g. the port is taken: say so and exit, never hang
+        log.error("cannot serve on 127.0.0.1:%d: %s", args.port, exc)
+        raise SystemExit(1) from exc
 
 
 if __name__ == "__main__":
