@@ -266,5 +266,226 @@ def load(
             console.print(f"every change reached S3 {result['delivered_after_s']}s after the last write")
 
 
+# --- catalogue, compaction, rollups, queries, checks ------------------------------------------
+@contextmanager
+def data_errors() -> Iterator[None]:
+    """Query, crawl and compaction failures: the engine's own message, exit 1."""
+    from sales_ops.catalog import CrawlerError
+    from sales_ops.compaction import CompactionError
+    from sales_ops.engine import QueryError
+
+    try:
+        yield
+    except (QueryError, CrawlerError, CompactionError) as exc:  # MissingTableError names the table
+        raise fail(str(exc)) from None
+
+
+def _plain(value: object) -> object:
+    """JSON/CSV-friendly values: exact decimals stay exact, times become ISO-8601."""
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value() and abs(value) < 2**53:
+            return int(value)
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value else str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+@app.command("crawl")
+def crawl(
+    wait: Annotated[bool, typer.Option(help="Return when the crawl has finished (local: always).")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits for the crawler.")] = 600.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Run the crawler: catalogue raw/orders/ as raw_orders (new partitions, new columns)."""
+    from sales_ops.catalog import crawler_for
+
+    with friendly_errors(), data_errors():
+        report = crawler_for(settings()).run(wait=wait, timeout=timeout)
+    if as_json:
+        print(json.dumps(asdict(report)))
+        return
+    if report.state == "RUNNING":
+        console.print("crawler started; `sales-ops crawl --wait` waits for it")
+        return
+    console.print(
+        f"crawl done in {report.seconds:.1f}s: {report.tables_created} table(s) created, "
+        f"{report.tables_updated} updated, {report.partitions_added} partition(s) added, "
+        f"{len(report.columns)} columns"
+        + (f" (new: {', '.join(report.columns_added)})" if report.columns_added else "")
+    )
+
+
+@app.command("compact")
+def compact_cmd(
+    full: Annotated[bool, typer.Option("--full", help="Rebuild every partition from all raw data.")] = False,
+    retention_hours: Annotated[float, typer.Option(help="Keep superseded versions this long.")] = 24.0,
+    lookback_hours: Annotated[float, typer.Option(help="How far back to look for late raw objects.")] = 72.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Compact new raw events into orders_latest (only the order_date partitions they touch)."""
+    from sales_ops.compaction import compact
+    from sales_ops.engine import engine_for
+
+    with friendly_errors(), data_errors():
+        cfg = settings()
+        engine = engine_for(cfg)
+        try:
+            report = compact(cfg, engine, full, retention_hours, lookback_hours)
+        finally:
+            engine.close()
+    if as_json:
+        print(json.dumps(asdict(report)))
+        return
+    if not report.partitions_rewritten and not full:
+        console.print(f"nothing new to compact (watermark {report.watermark_after or 'none'})")
+    else:
+        console.print(
+            f"{'rebuilt' if full else 'compacted'} {report.new_objects} raw object(s) into "
+            f"{len(report.partitions_rewritten)} partition(s), {report.rows} live rows "
+            f"(version {report.version}): "
+            f"read {_size(report.bytes_read)}, wrote {_size(report.bytes_written)} in {report.seconds:.1f}s"
+        )
+    if report.versions_removed:
+        console.print(f"removed {report.versions_removed} superseded version(s)")
+
+
+@app.command("rollup")
+def rollup_cmd(
+    name: Annotated[list[str] | None, typer.Option("--name", help="Only this rollup (repeatable).")] = None,
+    retention_hours: Annotated[float, typer.Option(help="Keep superseded versions this long.")] = 24.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+) -> None:
+    """Rebuild the Parquet rollups (sales_by_product_hourly, customer_activity, inventory_status)."""
+    from sales_ops.engine import engine_for
+    from sales_ops.rollups import ROLLUPS, build_rollup
+
+    unknown = sorted(set(name or ()) - set(ROLLUPS))
+    if unknown:
+        raise fail(f"unknown rollup(s) {', '.join(unknown)}; known: {', '.join(ROLLUPS)}", 2)
+    with friendly_errors(), data_errors():
+        cfg = settings()
+        engine = engine_for(cfg)
+        try:
+            reports = [build_rollup(cfg, engine, n, retention_hours) for n in (name or ROLLUPS)]
+        finally:
+            engine.close()
+    if as_json:
+        print(json.dumps([asdict(r) for r in reports]))
+        return
+    for r in reports:
+        console.print(f"{r.name}: {r.rows} rows, {_size(r.bytes_written)} in {r.seconds:.1f}s → {r.location}")
+
+
+@app.command("query")
+def query_cmd(
+    sql: Annotated[str | None, typer.Argument(help="SQL in Athena's dialect (Trino).")] = None,
+    named: Annotated[str | None, typer.Option("--named", help="A query of sales_ops/sql/ by name.")] = None,
+    output: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE for a named query.")] = None,
+    list_named: Annotated[bool, typer.Option("--list", help="List the named queries.")] = False,
+) -> None:
+    """Run SQL or a named query on Athena (aws) or DuckDB (local); shows bytes scanned and time."""
+    from sales_ops.engine import engine_for, named_queries
+
+    if list_named:
+        for query_name, description in named_queries().items():
+            console.print(f"[bold]{query_name}[/]  {description}")
+        return
+    if output not in ("table", "json", "csv"):
+        raise fail(f"--format must be table, json or csv, not {output!r}", 2)
+    if (sql is None) == (named is None):
+        raise fail("give either SQL or --named NAME (see `sales-ops query --list`)", 2)
+    params = dict(p.split("=", 1) for p in param or [] if "=" in p)
+    with friendly_errors(), data_errors():
+        engine = engine_for(settings())
+        try:
+            result = engine.named(named, **params) if named else engine.query(sql or "")
+        finally:
+            engine.close()
+    _print_result(result, output)
+
+
+def _print_result(result, output: str) -> None:
+    import csv
+
+    scanned = _size(result.bytes_scanned)
+    stats = f"{len(result.rows)} row(s), {scanned} scanned, {result.seconds:.2f}s ({result.engine})"
+    if output == "json":
+        print(json.dumps([{k: _plain(v) for k, v in row.items()} for row in result.as_dicts()]))
+        err.print(stats)
+    elif output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows([[_plain(v) for v in row] for row in result.rows])
+        err.print(stats)
+    else:
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*["NULL" if v is None else str(_plain(v)) for v in row])
+        console.print(table)
+        console.print(stats)
+
+
+@app.command("check")
+def check_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcomes as JSON.")] = False,
+    max_age: Annotated[float, typer.Option(help="Freshness: newest raw data at most this old (s).")] = 3600.0,
+    reconcile: Annotated[bool, typer.Option(help="Compare orders_latest with a DynamoDB scan.")] = True,
+) -> None:
+    """Run the data-quality checks; exit 1 when one fails."""
+    from sales_ops.engine import engine_for
+    from sales_ops.quality import run_checks
+
+    with friendly_errors(), data_errors():
+        cfg = settings()
+        engine = engine_for(cfg)
+        try:
+            outcomes = run_checks(cfg, engine, max_age_s=max_age, reconcile=reconcile)
+        finally:
+            engine.close()
+    if as_json:
+        print(json.dumps([asdict(o) for o in outcomes], default=str))
+    else:
+        for o in outcomes:
+            mark = "[green]PASS[/]" if o.passed else "[bold red]FAIL[/]"
+            console.print(f"{mark} {o.name}: {o.summary}")
+    if not all(o.passed for o in outcomes):
+        raise typer.Exit(1)
+
+
+# --- dashboard -------------------------------------------------------------------------------
+@app.command("dashboard")
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port on the loopback interface.")] = 8050,
+    host: Annotated[str, typer.Option(help="Loopback address to bind (127.0.0.1 or ::1).")] = "127.0.0.1",
+) -> None:
+    """Serve the live sales dashboard (refreshes itself every few seconds) until Ctrl-C."""
+    from sales_ops.dashboard.app import check_bind, is_loopback, serve
+
+    if not is_loopback(host):
+        raise fail(f"--host {host}: the dashboard has no authentication, so it binds to loopback only", 2)
+    with friendly_errors():
+        cfg = settings()
+        check_bind(host, port)
+        shown = f"[{host}]" if ":" in host else host
+        console.print(f"dashboard on http://{shown}:{port} ({cfg.target} target); Ctrl-C stops it")
+        serve(cfg, host=host, port=port)
+
+
 if __name__ == "__main__":
     sys.exit(app())

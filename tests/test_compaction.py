@@ -1,0 +1,357 @@
+"""Compaction into orders_latest (DESIGN 2.5) on the emulator, with real handler output.
+
+Each test gets its own bucket, Glue database and state dir on the session's emulator, and a
+synthetic history of orders over three days (sales_ops.synthetic: the mock shop's lifecycles as
+DynamoDB stream records through the real Lambda handler, delivered as Firehose names them). The
+truth is the state the stream leaves in the table, kept by the generator in plain Python.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sales_ops.catalog import LocalCrawler, list_partitions
+from sales_ops.compaction import (
+    LATEST_PREFIX,
+    LOCK_KEY,
+    STATE_KEY,
+    VERSIONS_TABLE,
+    Compaction,
+    CompactionLocked,
+    S3Lock,
+    compact,
+    current_versions,
+)
+from sales_ops.engine import DuckDBEngine
+from sales_ops.settings import RAW_PREFIX, Settings
+from sales_ops.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
+
+END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+CHANGES = plan_changes(400, END - timedelta(days=3), END, seed=7, keys_only_deletes=0.5)
+FIELDS = (
+    "customer_id",
+    "product_id",
+    "product_name",
+    "category",
+    "quantity",
+    "unit_price",
+    "order_total",
+    "status",
+    "channel",
+    "region",
+    "created_at",
+    "updated_at",
+)
+
+
+@pytest.fixture()
+def space(local_stack: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """A bucket, Glue database and state dir of this test's own, on the shared emulator."""
+    tag = uuid.uuid4().hex[:8]
+    settings = replace(local_stack, bucket=f"cmp-{tag}", database=f"cmp_{tag}", state_dir=tmp_path)
+    settings.client("s3").create_bucket(Bucket=settings.bucket)
+    settings.client("glue").create_database(DatabaseInput={"Name": settings.database})
+    yield settings
+    _drop_bucket(settings)
+
+
+def _drop_bucket(settings: Settings) -> None:
+    s3 = settings.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys})
+    s3.delete_bucket(Bucket=settings.bucket)
+
+
+@pytest.fixture()
+def engine(space: Settings) -> Iterator[DuckDBEngine]:
+    with DuckDBEngine(space) as eng:
+        yield eng
+
+
+def deliver(settings: Settings, stream: ChangeStream, changes: list) -> list[tuple[str, bytes]]:
+    lines = list(raw_lines(changes, stream))
+    write_lines(settings, lines)
+    LocalCrawler(settings).run()
+    return lines
+
+
+def table(engine: DuckDBEngine, settings: Settings) -> dict[str, dict]:
+    rows = engine.query(f"SELECT * FROM {settings.database}.orders_latest").as_dicts()
+    return {row["order_id"]: row for row in rows}
+
+
+def assert_matches(rows: dict[str, dict], truth: dict[str, dict]) -> None:
+    assert sorted(rows) == sorted(truth), "orders_latest holds other orders than the table"
+    for order_id, want in truth.items():
+        got = rows[order_id]
+        assert {f: got[f] for f in FIELDS} == {f: want[f] for f in FIELDS}, order_id
+        assert got["order_date"].isoformat() == want["created_at"][:10]
+
+
+def parts(fractions: tuple[float, ...]) -> list[list]:
+    cuts = [round(len(CHANGES) * f) for f in fractions]
+    edges = [0, *cuts, len(CHANGES)]
+    return [CHANGES[a:b] for a, b in itertools.pairwise(edges)]
+
+
+def keys(settings: Settings, prefix: str) -> dict[str, int]:
+    s3 = settings.client("s3")
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix):
+        out |= {o["Key"]: o["Size"] for o in page.get("Contents", [])}
+    return out
+
+
+def dates_of(lines: list[tuple[str, bytes]], created: dict[str, str]) -> set[str]:
+    """order_date partitions these raw lines touch (Keys-only REMOVEs via the order's first line)."""
+    out = set()
+    for _, line in lines:
+        event = json.loads(line)
+        out.add((event["created_at"] or created[event["order_id"]])[:10])
+    return out
+
+
+def test_incremental_runs_give_the_table_state_and_equal_a_full_rebuild(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    stream = ChangeStream(seed=7)
+    created: dict[str, str] = {}
+    reports = []
+    for part in parts((0.7, 0.99)):
+        lines = deliver(space, stream, part)
+        for _, line in lines:
+            event = json.loads(line)
+            created.setdefault(event["order_id"], event["created_at"])
+        before = current_versions(space)
+        reports.append(compact(space, engine))
+        assert_matches(table(engine, space), stream.live_orders())
+
+    # The last run rewrote exactly the dates its events touch; the others kept their version.
+    last = reports[-1]
+    touched = dates_of(lines, created)
+    assert sorted(last.partitions_rewritten) == sorted(f"order_date={d}" for d in touched)
+    after = current_versions(space)
+    untouched = {d for d in before if d.isoformat() not in touched}
+    assert untouched, "the history should leave some dates untouched by the last part"
+    assert all(after[d] == before[d] for d in untouched)
+
+    incremental = table(engine, space)
+    full = compact(space, engine, full=True)
+    assert table(engine, space) == incremental
+    assert last.bytes_read < full.bytes_read / 3
+
+
+def test_a_keys_only_remove_finds_the_order_partition(space: Settings, engine: DuckDBEngine) -> None:
+    """A REMOVE without OldImage has no created_at: the order's partition is looked up."""
+    stream = ChangeStream(seed=7)
+    lines = list(raw_lines(CHANGES, stream))
+    orphans = [(p, x) for p, x in lines if json.loads(x)["created_at"] is None]
+    assert orphans
+    write_lines(space, [(p, x) for p, x in lines if json.loads(x)["created_at"] is not None])
+    LocalCrawler(space).run()
+    compact(space, engine)
+    gone = {json.loads(x)["order_id"] for _, x in orphans}
+    dates = {row["order_date"].isoformat() for oid, row in table(engine, space).items() if oid in gone}
+    assert dates
+
+    write_lines(space, orphans)  # days late: beyond the default lookback, hence the longer one
+    report = compact(space, engine, lookback_hours=24 * 30)
+    assert sorted(report.partitions_rewritten) == sorted(f"order_date={d}" for d in dates)
+    assert not gone & set(table(engine, space))
+    assert_matches(table(engine, space), stream.live_orders())
+
+
+def test_a_second_run_changes_nothing_and_full_rebuilds_write_the_same_content(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    deliver(space, ChangeStream(seed=7), CHANGES)
+    compact(space, engine)
+    locations = current_versions(space)
+    files = keys(space, LATEST_PREFIX)
+    again = compact(space, engine)
+    assert again.partitions_rewritten == [] and again.rows == 0 and again.bytes_read == 0
+    assert current_versions(space) == locations
+    assert keys(space, LATEST_PREFIX) == files
+
+    first = compact(space, engine, full=True)
+    contents = _partition_rows(engine, space, first.version)
+    second = compact(space, engine, full=True)
+    assert second.version != first.version
+    assert _partition_rows(engine, space, second.version) == contents
+
+
+def _partition_rows(engine: DuckDBEngine, settings: Settings, version: str) -> dict:
+    result = engine.query(
+        f"SELECT order_date, v, order_id, status, order_total, last_sequence_number "
+        f"FROM {settings.database}.{VERSIONS_TABLE} WHERE v LIKE '{version}%' ORDER BY order_id"
+    )
+    out: dict = {}
+    for row in result.as_dicts():
+        kind = "deleted" if row.pop("v").endswith("-deleted") else "live"
+        out.setdefault((row.pop("order_date"), kind), []).append(row)
+    return out
+
+
+def test_duplicated_and_reordered_events_change_nothing(space: Settings, engine: DuckDBEngine) -> None:
+    stream = ChangeStream(seed=7)
+    lines = deliver(space, stream, CHANGES)
+    compact(space, engine)
+    expected = table(engine, space)
+
+    # Every raw object again under a new key, its lines reversed (at-least-once delivery, reordered).
+    s3 = space.client("s3")
+    for key in keys(space, RAW_PREFIX):
+        body = s3.get_object(Bucket=space.bucket, Key=key)["Body"].read()
+        reordered = b"".join(reversed(body.splitlines(keepends=True)))
+        s3.put_object(
+            Bucket=space.bucket,
+            Key=f"{key.rsplit('/', 1)[0]}/orders-raw-1-replay-{uuid.uuid4()}",
+            Body=reordered,
+        )
+    # And older events of deleted orders, delivered late: they must not bring those orders back.
+    deleted = {json.loads(x)["order_id"] for _, x in lines if json.loads(x)["is_deleted"]}
+    stale = [
+        (p, x) for p, x in lines if json.loads(x)["order_id"] in deleted and not json.loads(x)["is_deleted"]
+    ]
+    assert stale
+    write_lines(space, stale)
+    LocalCrawler(space).run()
+
+    report = compact(space, engine)
+    assert report.new_objects > 0 and report.partitions_rewritten
+    assert table(engine, space) == expected
+    assert_matches(expected, stream.live_orders())
+
+
+def _hold_back(lines: list[tuple[str, bytes]], newer_than: datetime) -> int:
+    """Index of the last change of an order whose history ended after `newer_than` (a MODIFY)."""
+    last_of: dict[str, int] = {}
+    for i, (_, line) in enumerate(lines):
+        last_of[json.loads(line)["order_id"]] = i
+    for i in sorted(last_of.values()):
+        event = json.loads(lines[i][1])
+        if event["event_type"] == "MODIFY" and event["event_time"] > newer_than.isoformat()[:19]:
+            return i
+    raise AssertionError("no candidate change to hold back")
+
+
+def test_a_late_object_in_a_compacted_hour_is_picked_up(space: Settings, engine: DuckDBEngine) -> None:
+    stream = ChangeStream(seed=7)
+    lines = list(raw_lines(CHANGES, stream))
+    held = _hold_back(lines, END - timedelta(hours=40))  # delivered a day or more late
+    partition, line = lines[held]
+    write_lines(space, lines[:held] + lines[held + 1 :])
+    LocalCrawler(space).run()
+    compact(space, engine)
+    event = json.loads(line)
+    assert table(engine, space)[event["order_id"]]["last_sequence_number"] < int(event["sequence_number"])
+
+    write_lines(space, [(partition, line)])  # lands in an hour compacted long ago
+    report = compact(space, engine)
+    assert report.new_objects == 1
+    assert report.partitions_rewritten == [f"order_date={event['created_at'][:10]}"]
+    assert_matches(table(engine, space), stream.live_orders())
+
+
+def test_an_object_later_than_the_lookback_needs_a_full_rebuild(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    stream = ChangeStream(seed=7)
+    lines = list(raw_lines(CHANGES, stream))
+    held = _hold_back(lines, END - timedelta(days=4))
+    partition, line = lines[held]
+    write_lines(space, lines[:held] + lines[held + 1 :])
+    LocalCrawler(space).run()
+    compact(space, engine, lookback_hours=12)
+    write_lines(space, [(partition, line)])  # older than the newest partition minus 12 h
+    assert compact(space, engine, lookback_hours=12).new_objects == 0
+    assert compact(space, engine, full=True).partitions_rewritten
+    assert_matches(table(engine, space), stream.live_orders())
+
+
+def test_a_crash_between_write_and_swap_leaves_the_table_readable_and_is_repaired(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    stream = ChangeStream(seed=7)
+    first, second = parts((0.8,))
+    deliver(space, stream, first)
+    compact(space, engine)
+    before = table(engine, space)
+    deliver(space, stream, second)
+
+    crashed = Compaction(space, engine)
+    plan = crashed.plan()
+    for batch in plan.batches():
+        crashed.write(plan, batch)  # … and the process dies before swapping any partition
+    orphans = [k for k in keys(space, LATEST_PREFIX) if f"/v={plan.version}" in k]
+    assert orphans
+    assert table(engine, space) == before  # readable, and still the previous state
+
+    # A crash after swapping some partitions but before recording the watermark.
+    half = Compaction(space, engine)
+    plan2 = half.plan()
+    half.write(plan2, plan2.batches(1)[0])
+    half.swap(plan2, plan2.batches(1)[0])
+
+    report = compact(space, engine, retention_hours=0)
+    assert_matches(table(engine, space), stream.live_orders())
+    assert report.versions_removed >= 1
+    assert not [k for k in keys(space, LATEST_PREFIX) if f"/v={plan.version}" in k]
+
+
+def test_two_compactions_never_interleave(space: Settings, engine: DuckDBEngine) -> None:
+    deliver(space, ChangeStream(seed=7), CHANGES[:500])
+    other = S3Lock(space, LOCK_KEY, lease_s=300)
+    with other.held(), pytest.raises(CompactionLocked, match=other.owner):
+        compact(space, engine)
+    assert compact(space, engine).partitions_rewritten
+
+    # A holder that died keeps the lock only until its lease runs out.
+    dead = S3Lock(space, LOCK_KEY, lease_s=0.5)
+    dead.acquire()
+    with pytest.raises(CompactionLocked):
+        compact(space, engine, full=True)
+    time.sleep(0.6)
+    assert compact(space, engine, full=True).partitions_rewritten
+    assert LOCK_KEY not in keys(space, LOCK_KEY)
+    assert STATE_KEY in keys(space, STATE_KEY)  # the watermark lives in S3, not on local disk
+
+
+def test_old_versions_are_removed_after_the_retention(space: Settings, engine: DuckDBEngine) -> None:
+    stream = ChangeStream(seed=7)
+    first, second = parts((0.6,))
+    deliver(space, stream, first)
+    compact(space, engine)
+    deliver(space, stream, second)
+    kept = compact(space, engine, retention_hours=24)
+    assert kept.versions_removed == 0
+    versions = {k.split("/v=")[1].split("/")[0].removesuffix("-deleted") for k in keys(space, LATEST_PREFIX)}
+    assert len(versions) == 2
+    rows = table(engine, space)
+
+    cleaned = compact(space, engine, retention_hours=0)  # nothing new: only the clean-up runs
+    assert cleaned.partitions_rewritten == [] and cleaned.versions_removed > 0
+    left = {k.split("/v=")[1].split("/")[0].removesuffix("-deleted") for k in keys(space, LATEST_PREFIX)}
+    assert left == set(current_versions(space).values())
+    staged = {p["Values"][1].removesuffix("-deleted") for p in list_partitions(space, VERSIONS_TABLE)}
+    assert staged <= left
+    assert table(engine, space) == rows
+
+
+def test_batches_of_dates_give_the_same_table(space: Settings, engine: DuckDBEngine) -> None:
+    stream = ChangeStream(seed=7)
+    deliver(space, stream, CHANGES)
+    report = compact(space, engine, dates_per_write=2)
+    assert len(report.partitions_rewritten) > 2
+    assert_matches(table(engine, space), stream.live_orders())

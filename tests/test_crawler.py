@@ -1,0 +1,180 @@
+"""The local crawler: raw_orders from the handler's JSON lines, incrementally, never losing a column."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sales_ops.catalog import (
+    LocalCrawler,
+    crawler_for,
+    get_table,
+    hive_type,
+    infer_type,
+    list_partitions,
+    merge_types,
+    table_columns,
+)
+from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
+from sales_ops.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
+
+END = datetime(2026, 3, 1, tzinfo=UTC)
+CHANGES = plan_changes(150, END - timedelta(hours=10), END, seed=11, keys_only_deletes=0.5)
+HANDLER_FIELDS = [
+    ("event_id", "string"),
+    ("event_type", "string"),
+    ("event_time", "string"),
+    ("sequence_number", "string"),
+    ("is_deleted", "boolean"),
+    ("order_id", "string"),
+    ("customer_id", "string"),
+    ("product_id", "string"),
+    ("product_name", "string"),
+    ("category", "string"),
+    ("quantity", "int"),
+    ("unit_price", "double"),
+    ("order_total", "double"),
+    ("status", "string"),
+    ("channel", "string"),
+    ("region", "string"),
+    ("created_at", "string"),
+    ("updated_at", "string"),
+]
+
+
+@pytest.fixture()
+def space(local_stack: Settings, tmp_path: Path) -> Iterator[Settings]:
+    tag = uuid.uuid4().hex[:8]
+    settings = replace(local_stack, bucket=f"crw-{tag}", database=f"crw_{tag}", state_dir=tmp_path)
+    settings.client("s3").create_bucket(Bucket=settings.bucket)
+    settings.client("glue").create_database(DatabaseInput={"Name": settings.database})
+    yield settings
+    drop_bucket(settings)
+
+
+def drop_bucket(settings: Settings) -> None:
+    s3 = settings.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys})
+    s3.delete_bucket(Bucket=settings.bucket)
+
+
+def objects_read(settings: Settings) -> int:
+    return LocalCrawler(settings).get_crawler_metrics()["CrawlerMetricsList"][0]["ObjectsRead"]
+
+
+def test_first_crawl_creates_raw_orders_from_the_handler_output(space: Settings) -> None:
+    lines = list(raw_lines(CHANGES, ChangeStream(seed=11)))
+    written = write_lines(space, lines)
+    s3 = space.client("s3")
+    # Not data: an error record and files Hive skips.
+    s3.put_object(Bucket=space.bucket, Key=f"{ERROR_PREFIX}2026/03/01/00/err-1", Body=b'{"errorCode": "x"}\n')
+    s3.put_object(Bucket=space.bucket, Key=f"{RAW_PREFIX}dt=2026-02-28/hour=20/_SUCCESS", Body=b"x")
+
+    report = crawler_for(space).run(wait=True)
+
+    assert (report.tables_created, report.tables_updated) == (1, 0)
+    partitions = {p for p, _ in lines}
+    assert report.partitions_added == len(partitions) == len(list_partitions(space, "raw_orders"))
+    columns = dict(report.columns)
+    assert list(columns)[: len(HANDLER_FIELDS)] == [name for name, _ in HANDLER_FIELDS]
+    assert all(columns[name] == type_ for name, type_ in HANDLER_FIELDS)
+    assert columns["extra"].startswith("struct<") and "coupon_code:string" in columns["extra"]
+    assert list(columns)[-2:] == ["dt", "hour"]
+    table = get_table(space, "raw_orders")
+    assert table["StorageDescriptor"]["Location"] == space.s3_uri(RAW_PREFIX)
+    assert (
+        table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"]
+        == "org.openx.data.jsonserde.JsonSerDe"
+    )
+    assert objects_read(space) == written.objects
+
+
+def test_later_crawls_read_only_new_objects_and_add_only_new_partitions(space: Settings) -> None:
+    lines = list(raw_lines(CHANGES, ChangeStream(seed=11)))
+    first_hours = sorted({p for p, _ in lines})[:5]
+    write_lines(space, [(p, x) for p, x in lines if p in first_hours])
+    crawler = LocalCrawler(space)
+    crawler.run()
+    assert len(list_partitions(space, "raw_orders")) == 5
+
+    again = crawler.run()
+    assert (again.tables_created, again.tables_updated, again.partitions_added) == (0, 0, 0)
+    assert again.columns_added == [] and objects_read(space) == 0
+
+    later = write_lines(space, [(p, x) for p, x in lines if p not in first_hours])
+    report = crawler.run()
+    assert report.partitions_added == len({p for p, _ in lines}) - 5
+    assert report.tables_created == 0 and report.columns_added == []
+    assert objects_read(space) == later.objects  # each new object once, the old ones not at all
+
+
+def test_new_columns_are_added_and_missing_ones_kept(space: Settings) -> None:
+    lines = list(raw_lines(CHANGES[:50], ChangeStream(seed=11)))
+    write_lines(space, lines)
+    crawler = LocalCrawler(space)
+    before = crawler.run().columns
+
+    # A new handler version adds a top-level field and stops sending `region`.
+    event = json.loads(lines[-1][1])
+    event.pop("region")
+    event["loyalty_tier"] = "gold"
+    key = f"{RAW_PREFIX}dt=2026-03-02/hour=00/orders-raw-1-2026-03-02-00-00-01-{uuid.uuid4()}"
+    space.client("s3").put_object(Bucket=space.bucket, Key=key, Body=(json.dumps(event) + "\n").encode())
+    report = crawler.run()
+
+    assert report.columns_added == ["loyalty_tier"]
+    assert report.tables_updated == 1 and report.partitions_added == 1
+    names = [name for name, _ in table_columns(get_table(space, "raw_orders"))]
+    assert "region" in names and names[-1] == "loyalty_tier"
+    assert [c for c in report.columns if c[0] != "loyalty_tier"] == before
+
+
+def test_a_running_crawl_is_waited_for(space: Settings) -> None:
+    write_lines(space, list(raw_lines(CHANGES[:20], ChangeStream(seed=11))))
+    crawler = LocalCrawler(space)
+    held, release = threading.Event(), threading.Event()
+
+    def other_crawl() -> None:  # another process's crawl, holding the crawler for a moment
+        with LocalCrawler(space)._exclusive() as got:
+            assert got
+            held.set()
+            release.wait(10)
+
+    other = threading.Thread(target=other_crawl)
+    other.start()
+    held.wait(10)
+    assert crawler.get_crawler()["Crawler"]["State"] == "RUNNING"
+    threading.Timer(0.5, release.set).start()
+    started = time.monotonic()
+    report = crawler.run(wait=True, timeout=30)
+    other.join()
+    assert time.monotonic() - started >= 0.4  # it waited for the other crawl to end
+    assert report.tables_created == 1
+    assert crawler.get_crawler()["Crawler"] == {
+        "Name": space.crawler,
+        "State": "READY",
+        "LastCrawl": crawler.get_crawler()["Crawler"]["LastCrawl"],
+    }
+    assert crawler.get_crawler()["Crawler"]["LastCrawl"]["Status"] == "SUCCEEDED"
+
+
+def test_type_inference_widens_and_never_fails() -> None:
+    assert merge_types(infer_type(1), infer_type(2.5)) == "double"
+    assert merge_types(infer_type(1), infer_type(2**40)) == "bigint"
+    assert merge_types(infer_type("a"), infer_type(1)) == "string"
+    assert merge_types(None, infer_type(True)) == "boolean"
+    merged = merge_types(infer_type({"a": 1}), infer_type({"b": {"c": "x"}, "a": None}))
+    assert hive_type(merged) == "struct<a:int,b:struct<c:string>>"
+    assert hive_type(infer_type({})) == "string"  # nothing to type yet
+    assert hive_type(infer_type([1, 2.0])) == "array<double>"

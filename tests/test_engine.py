@@ -1,0 +1,286 @@
+"""The SQL engines: DuckDB over the emulator with Glue as catalog, and Athena's plumbing.
+
+Tables here are small and hand-made so that bytes can be checked exactly: the engine's bytes
+scanned is what DuckDB's httpfs actually fetched, which for JSON is whole objects.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+
+from sales_ops.catalog import LocalCrawler, get_table, list_partitions
+from sales_ops.engine import (
+    AthenaEngine,
+    DuckDBEngine,
+    MissingTableError,
+    QueryError,
+    Sql,
+    render,
+    render_named,
+)
+from sales_ops.settings import RAW_PREFIX, Settings
+
+
+@pytest.fixture(scope="module")
+def space(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A bucket, Glue database and state dir of this module's own, with a small raw_orders."""
+    tag = uuid.uuid4().hex[:8]
+    settings = replace(
+        local_stack, bucket=f"eng-{tag}", database=f"eng_{tag}", state_dir=tmp_path_factory.mktemp("eng")
+    )
+    settings.client("s3").create_bucket(Bucket=settings.bucket)
+    settings.client("glue").create_database(DatabaseInput={"Name": settings.database})
+    for key, lines in OBJECTS.items():
+        put(settings, key, lines)
+    LocalCrawler(settings).run()
+    yield settings
+    s3 = settings.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys})
+    s3.delete_bucket(Bucket=settings.bucket)
+
+
+@pytest.fixture(scope="module")
+def engine(space: Settings) -> Iterator[DuckDBEngine]:
+    with DuckDBEngine(space) as eng:
+        yield eng
+
+
+def event(order_id: str, seq: str, total: float, created: str = "2026-01-01T10:00:00.000Z") -> dict:
+    return {
+        "event_id": uuid.uuid4().hex,
+        "event_type": "INSERT",
+        "event_time": created[:19] + "Z",
+        "sequence_number": seq,
+        "is_deleted": False,
+        "order_id": order_id,
+        "quantity": 2,
+        "unit_price": total / 2,
+        "order_total": total,
+        "status": "PAID",
+        "created_at": created,
+        "extra": {"coupon_code": "SAVE-10"} if order_id.endswith("1") else {},
+    }
+
+
+OBJECTS = {
+    "dt=2026-01-01/hour=00/a": [
+        event("o-1", "100000000000000000001", 10.5),
+        event("o-2", "99999999999999999999", 4),
+    ],
+    "dt=2026-01-01/hour=01/b": [event("o-3", "100000000000000000003", 7.25)],
+    "dt=2026-01-02/hour=00/c": [event("o-4", "100000000000000000004", 3, "2026-01-02T00:10:00.000Z")],
+}
+
+
+def put(settings: Settings, key: str, lines: list[dict]) -> int:
+    body = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    settings.client("s3").put_object(Bucket=settings.bucket, Key=RAW_PREFIX + key, Body=body)
+    return len(body)
+
+
+def size(settings: Settings, key: str) -> int:
+    return settings.client("s3").head_object(Bucket=settings.bucket, Key=RAW_PREFIX + key)["ContentLength"]
+
+
+def test_partition_filters_prune_files_and_bytes_are_exact(space: Settings, engine: DuckDBEngine) -> None:
+    db = space.database
+    whole = engine.query(f"SELECT count(*) AS n FROM {db}.raw_orders")
+    assert whole.rows == [(4,)]
+    assert whole.bytes_scanned == sum(size(space, k) for k in OBJECTS)
+    one = engine.query(f"SELECT count(*) FROM {db}.raw_orders WHERE dt = '2026-01-01' AND hour = '01'")
+    assert one.rows == [(1,)] and one.bytes_scanned == size(space, "dt=2026-01-01/hour=01/b")
+    none = engine.query(f"SELECT count(*) FROM {db}.raw_orders WHERE dt = '2099-01-01'")
+    assert none.rows == [(0,)] and none.bytes_scanned == 0
+
+
+def test_path_names_the_file_and_selects_files(space: Settings, engine: DuckDBEngine) -> None:
+    uri = f"s3://{space.bucket}/{RAW_PREFIX}dt=2026-01-01/hour=00/a"
+    result = engine.query(
+        f'SELECT order_id, "$path" AS path FROM {space.database}.raw_orders WHERE "$path" IN (\'{uri}\') '
+        "ORDER BY order_id"
+    )
+    assert result.rows == [("o-1", uri), ("o-2", uri)]
+    assert result.bytes_scanned == size(space, "dt=2026-01-01/hour=00/a")
+
+
+def test_only_catalogued_partitions_are_visible(space: Settings, engine: DuckDBEngine) -> None:
+    put(space, "dt=2026-01-03/hour=00/d", [event("o-5", "100000000000000000005", 1)])
+    query = f"SELECT count(*) FROM {space.database}.raw_orders WHERE dt = '2026-01-03'"
+    assert engine.query(query).rows == [(0,)]  # as on Athena: not in the catalog yet
+    LocalCrawler(space).run()
+    assert engine.query(query).rows == [(1,)]
+
+
+def test_trino_sql_runs_with_its_own_functions_and_types(space: Settings, engine: DuckDBEngine) -> None:
+    result = engine.query(
+        f"""
+        SELECT
+            max_by(order_id, CAST(sequence_number AS DECIMAL(38, 0))) AS latest,
+            count_if(extra.coupon_code IS NOT NULL) AS with_coupon,
+            approx_distinct(order_id) AS orders,
+            CAST(date_trunc('hour', min(from_iso8601_timestamp(created_at))) AS TIMESTAMP) AS first_hour,
+            date_add('day', 1, DATE '2026-01-31') AS next_day,
+            sum(CAST(order_total AS DECIMAL(12, 2))) AS total,
+            json_extract_scalar('{{"a": "b"}}', '$.a') AS extracted
+        FROM {space.database}.raw_orders
+        WHERE dt <= '2026-01-02'
+        """
+    ).as_dicts()[0]
+    # 100000000000000000004 > 99999999999999999999: compared as numbers, past BIGINT
+    assert result["latest"] == "o-4"
+    assert result["with_coupon"] == 1 and result["orders"] == 4
+    assert str(result["first_hour"]) == "2026-01-01 10:00:00"
+    assert str(result["next_day"]).startswith("2026-02-01")
+    assert result["total"] == Decimal("24.75")
+    assert result["extracted"] == "b"
+
+
+def test_ctas_writes_parquet_registers_table_and_partitions(space: Settings, engine: DuckDBEngine) -> None:
+    db = space.database
+    location = space.s3_uri(f"curated/ctas_{uuid.uuid4().hex[:6]}/")
+    engine.execute(
+        f"""
+        CREATE TABLE {db}.wide
+        WITH (format = 'PARQUET', external_location = '{location}', partitioned_by = ARRAY['bucket'])
+        AS SELECT
+            x AS id,
+            CAST(x AS DECIMAL(12, 2)) * 2 AS amount,
+            sum(x) OVER () AS total,
+            to_hex(md5(to_utf8(CAST(x AS VARCHAR)))) || to_hex(md5(to_utf8(CAST(-x AS VARCHAR)))) AS padding,
+            CAST(x % 3 AS VARCHAR) AS bucket
+        FROM UNNEST(sequence(1, 20000)) AS t(x)
+        """
+    )
+    table = get_table(space, "wide")
+    assert table["StorageDescriptor"]["Location"] == location
+    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+    assert columns.keys() == {"id", "amount", "total", "padding"}  # partition column last, apart
+    assert columns["id"] == columns["total"] == "bigint" and columns["padding"] == "string"
+    assert columns["amount"].startswith("decimal(") and columns["amount"].endswith(",2)")
+    assert [p["Values"] for p in sorted(list_partitions(space, "wide"), key=lambda p: p["Values"])] == [
+        ["0"],
+        ["1"],
+        ["2"],
+    ]
+    everything = engine.query(f"SELECT * FROM {db}.wide")
+    narrow = engine.query(f"SELECT sum(id) FROM {db}.wide WHERE bucket = '1'")
+    assert narrow.rows == [(sum(x for x in range(1, 20001) if x % 3 == 1),)]
+    # One partition of three, and only the id column's pages: a small share of the files.
+    assert 0 < narrow.bytes_scanned < everything.bytes_scanned / 4
+
+    with pytest.raises(QueryError, match="HIVE_PATH_ALREADY_EXISTS"):
+        engine.execute(f"CREATE TABLE {db}.wide2 WITH (external_location = '{location}') AS SELECT 1 AS a")
+    with pytest.raises(QueryError, match="already exists"):
+        engine.execute(f"CREATE TABLE {db}.wide AS SELECT 1 AS a")
+
+
+def test_insert_into_a_partitioned_table_adds_its_partitions(space: Settings, engine: DuckDBEngine) -> None:
+    db = space.database
+    location = space.s3_uri(f"curated/ins_{uuid.uuid4().hex[:6]}/")
+    engine.execute(
+        f"CREATE TABLE {db}.events WITH (external_location = '{location}', partitioned_by = ARRAY['day']) "
+        "AS SELECT 'a' AS name, 1 AS n, '2026-01-01' AS day"
+    )
+    inserted = engine.execute(
+        f"INSERT INTO {db}.events SELECT name, n, day "
+        "FROM (VALUES ('b', 2, '2026-01-01'), ('c', 3, '2026-01-02')) AS t(name, n, day)"
+    )
+    assert inserted.rows == [(2,)] and inserted.bytes_written > 0
+    assert sorted(p["Values"][0] for p in list_partitions(space, "events")) == ["2026-01-01", "2026-01-02"]
+    assert engine.query(f"SELECT day, sum(n) FROM {db}.events GROUP BY day ORDER BY day").rows == [
+        ("2026-01-01", 3),
+        ("2026-01-02", 3),
+    ]
+
+
+def test_errors_carry_the_engine_message(space: Settings, engine: DuckDBEngine) -> None:
+    with pytest.raises(QueryError, match=r"syntax error at line 1, column \d+"):
+        engine.query("SELEC order_id FROM raw_orders")
+    with pytest.raises(QueryError) as column:
+        engine.query("SELECT no_such_column FROM raw_orders")
+    assert "no_such_column" in str(column.value) and "Binder Error" in str(column.value)
+    assert "__raw_orders" not in str(column.value)  # the message names the table, not our view
+    with pytest.raises(MissingTableError) as missing:
+        engine.query("SELECT * FROM orders_nowhere o JOIN raw_orders r ON o.order_id = r.order_id")
+    assert missing.value.table == f"{space.database}.orders_nowhere"
+    assert "orders_nowhere" in str(missing.value)
+    with pytest.raises(MissingTableError, match=r"no_such_db\.raw_orders"):
+        engine.query("SELECT * FROM no_such_db.raw_orders")
+    with pytest.raises(QueryError, match="format_datetime"):
+        engine.query("SELECT format_datetime(current_timestamp, 'yyyy') FROM raw_orders")
+    with pytest.raises(QueryError, match="SHOW"):
+        engine.query("SHOW TABLES")
+
+
+def test_named_queries_and_parameters(space: Settings, engine: DuckDBEngine) -> None:
+    with pytest.raises(QueryError, match="total_sales_by_product"):
+        engine.named("no_such_query")
+    with pytest.raises(QueryError, match="order_ids"):
+        engine.named("compact_orphans")
+    sql = render_named("unique_products", "sales_ops")
+    assert "FROM sales_ops.orders_latest" in sql
+    assert render(
+        "SELECT {a}, {b}, {c} WHERE x IN ({d}) {e}", a="O'Brien", b=2, c=None, d=[], e=Sql("LIMIT 1")
+    ) == ("SELECT 'O''Brien', 2, NULL WHERE x IN (NULL) LIMIT 1")
+    assert render("x IN ({v})", v=["a", "b"]) == "x IN ('a', 'b')"
+
+
+def test_athena_engine_uses_the_workgroup_and_results_location(space: Settings) -> None:
+    """On the emulator's Athena API (moto answers with rows set through its own API)."""
+    athena = space.client("athena")
+    workgroup = f"wg-{uuid.uuid4().hex[:6]}"
+    athena.create_work_group(Name=workgroup)
+    rows = [{"Data": [{"VarCharValue": "product_count"}]}, {"Data": [{"VarCharValue": "60"}]}]
+    column = {
+        "CatalogName": "hive",
+        "SchemaName": "",
+        "TableName": "",
+        "Name": "product_count",
+        "Label": "product_count",
+        "Type": "bigint",
+        "Precision": 19,
+        "Scale": 0,
+        "Nullable": "UNKNOWN",
+        "CaseSensitive": False,
+    }
+    _set_athena_result(space, rows, [column])
+    engine = AthenaEngine(replace(space, workgroup=workgroup), poll_interval=0.05)
+    result = engine.named("unique_products")
+    assert result.engine == "athena" and result.columns == ["product_count"] and result.rows == [(60,)]
+    (query_id,) = athena.list_query_executions(WorkGroup=workgroup)["QueryExecutionIds"]
+    execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    assert f"FROM {space.database}.orders_latest" in execution["Query"]
+    assert execution["QueryExecutionContext"]["Database"] == space.database
+    assert execution["ResultConfiguration"]["OutputLocation"].startswith(space.s3_uri("athena-results/"))
+
+
+def _set_athena_result(settings: Settings, rows: list[dict], columns: list[dict]) -> None:
+    body = json.dumps(
+        {"region": settings.region, "results": [{"rows": rows, "column_info": columns}]}
+    ).encode()
+    request = urllib.request.Request(
+        f"{settings.endpoint_url}/moto-api/static/athena/query-results",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request).close()
+
+
+def test_path_is_not_listed_without_a_filter(space: Settings, engine: DuckDBEngine) -> None:
+    """A table's rows are the same whether "$path" is asked for or not."""
+    plain = engine.query(f"SELECT count(*) FROM {space.database}.raw_orders").rows
+    with_path = engine.query(
+        f'SELECT count(DISTINCT "$path") AS files, count(*) FROM {space.database}.raw_orders'
+    )
+    assert with_path.rows[0][1] == plain[0][0] and with_path.rows[0][0] >= len(OBJECTS)
