@@ -1,0 +1,271 @@
+"""The live dashboard against the real local stack: its JSON API, and the page in headless Chromium.
+
+The numbers are checked against the named queries run directly through the engine, so the page
+shows exactly what `sales-ops query --named total_sales_by_product` says.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from sales_ops.catalog import crawler_for
+from sales_ops.compaction import compact
+from sales_ops.dashboard.app import create_app
+from sales_ops.dashboard.metrics import collect_metrics
+from sales_ops.engine import SqlEngine, engine_for
+from sales_ops.load import run_load
+from sales_ops.local.progress import wait_delivered
+from sales_ops.rollups import build_rollups
+from sales_ops.settings import Settings
+from tests.conftest import ROOT, free_port, stack_env
+
+PANELS = {
+    "total",
+    "headline",
+    "orders_per_minute",
+    "top_products",
+    "by_category",
+    "by_channel",
+    "by_region",
+    "customers",
+    "inventory",
+    "failed_records",
+    "freshness",
+    "raw_freshness",
+}
+CHARTS = 7  # orders per minute, customers, top products, category, channel, region, inventory
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture(scope="module")
+def pipeline(local_stack: Settings) -> Iterator[tuple[Settings, SqlEngine]]:
+    """The stack after a load, a crawl, a compaction and the rollups: every dashboard table exists."""
+    run_load(local_stack, orders=300, rate=0, seed=8050)
+    wait_delivered(local_stack, timeout=120)
+    crawler_for(local_stack).run()
+    engine = engine_for(local_stack)
+    compact(local_stack, engine)
+    build_rollups(local_stack, engine)
+    try:
+        yield local_stack, engine
+    finally:
+        engine.close()
+
+
+def named_total(engine: SqlEngine) -> Decimal:
+    rows = engine.named("total_sales_by_product").as_dicts()
+    return sum((Decimal(str(r["total_sales"])) for r in rows), Decimal(0)).quantize(Decimal("0.01"))
+
+
+def scalar(engine: SqlEngine, sql: str) -> int:
+    return int(engine.query(sql).rows[0][0])
+
+
+def test_metrics_api_has_every_panel_and_the_named_total(pipeline: tuple[Settings, SqlEngine]) -> None:
+    settings, engine = pipeline
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/api/metrics")
+        again = client.get("/api/metrics")
+    assert response.status_code == 200
+    body = response.json()
+    assert again.json()["generated_at"] == body["generated_at"], "a second request within 2 s is cached"
+    panels = body["panels"]
+    assert set(panels) == PANELS
+    assert {name: p["status"] for name, p in panels.items()} == dict.fromkeys(PANELS, "ok")
+    data = {name: p["data"] for name, p in panels.items()}
+
+    assert Decimal(data["total"]["total_sales"]) == named_total(engine)
+    # The other queries agree with it and with orders_latest.
+    by_category = sum(Decimal(str(r["total_sales"])) for r in data["by_category"])
+    assert abs(by_category - Decimal(data["total"]["total_sales"])) < Decimal("0.01")
+    live = scalar(engine, f"SELECT count(*) FROM {settings.database}.orders_latest")
+    assert data["headline"]["live_orders"] == live
+    assert data["total"]["orders"] <= live
+    customers = scalar(engine, f"SELECT count(DISTINCT customer_id) FROM {settings.database}.orders_latest")
+    assert sum(s["customers"] for s in data["customers"].values()) == customers
+    assert data["inventory"]["products"] == 60
+    assert len(data["top_products"]) == 10
+    assert len(data["orders_per_minute"]["orders"]) == 60
+    assert sum(data["orders_per_minute"]["orders"]) > 0, "the load just ran: its orders are in the last hour"
+    assert data["failed_records"]["count"] >= 0
+    assert data["freshness"]["age_seconds"] >= 0
+    assert data["raw_freshness"]["age_seconds"] is not None
+
+
+def test_page_and_assets_come_from_our_server(local_stack: Settings) -> None:
+    with TestClient(create_app(local_stack)) as client:
+        page = client.get("/")
+        script = client.get("/static/dashboard.js")
+        plotly = client.get("/static/plotly.min.js")
+    assert page.status_code == 200
+    assert 'data-testid="total-sales"' in page.text
+    assert "http" not in page.text.split("<body>")[0], "no CDN: everything loads from our server"
+    assert script.status_code == 200 and "/api/metrics" in script.text
+    assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
+
+
+def test_panels_on_missing_tables_say_no_data_yet(local_stack: Settings) -> None:
+    """A catalogue where nothing was crawled or compacted yet: every SQL panel says so, no 500."""
+    empty = replace(local_stack, database="sales_ops_dashboard_empty")
+    glue = empty.client("glue")
+    if empty.database not in {d["Name"] for d in glue.get_databases()["DatabaseList"]}:
+        glue.create_database(DatabaseInput={"Name": empty.database})
+    engine = engine_for(empty)
+    try:
+        panels = collect_metrics(empty, engine)["panels"]
+    finally:
+        engine.close()
+    sql_panels = PANELS - {"failed_records", "raw_freshness"}
+    for name in sql_panels:
+        assert panels[name]["status"] == "no_data", (name, panels[name])
+        assert panels[name]["message"].startswith("no data yet"), panels[name]
+    assert panels["failed_records"]["status"] == "ok"
+
+    with TestClient(create_app(empty)) as client:
+        response = client.get("/api/metrics")
+    assert response.status_code == 200
+    assert response.json()["panels"]["total"]["status"] == "no_data"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "sales_ops.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_dashboard_refuses_a_non_loopback_host() -> None:
+    result = run_cli("dashboard", "--host", "0.0.0.0")
+    assert result.returncode == 2
+    assert "loopback only" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_dashboard_says_when_its_port_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run_cli("dashboard", "--port", str(taken.getsockname()[1]))
+    assert result.returncode == 1
+    assert "is taken: pass --port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- the page in a real browser ------------------------------------------------------------------
+
+
+@pytest.fixture()
+def dashboard_url(pipeline: tuple[Settings, SqlEngine], tmp_path: Path) -> Iterator[str]:
+    """`sales-ops dashboard` as a user starts it, on a free port."""
+    settings, _ = pipeline
+    port = free_port()
+    log = tmp_path / "dashboard.log"
+    cmd = [sys.executable, "-m", "sales_ops.cli", "dashboard", "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=stack_env(settings), stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_up(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"sales-ops dashboard exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.3)
+    pytest.fail(f"sales-ops dashboard not up within {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture()
+def browser(tmp_path: Path) -> Iterator:
+    """Debian's headless Chromium through its chromedriver (Selenium Manager never downloads)."""
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.mark.browser
+def test_page_shows_the_named_total_and_draws_the_charts(
+    pipeline: tuple[Settings, SqlEngine], dashboard_url: str, browser
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, engine = pipeline
+    browser.get(dashboard_url)
+    wait = WebDriverWait(browser, 60)
+    total = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '[data-testid="total-sales"][data-value]'))
+    wait.until(lambda d: total.get_attribute("data-value"))
+
+    expected = named_total(engine)
+    assert Decimal(total.get_attribute("data-value")) == expected
+    assert Decimal(total.text.replace(",", "")) == expected
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")) >= CHARTS)
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) == CHARTS
+    assert browser.find_elements(By.CSS_SELECTOR, ".empty") == [], "every panel has data"
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+
+    # It refreshes itself: the "updated" time moves on without a reload.
+    updated = browser.find_element(By.ID, "updated").text
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "updated").text != updated)
+
+    # `SALES_OPS_DASHBOARD_SCREENSHOT=docs/dashboard.png pytest -m browser` refreshes the README's picture.
+    if shot := os.environ.get("SALES_OPS_DASHBOARD_SCREENSHOT"):
+        Path(shot).write_bytes(full_page_png(browser))
+
+
+def full_page_png(driver) -> bytes:
+    """The whole page at 1400 px wide, not only the window (Chrome DevTools' own capture)."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    clip = {"x": 0, "y": 0, "width": 1400, "height": height, "scale": 1}
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"captureBeyondViewport": True, "clip": clip})
+    return base64.b64decode(shot["data"])
