@@ -1,0 +1,124 @@
+"""Data-quality checks in the UI. Each check's logic lives once, in `sales_ops.quality` (the CLI's
+`sales-ops check` runs the same functions); this module adds the Dagster side: the asset it belongs
+to, severity, and the findings as metadata so a failure shows its reasons.
+"""
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from sales_ops import quality
+from sales_ops.defs.resources import PipelineResource, SqlEngineResource
+
+# Raw data older than this means the stream has stopped (or the load has): a warning, not an error.
+FRESHNESS_MAX_AGE_S = float(os.environ.get("SALES_OPS_FRESHNESS_MAX_AGE_S", "3600"))
+MAX_LISTED = 20  # findings shown inline; the full list is in the JSON metadata
+
+
+def _metadata_value(value: Any) -> Any:
+    if isinstance(value, dict | list | tuple):
+        return dg.MetadataValue.json(value if isinstance(value, dict) else list(value))
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _finding(item: Any) -> str:
+    if isinstance(item, dict):
+        return ", ".join(f"{key}: {value}" for key, value in item.items())
+    return str(item)
+
+
+def _findings_markdown(details: dict[str, Any]) -> str | None:
+    """The listed findings (reasons, offending ids, missing columns) as bullets, when there are any."""
+    items = [
+        f"- **{key}**: {_finding(item)}"
+        for key, value in details.items()
+        if isinstance(value, list | tuple)
+        for item in list(value)[:MAX_LISTED]
+    ]
+    return "\n".join(items) or None
+
+
+def to_check_result(
+    outcome: quality.CheckOutcome, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+) -> dg.AssetCheckResult:
+    """A quality outcome as Dagster's check result: summary as description, details as metadata."""
+    details = outcome.details
+    metadata: dict[str, Any] = {"summary": outcome.summary}
+    metadata.update({key: _metadata_value(value) for key, value in details.items()})
+    findings = _findings_markdown(details)
+    if findings and not outcome.passed:
+        metadata["findings"] = dg.MetadataValue.md(findings)
+    return dg.AssetCheckResult(
+        passed=bool(outcome.passed), description=outcome.summary, metadata=metadata, severity=severity
+    )
+
+
+@dg.asset_check(asset="raw_orders_table", description="raw_orders has the contract's columns and types.")
+def raw_schema(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    return to_check_result(quality.check_raw_schema(pipeline.settings()))
+
+
+@dg.asset_check(
+    asset="raw_orders_files",
+    description="No Firehose processing-failed records under errors/; fails with the reasons found.",
+)
+def no_processing_failed(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    return to_check_result(quality.check_no_processing_failed(pipeline.settings()))
+
+
+class FreshnessConfig(dg.Config):
+    max_age_s: float = FRESHNESS_MAX_AGE_S
+
+
+@dg.asset_check(
+    asset="raw_orders_files",
+    description="Newest raw object at most max_age_s old (default SALES_OPS_FRESHNESS_MAX_AGE_S or 1 h).",
+)
+def freshness(config: FreshnessConfig, pipeline: PipelineResource) -> dg.AssetCheckResult:
+    outcome = quality.check_freshness(pipeline.settings(), config.max_age_s)
+    return to_check_result(outcome, dg.AssetCheckSeverity.WARN)
+
+
+# Blocking: rollups must not be built on a table with duplicate orders.
+@dg.asset_check(asset="orders_latest", blocking=True, description="order_id is unique in orders_latest.")
+def unique_order_id(sql: SqlEngineResource) -> dg.AssetCheckResult:
+    with sql.engine() as engine:
+        return to_check_result(quality.check_unique_order_id(engine))
+
+
+@dg.asset_check(
+    asset="orders_latest",
+    description="Amounts are positive and order_total = quantity * unit_price on every row.",
+)
+def amounts(sql: SqlEngineResource) -> dg.AssetCheckResult:
+    with sql.engine() as engine:
+        return to_check_result(quality.check_amounts(engine))
+
+
+@dg.asset_check(
+    asset="orders_latest",
+    description="orders_latest holds exactly the items of a DynamoDB scan (same orders, same values).",
+)
+def reconciliation(pipeline: PipelineResource, sql: SqlEngineResource) -> dg.AssetCheckResult:
+    with sql.engine() as engine:
+        return to_check_result(quality.check_reconciliation(pipeline.settings(), engine))
+
+
+ALL_CHECKS = [raw_schema, no_processing_failed, freshness, unique_order_id, amounts, reconciliation]
+
+quality_job = dg.define_asset_job(
+    "quality_job",
+    selection=dg.AssetSelection.all_asset_checks(),
+    description="Every data-quality check, on the tables as they are now.",
+)
+
+processing_failed_job = dg.define_asset_job(
+    "processing_failed_job",
+    selection=dg.AssetSelection.checks(no_processing_failed),
+    description="The processing-failed check alone (run by its sensor when new error objects appear).",
+)
+
+defs = dg.Definitions(asset_checks=ALL_CHECKS, jobs=[quality_job, processing_failed_job])

@@ -1,0 +1,137 @@
+"""Curated tables: `orders_latest` (incremental compaction of the raw events) and the rollups."""
+
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+
+from sales_ops.compaction import compact
+from sales_ops.defs.catalog import WRITER_TAGS, table_schema
+from sales_ops.defs.resources import CatalogResource, PipelineResource, SqlEngineResource
+from sales_ops.engine import SqlEngine
+from sales_ops.rollups import ROLLUPS, build_rollup
+
+LATEST_TABLE = "orders_latest"
+TOP_PRODUCTS = 5
+# The rollup whose page also shows the best sellers (from the `total_sales_by_product` named query).
+PRODUCT_ROLLUP = "sales_by_product_hourly"
+
+
+class CompactionConfig(dg.Config):
+    full: bool = False  # rebuild every partition from all raw events (same result, more work)
+    retention_hours: int = 24  # older table versions are removed after this
+
+
+def markdown_table(columns: list[str], rows: list[Any], limit: int) -> str:
+    """A small markdown table for the UI (rows as tuples, first `limit` of them)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows[:limit]]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float | Decimal):
+        return f"{value:,.2f}"
+    return str(value).replace("|", "\\|")
+
+
+@dg.asset(
+    deps=["raw_orders_table"],
+    group_name="curated",
+    kinds={"sql", "parquet"},
+    description=(
+        "One row per live order (latest event by sequence number, deletes removed), Parquet "
+        "partitioned by order_date. Incremental: only partitions touched by new raw events are rewritten."
+    ),
+)
+def orders_latest(
+    context: dg.AssetExecutionContext,
+    config: CompactionConfig,
+    pipeline: PipelineResource,
+    sql: SqlEngineResource,
+    catalog: CatalogResource,
+) -> dg.MaterializeResult:
+    settings = pipeline.settings()
+    with sql.engine() as engine:
+        report = compact(settings, engine, full=config.full, retention_hours=config.retention_hours)
+    context.log.info(f"compaction: {report}")
+    metadata: dict[str, Any] = {
+        "rows": report.rows,
+        "dagster/row_count": report.rows,
+        "partitions_rewritten": len(report.partitions_rewritten),
+        "partitions": dg.MetadataValue.json(sorted(report.partitions_rewritten)),
+        "new_raw_objects": report.new_objects,
+        "bytes_read": report.bytes_read,
+        "bytes_written": report.bytes_written,
+        "watermark_before": str(report.watermark_before),
+        "watermark_after": str(report.watermark_after),
+        "versions_removed": report.versions_removed,
+        "version": str(report.version),
+        "seconds": round(report.seconds, 2),
+        "full_rebuild": config.full,
+        "dagster/table_name": f"{settings.database}.{LATEST_TABLE}",
+    }
+    table = catalog.table(LATEST_TABLE)
+    if table:
+        metadata["dagster/column_schema"] = table_schema(table)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def top_products(engine: SqlEngine, limit: int = TOP_PRODUCTS) -> str:
+    """The best sellers by total sales, as a markdown table."""
+    result = engine.named("total_sales_by_product")
+    rank = list(result.columns).index("total_sales")
+    rows = sorted(result.rows, key=lambda row: float(row[rank] or 0), reverse=True)
+    return markdown_table(list(result.columns), rows, limit)
+
+
+def _rollup_asset(name: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=name,
+        deps=[orders_latest],
+        group_name="curated",
+        kinds={"sql", "parquet"},
+        description=f"Rollup `{name}` rebuilt from orders_latest.",
+    )
+    def _rollup(
+        context: dg.AssetExecutionContext, pipeline: PipelineResource, sql: SqlEngineResource
+    ) -> dg.MaterializeResult:
+        with sql.engine() as engine:
+            report = build_rollup(pipeline.settings(), engine, name)
+            context.log.info(f"rollup: {report}")
+            metadata: dict[str, Any] = {
+                "rows": report.rows,
+                "dagster/row_count": report.rows,
+                "bytes_read": report.bytes_read,
+                "bytes_written": report.bytes_written,
+                "versions_removed": report.versions_removed,
+                "location": dg.MetadataValue.url(report.location),
+                "seconds": round(report.seconds, 2),
+            }
+            if name == PRODUCT_ROLLUP:
+                metadata["top_products"] = dg.MetadataValue.md(top_products(engine))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _rollup
+
+
+rollup_assets = [_rollup_asset(name) for name in ROLLUPS]
+
+compaction_job = dg.define_asset_job(
+    "compaction_job",
+    selection=dg.AssetSelection.assets(orders_latest, *rollup_assets),
+    tags=WRITER_TAGS,
+    description="Hourly: compact new raw events into orders_latest, rebuild the rollups, run their checks.",
+)
+
+refresh_job = dg.define_asset_job(
+    "refresh_job",
+    selection=(
+        dg.AssetSelection.assets("dynamodb_orders", "raw_orders_files", "raw_orders_table", orders_latest)
+        | dg.AssetSelection.checks_for_assets("raw_orders_files")
+    ),
+    tags=WRITER_TAGS,
+    description="New raw data: observe the sources, crawl, compact, and run every check on them.",
+)
+
+defs = dg.Definitions(assets=[orders_latest, *rollup_assets], jobs=[compaction_job, refresh_job])

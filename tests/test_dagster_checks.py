@@ -1,0 +1,232 @@
+"""Each asset check passes on good data and fails, with its reasons, on data broken on purpose:
+a poison record on the stream, items written with bad amounts, an item changed in DynamoDB that the
+curated table has not caught up with, duplicated rows in orders_latest, a drifted raw schema.
+
+This module runs on a stack of its own: it breaks data (and error objects never go away).
+Tests run in file order; each one that breaks something repairs it before it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+
+from sales_ops import catalog
+from sales_ops.definitions import build_definitions
+from sales_ops.defs.resources import resources_for
+from sales_ops.defs.sensors import processing_failed_sensor
+from sales_ops.load import run_load
+from sales_ops.local import supervisor
+from sales_ops.local.progress import wait_delivered
+from sales_ops.settings import Settings
+from tests.conftest import stack_settings
+
+Evaluations = dict[str, dg.AssetCheckEvaluation]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    settings = stack_settings(tmp_path_factory.mktemp("checks-stack"))
+    supervisor.up(settings, log=lambda *_: None)
+    try:
+        run_load(settings, 60, rate=0, seed=21)
+        wait_delivered(settings, timeout=60)
+        yield settings
+    finally:
+        supervisor.down(settings, log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def defs(stack: Settings, instance: dg.DagsterInstance) -> dg.Definitions:
+    definitions = build_definitions(resources_for(stack))
+    definitions.get_repository_def()  # resolved while the instance is current (defs-state storage)
+    return definitions
+
+
+CHECK_OPS = {
+    "raw_schema": "raw_orders_table_raw_schema",
+    "no_processing_failed": "raw_orders_files_no_processing_failed",
+    "freshness": "raw_orders_files_freshness",
+    "unique_order_id": "orders_latest_unique_order_id",
+    "amounts": "orders_latest_amounts",
+    "reconciliation": "orders_latest_reconciliation",
+}
+
+
+def run(defs: dg.Definitions, instance: dg.DagsterInstance, job: str) -> Evaluations:
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance)
+    assert result.success
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def check(
+    defs: dg.Definitions, instance: dg.DagsterInstance, name: str, run_config: dict | None = None
+) -> dg.AssetCheckEvaluation:
+    """One check alone, from the quality job (a failing blocking check fails its run: allowed here)."""
+    result = defs.resolve_job_def("quality_job").execute_in_process(
+        instance=instance, run_config=run_config or {}, op_selection=[CHECK_OPS[name]], raise_on_error=False
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def refresh(stack: Settings, defs: dg.Definitions, instance: dg.DagsterInstance) -> Evaluations:
+    """What the raw-objects sensor starts: observe, crawl, compact, check."""
+    wait_delivered(stack, timeout=60)
+    return run(defs, instance, "refresh_job")
+
+
+def text(evaluation: dg.AssetCheckEvaluation) -> str:
+    return f"{evaluation.description} {evaluation.metadata}"
+
+
+def put_order(stack: Settings, order_id: str, quantity: str, unit_price: str, total: str) -> None:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    item = {
+        "order_id": order_id,
+        "customer_id": "cus-test",
+        "product_id": "sku-0001",
+        "product_name": "Test Mug",
+        "category": "home",
+        "status": "PLACED",
+        "channel": "web",
+        "region": "us-east",
+        "created_at": now,
+        "updated_at": now,
+    }
+    attributes = {k: {"S": v} for k, v in item.items()}
+    attributes |= {"quantity": {"N": quantity}, "unit_price": {"N": unit_price}, "order_total": {"N": total}}
+    stack.client("dynamodb").put_item(TableName=stack.table, Item=attributes)
+
+
+def test_every_check_passes_on_good_data(stack: Settings, defs, instance) -> None:
+    evaluations = refresh(stack, defs, instance)
+    assert set(evaluations) == {
+        "raw_schema",
+        "no_processing_failed",
+        "freshness",
+        "unique_order_id",
+        "amounts",
+        "reconciliation",
+    }
+    failed = {name: e.description for name, e in evaluations.items() if not e.passed}
+    assert not failed
+
+
+def test_freshness_warns_when_the_newest_raw_data_is_too_old(defs, instance) -> None:
+    config = {"ops": {"raw_orders_files_freshness": {"config": {"max_age_s": 0.0}}}}
+    freshness = check(defs, instance, "freshness", config)
+    assert not freshness.passed
+    assert freshness.severity == dg.AssetCheckSeverity.WARN
+    assert "old (limit 0s)" in freshness.description
+
+
+def test_raw_schema_fails_when_the_table_drifts(stack: Settings, defs, instance) -> None:
+    original = catalog.get_table(stack, catalog.RAW_TABLE)
+    assert original is not None
+    drifted = {
+        k: original[k] for k in ("Name", "StorageDescriptor", "PartitionKeys", "TableType", "Parameters")
+    }
+    drifted["StorageDescriptor"] = {
+        **original["StorageDescriptor"],
+        "Columns": [
+            {**c, "Type": "string"} if c["Name"] == "quantity" else c
+            for c in original["StorageDescriptor"]["Columns"]
+            if c["Name"] != "order_total"
+        ],
+    }
+    catalog.put_table(stack, drifted)
+    try:
+        schema = check(defs, instance, "raw_schema")
+        assert not schema.passed
+        assert "missing columns: order_total" in schema.description
+        assert "quantity string" in schema.description
+    finally:
+        restored = {k: original[k] for k in drifted}
+        catalog.put_table(stack, restored)
+    assert check(defs, instance, "raw_schema").passed
+
+
+def test_amounts_fail_on_a_wrong_total_and_a_negative_quantity(stack: Settings, defs, instance) -> None:
+    put_order(stack, "ord-test-wrong-total", "2", "10.00", "25.00")
+    put_order(stack, "ord-test-negative", "-1", "10.00", "-10.00")
+    try:
+        amounts = refresh(stack, defs, instance)["amounts"]
+        assert not amounts.passed
+        assert "ord-test-" in amounts.description
+        assert amounts.metadata["row_count"].value > 0
+    finally:
+        ddb = stack.client("dynamodb")
+        for order_id in ("ord-test-wrong-total", "ord-test-negative"):
+            ddb.delete_item(TableName=stack.table, Key={"order_id": {"S": order_id}})
+    assert refresh(stack, defs, instance)["amounts"].passed
+
+
+def test_reconciliation_catches_an_item_changed_behind_the_pipeline(stack: Settings, defs, instance) -> None:
+    ddb = stack.client("dynamodb")
+    order_id = ddb.scan(TableName=stack.table, Limit=1)["Items"][0]["order_id"]["S"]
+    ddb.update_item(
+        TableName=stack.table,
+        Key={"order_id": {"S": order_id}},
+        UpdateExpression="SET #s = :s, #r = :r",
+        ExpressionAttributeNames={"#s": "status", "#r": "region"},
+        ExpressionAttributeValues={":s": {"S": "RETURNED"}, ":r": {"S": "changed-by-hand"}},
+    )
+    # Checked before compaction: orders_latest still holds the old values.
+    reconciliation = check(defs, instance, "reconciliation")
+    assert not reconciliation.passed
+    assert "1 different" in reconciliation.description
+    assert order_id in text(reconciliation) and "changed-by-hand" in text(reconciliation)
+    # Once the change has flowed through and been compacted, the two agree again.
+    assert refresh(stack, defs, instance)["reconciliation"].passed
+
+
+def test_unique_order_id_fails_on_duplicated_rows(stack: Settings, defs, instance) -> None:
+    s3 = stack.client("s3")
+    partition = catalog.list_partitions(stack, "orders_latest")[0]
+    prefix = partition["StorageDescriptor"]["Location"].split(f"s3://{stack.bucket}/", 1)[1].rstrip("/") + "/"
+    source = next(o["Key"] for o in s3.list_objects_v2(Bucket=stack.bucket, Prefix=prefix)["Contents"])
+    copy = f"{prefix}copied-by-mistake.parquet"
+    s3.copy_object(Bucket=stack.bucket, Key=copy, CopySource={"Bucket": stack.bucket, "Key": source})
+    try:
+        unique = check(defs, instance, "unique_order_id")
+        assert not unique.passed
+        assert "duplicate order_id" in unique.description
+        assert unique.metadata["rows"].value > unique.metadata["distinct_order_ids"].value
+    finally:
+        s3.delete_object(Bucket=stack.bucket, Key=copy)
+    assert check(defs, instance, "unique_order_id").passed
+
+
+def test_poison_record_triggers_the_failing_check_with_its_reason(stack: Settings, defs, instance) -> None:
+    # A record no DynamoDB stream would produce: the Lambda answers ProcessingFailed.
+    stack.client("kinesis").put_record(
+        StreamName=stack.kinesis_stream, PartitionKey="poison", Data=b"{not json"
+    )
+    wait_delivered(stack, timeout=60)
+
+    with dg.build_sensor_context(instance=instance, resources=resources_for(stack)) as context:
+        tick = processing_failed_sensor.evaluate_tick(context)
+    (request,) = tick.run_requests
+    assert request.job_name == "processing_failed_job"
+    assert tick.cursor.startswith("errors/processing-failed/")
+
+    failing = run(defs, instance, request.job_name)["no_processing_failed"]
+    assert not failing.passed
+    assert "1 processing-failed record(s)" in failing.description
+    assert "Lambda.ProcessingFailedStatus" in text(failing)
+    assert "findings" in failing.metadata
+
+    with dg.build_sensor_context(
+        instance=instance, cursor=tick.cursor, resources=resources_for(stack)
+    ) as context:
+        assert processing_failed_sensor.evaluate_tick(context).run_requests == []

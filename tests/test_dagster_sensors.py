@@ -1,0 +1,112 @@
+"""Sensors against the real emulator: the raw-objects cursor, coalescing, and the run-failure recorder.
+
+(The processing-failed sensor is exercised end to end, with a real poison record, in
+test_dagster_checks.py, on a stack of its own: error objects never go away.)
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from sales_ops.defs.load import order_load
+from sales_ops.defs.resources import resources_for
+from sales_ops.defs.sensors import list_new_objects, raw_objects_sensor, run_failure_recorder
+from sales_ops.load import run_load
+from sales_ops.local.progress import wait_delivered
+from sales_ops.settings import RAW_PREFIX, Settings
+
+
+def raw_keys(settings: Settings) -> list[str]:
+    pages = settings.client("s3").get_paginator("list_objects_v2")
+    return [
+        o["Key"]
+        for p in pages.paginate(Bucket=settings.bucket, Prefix=RAW_PREFIX)
+        for o in p.get("Contents", [])
+    ]
+
+
+def tick(settings: Settings, instance: dg.DagsterInstance, cursor: str | None):
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources_for(settings)
+    ) as context:
+        return raw_objects_sensor.evaluate_tick(context)
+
+
+def load_and_deliver(settings: Settings, orders: int, seed: int) -> None:
+    run_load(settings, orders, rate=0, seed=seed)
+    wait_delivered(settings, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def loaded(local_stack: Settings) -> Settings:
+    load_and_deliver(local_stack, 20, seed=101)
+    return local_stack
+
+
+def test_cursor_advances_and_old_objects_never_retrigger(loaded: Settings) -> None:
+    with dg.instance_for_test() as instance:
+        first = tick(loaded, instance, None)
+        assert len(first.run_requests) == 1
+        request = first.run_requests[0]
+        assert request.job_name == "refresh_job"
+        assert first.cursor == max(raw_keys(loaded))
+        assert request.run_key == first.cursor
+
+        again = tick(loaded, instance, first.cursor)
+        assert again.run_requests == []
+        assert "no new raw objects" in again.skip_message
+
+        load_and_deliver(loaded, 10, seed=102)
+        newer = [key for key in raw_keys(loaded) if key > first.cursor]
+        assert newer, "the second load wrote no new raw object"
+        third = tick(loaded, instance, first.cursor)
+        assert len(third.run_requests) == 1
+        assert third.cursor == max(newer) > first.cursor
+        # Only what is new was listed: the count the sensor saw is the count after the cursor.
+        assert third.run_requests[0].tags["sales_ops/new_objects"] == str(len(newer))
+
+
+def test_listing_starts_after_the_cursor_and_pages(loaded: Settings) -> None:
+    keys = sorted(raw_keys(loaded))
+    assert len(keys) >= 2
+    client = loaded.client("s3")
+    listed = [o["Key"] for o in list_new_objects(client, loaded.bucket, RAW_PREFIX, keys[0])]
+    assert listed == keys[1:]
+    assert [o["Key"] for o in list_new_objects(client, loaded.bucket, RAW_PREFIX, None, limit=1)] == keys[:1]
+    assert list_new_objects(client, loaded.bucket, RAW_PREFIX, keys[-1]) == []
+
+
+def test_new_objects_wait_while_a_refresh_run_is_in_progress(loaded: Settings) -> None:
+    with dg.instance_for_test() as instance:
+        instance.add_run(dg.DagsterRun(job_name="refresh_job", status=dg.DagsterRunStatus.STARTED))
+        result = tick(loaded, instance, None)
+        assert result.run_requests == []
+        assert "in progress" in result.skip_message
+        assert result.cursor is None  # kept: the next tick asks for all of these at once
+
+
+def test_run_failure_is_recorded_on_the_run_assets(loaded: Settings) -> None:
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [order_load],
+            instance=instance,
+            resources=resources_for(loaded),
+            run_config={"ops": {"order_load": {"config": {"orders": 1, "rate": -1.0}}}},
+            raise_on_error=False,
+        )
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_recorder",
+            dagster_event=failure,
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id),
+        ).for_run_failure()
+        run_failure_recorder(context)
+
+        records = instance.fetch_observations(dg.AssetKey("order_load"), limit=5).records
+        assert records, "no observation recorded for the failed run"
+        metadata = records[0].asset_observation.metadata
+        assert metadata["failed_run_id"].value == result.run_id
+        assert "rate must be" in metadata["error"].value
