@@ -20,6 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from sales_ops import catalog
 from sales_ops.engine import SqlEngine
+from sales_ops.schema import ORDER_VALUE_FIELDS
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 
 # raw_orders as the handler writes it (DESIGN 2.2) and the crawler types it. Numbers may be typed
@@ -44,20 +45,7 @@ EXPECTED_RAW_COLUMNS: dict[str, set[str]] = {
     "created_at": {"string"},
     "updated_at": {"string"},
 }
-COMPARED_FIELDS = (
-    "customer_id",
-    "product_id",
-    "product_name",
-    "category",
-    "quantity",
-    "unit_price",
-    "order_total",
-    "status",
-    "channel",
-    "region",
-    "created_at",
-    "updated_at",
-)
+COMPARED_FIELDS = ORDER_VALUE_FIELDS
 SAMPLES = 5
 
 

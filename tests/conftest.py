@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,32 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "SALES_OPS_ENDPOINT": settings.endpoint_url or "",
         "SALES_OPS_STATE_DIR": str(settings.state_dir),
     }
+
+
+def own_space(stack: Settings, state_dir: Path, label: str) -> Settings:
+    """A bucket and Glue database of their own on a shared emulator (isolated from other tests)."""
+    tag = f"{label}-{uuid.uuid4().hex[:8]}"
+    settings = replace(stack, bucket=tag, database=tag.replace("-", "_"), state_dir=state_dir)
+    settings.client("s3").create_bucket(Bucket=settings.bucket)
+    settings.client("glue").create_database(DatabaseInput={"Name": settings.database})
+    return settings
+
+
+def drop_bucket(settings: Settings) -> None:
+    s3 = settings.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys})
+    s3.delete_bucket(Bucket=settings.bucket)
+
+
+@pytest.fixture()
+def space(local_stack: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """This test's own bucket, Glue database and state dir, on the session's emulator."""
+    settings = own_space(local_stack, tmp_path, request.module.__name__.rsplit("_", 1)[-1][:3])
+    yield settings
+    drop_bucket(settings)
 
 
 @pytest.fixture(scope="session")

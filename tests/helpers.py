@@ -10,11 +10,10 @@ from decimal import Decimal
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from sales_ops.local.firehose import load_handler
+from sales_ops.schema import ORDER_ATTRIBUTES
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 
-# The DESIGN §2.1 attributes, as the Lambda (the contract's one implementation) names them.
-ORDER_FIELDS = load_handler().ORDER_ATTRIBUTES
+ORDER_FIELDS = ORDER_ATTRIBUTES
 
 
 def list_keys(settings: Settings, prefix: str) -> list[str]:

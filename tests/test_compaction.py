@@ -13,9 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -32,45 +30,13 @@ from sales_ops.compaction import (
     current_versions,
 )
 from sales_ops.engine import DuckDBEngine
+from sales_ops.schema import ORDER_VALUE_FIELDS
 from sales_ops.settings import RAW_PREFIX, Settings
 from sales_ops.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
 
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 CHANGES = plan_changes(400, END - timedelta(days=3), END, seed=7, keys_only_deletes=0.5)
-FIELDS = (
-    "customer_id",
-    "product_id",
-    "product_name",
-    "category",
-    "quantity",
-    "unit_price",
-    "order_total",
-    "status",
-    "channel",
-    "region",
-    "created_at",
-    "updated_at",
-)
-
-
-@pytest.fixture()
-def space(local_stack: Settings, tmp_path: Path) -> Iterator[Settings]:
-    """A bucket, Glue database and state dir of this test's own, on the shared emulator."""
-    tag = uuid.uuid4().hex[:8]
-    settings = replace(local_stack, bucket=f"cmp-{tag}", database=f"cmp_{tag}", state_dir=tmp_path)
-    settings.client("s3").create_bucket(Bucket=settings.bucket)
-    settings.client("glue").create_database(DatabaseInput={"Name": settings.database})
-    yield settings
-    _drop_bucket(settings)
-
-
-def _drop_bucket(settings: Settings) -> None:
-    s3 = settings.client("s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys})
-    s3.delete_bucket(Bucket=settings.bucket)
+FIELDS = ORDER_VALUE_FIELDS
 
 
 @pytest.fixture()

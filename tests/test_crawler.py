@@ -6,12 +6,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from sales_ops.catalog import (
     LocalCrawler,
@@ -48,25 +43,6 @@ HANDLER_FIELDS = [
     ("created_at", "string"),
     ("updated_at", "string"),
 ]
-
-
-@pytest.fixture()
-def space(local_stack: Settings, tmp_path: Path) -> Iterator[Settings]:
-    tag = uuid.uuid4().hex[:8]
-    settings = replace(local_stack, bucket=f"crw-{tag}", database=f"crw_{tag}", state_dir=tmp_path)
-    settings.client("s3").create_bucket(Bucket=settings.bucket)
-    settings.client("glue").create_database(DatabaseInput={"Name": settings.database})
-    yield settings
-    drop_bucket(settings)
-
-
-def drop_bucket(settings: Settings) -> None:
-    s3 = settings.client("s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys})
-    s3.delete_bucket(Bucket=settings.bucket)
 
 
 def objects_read(settings: Settings) -> int:

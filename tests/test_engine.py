@@ -26,27 +26,18 @@ from sales_ops.engine import (
     render_named,
 )
 from sales_ops.settings import RAW_PREFIX, Settings
+from tests.conftest import drop_bucket, own_space
 
 
 @pytest.fixture(scope="module")
 def space(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A bucket, Glue database and state dir of this module's own, with a small raw_orders."""
-    tag = uuid.uuid4().hex[:8]
-    settings = replace(
-        local_stack, bucket=f"eng-{tag}", database=f"eng_{tag}", state_dir=tmp_path_factory.mktemp("eng")
-    )
-    settings.client("s3").create_bucket(Bucket=settings.bucket)
-    settings.client("glue").create_database(DatabaseInput={"Name": settings.database})
+    settings = own_space(local_stack, tmp_path_factory.mktemp("eng"), "eng")
     for key, lines in OBJECTS.items():
         put(settings, key, lines)
     LocalCrawler(settings).run()
     yield settings
-    s3 = settings.client("s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys})
-    s3.delete_bucket(Bucket=settings.bucket)
+    drop_bucket(settings)
 
 
 @pytest.fixture(scope="module")

@@ -126,3 +126,10 @@ def test_pipe_batches_respect_kinesis_limits_and_key_order(size):
     flattened = [entry for round_entries in rounds for entry in round_entries]
     for key in {k for k, _, _ in entries}:
         assert [s for k, _, s in flattened if k == key] == [s for k, _, s in entries if k == key]
+
+
+def test_lambda_and_package_agree_on_the_order_attributes():
+    from sales_ops.local.firehose import load_handler
+    from sales_ops.schema import ORDER_ATTRIBUTES
+
+    assert load_handler().ORDER_ATTRIBUTES == ORDER_ATTRIBUTES
