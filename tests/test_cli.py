@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -74,6 +75,11 @@ def test_load_wait_and_status_json(local_stack):
     assert all(status["processes"].values())
     assert [stage["stage"] for stage in status["stages"]] == ["pipe", "firehose"]
     assert all(stage["pending"] == 0 for stage in status["stages"])
+    # The workers write their counters once a second, so they may trail the checkpoints briefly.
+    deadline = time.monotonic() + 10
+    while status["stages"][1]["counters"].get("ok", 0) < summary["changes"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = json.loads(run("local", "status", "--json", env=env).stdout)
     assert status["stages"][1]["counters"]["ok"] >= summary["changes"]
 
 
@@ -118,8 +124,6 @@ def test_deploy_rejects_malformed_parameter():
 
 
 def test_rate_limiter_never_exceeds_its_rate():
-    import time
-
     from sales_ops.load import RateLimiter
 
     limiter = RateLimiter(rate=200)  # 200 changes/s: 100 batches of 5 need at least 2.5 s
