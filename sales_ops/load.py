@@ -23,7 +23,6 @@ from faker import Faker
 
 from sales_ops.settings import Settings
 
-STATUSES = ("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED", "RETURNED")
 CHANNELS = (("web", 45), ("mobile", 40), ("marketplace", 10), ("store", 5))
 REGIONS = (("us-east", 30), ("us-west", 25), ("eu-west", 25), ("ap-south", 12), ("sa-east", 8))
 CATALOGUE_SEED = 20261123  # the shop's catalogue is the same whatever the load's seed

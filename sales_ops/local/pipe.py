@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -38,7 +38,6 @@ class PipeStats:
     last_forwarded_at: float | None = None
     last_event_age_s: float | None = None
     errors: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def pipe_event(record: dict, source_arn: str) -> dict:
