@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,8 +116,6 @@ class PipeStandIn:
         self.checkpoints = pipe_checkpoints(settings, self.source_arn)
         api = DynamoDBStreamApi(settings.client("dynamodbstreams"), self.source_arn)
         self.reader = ShardReader(api, self.checkpoints, self.starting_position)
-        self._prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipe-read")
-        self._prefetched: Future | None = None
         log.info(
             "pipe %s: %s → %s, batch %d, key %s",
             settings.pipe,
@@ -129,34 +126,14 @@ class PipeStandIn:
         )
 
     def poll_once(self) -> int:
-        """Forward one page per shard; returns how many records were forwarded.
-
-        The next pages are read in the background while these are forwarded (reading and
-        putting each wait mostly on the emulator, so overlapping them nearly doubles the rate).
-        If forwarding fails, the prefetched pages are dropped and reading restarts from the
-        checkpoints: replayed, never skipped.
-        """
-        pages = (self._prefetched or self._prefetch.submit(self._read)).result()
-        self._prefetched = self._prefetch.submit(self._read)
+        """Forward one page per shard; returns how many records were forwarded."""
         forwarded = 0
-        try:
-            for shard_id, records in pages:
+        for shard_id, records in self.reader.pages(self.batch_size):
+            if records:
                 self.forward(records)
                 self.checkpoints.commit({shard_id: records[-1]["dynamodb"]["SequenceNumber"]})
                 forwarded += len(records)
-        except Exception:
-            self._restart_from_checkpoints()
-            raise
         return forwarded
-
-    def _read(self) -> list[tuple[str, list[dict]]]:
-        return [(shard, records) for shard, records in self.reader.pages(self.batch_size) if records]
-
-    def _restart_from_checkpoints(self) -> None:
-        if self._prefetched is not None:
-            self._prefetched.exception()  # wait for it: only one read may move the iterators
-        self._prefetched = None
-        self.reader.reset()
 
     def forward(self, records: list[dict]) -> None:
         """Put `records` on Kinesis, all of them, keeping order per key."""

@@ -137,10 +137,6 @@ class ShardReader:
             self._shards = (now, self.api.list_shards())
         return self._shards[1]
 
-    def reset(self) -> None:
-        """Forget the in-memory positions: the next pages start again after the checkpoints."""
-        self._iterators.clear()
-
     def pages(self, limit: int) -> Iterator[tuple[str, list[dict]]]:
         """One page per open shard, moving the in-memory iterators (not the checkpoint)."""
         for shard_id in self.shard_ids():

@@ -25,8 +25,12 @@ log = logging.getLogger("sales_ops.workers")
 IDLE_SLEEP = 0.1  # seconds between polls when a source had nothing new
 
 
+class Stats(Protocol):
+    errors: int
+
+
 class StandIn(Protocol):
-    stats: object
+    stats: Stats
 
     def poll_once(self) -> int: ...
 
@@ -40,7 +44,7 @@ def run_loop(name: str, stand_in: StandIn, stop: threading.Event) -> None:
             failures = 0
         except Exception:
             failures += 1
-            stand_in.stats.errors = getattr(stand_in.stats, "errors", 0) + 1
+            stand_in.stats.errors += 1
             log.exception("%s poll failed (%d in a row)", name, failures)
             stop.wait(min(0.2 * 2**failures, 10))
             continue
