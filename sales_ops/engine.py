@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import unquote, urlparse
 
 from sales_ops import catalog
@@ -81,6 +81,33 @@ class SqlEngine(Protocol):
     def execute(self, sql: str) -> QueryResult: ...
 
     def close(self) -> None: ...
+
+
+class _EngineBase:
+    """What both engines share: every statement goes through the engine's own `_run`."""
+
+    settings: Settings
+
+    def _run(self, sql: str) -> QueryResult:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def query(self, sql: str) -> QueryResult:
+        return self._run(sql)
+
+    def execute(self, sql: str) -> QueryResult:
+        return self._run(sql)
+
+    def named(self, name: str, **params: Any) -> QueryResult:
+        return self._run(render_named(name, self.settings.database, **params))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --- named SQL -----------------------------------------------------------------------------------
@@ -283,7 +310,7 @@ FROM duckdb_logs_parsed('HTTP')
 """
 
 
-class DuckDBEngine:
+class DuckDBEngine(_EngineBase):
     """DuckDB over S3 (the emulator, or AWS with the session's credentials), Glue as catalog."""
 
     name = "duckdb"
@@ -331,23 +358,8 @@ class DuckDBEngine:
         )
 
     # public interface -------------------------------------------------------------------------
-    def query(self, sql: str) -> QueryResult:
-        return self._run(sql)
-
-    def execute(self, sql: str) -> QueryResult:
-        return self._run(sql)
-
-    def named(self, name: str, **params: Any) -> QueryResult:
-        return self._run(render_named(name, self.settings.database, **params))
-
     def close(self) -> None:
         self.con.close()
-
-    def __enter__(self) -> DuckDBEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # statements -------------------------------------------------------------------------------
     def _run(self, sql: str) -> QueryResult:
@@ -727,7 +739,7 @@ def _duckdb_error(exc: Exception, views: dict[str, str], sql: str) -> QueryError
 # --- Athena --------------------------------------------------------------------------------------
 
 
-class AthenaEngine:
+class AthenaEngine(_EngineBase):
     """Athena through pyathena: the stack's workgroup, results under athena-results/."""
 
     name = "athena"
@@ -752,15 +764,6 @@ class AthenaEngine:
             poll_interval=poll_interval,
             **extra,
         )
-
-    def query(self, sql: str) -> QueryResult:
-        return self._run(sql)
-
-    def execute(self, sql: str) -> QueryResult:
-        return self._run(sql)
-
-    def named(self, name: str, **params: Any) -> QueryResult:
-        return self._run(render_named(name, self.settings.database, **params))
 
     def close(self) -> None:
         self.conn.close()
