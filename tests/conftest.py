@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +38,41 @@ def stack_settings(state_dir: Path, port: int | None = None) -> Settings:
         "local",
         env={"SALES_OPS_ENDPOINT": f"http://127.0.0.1:{port}", "SALES_OPS_STATE_DIR": str(state_dir)},
     )
+
+
+@contextmanager
+def running_server(
+    name: str, cmd: list[str], env: dict[str, str], probe_url: str, log: Path, timeout: float = 90
+) -> Iterator[subprocess.Popen]:
+    """Run a server as a user starts it; yield once `probe_url` answers; stop it afterwards.
+
+    Fails the test with the tail of the server's log if it exits or does not answer in time.
+    """
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out)
+    try:
+        _wait_answering(name, proc, probe_url, log, timeout)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_answering(name: str, proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.3)
+    pytest.fail(f"{name} not up within {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 def stack_env(settings: Settings) -> dict[str, str]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +13,7 @@ import pytest
 
 from sales_ops.rollups import ROLLUPS
 from sales_ops.settings import Settings
-from tests.conftest import ROOT, free_port, stack_env
+from tests.conftest import ROOT, free_port, running_server, stack_env
 
 QUERY = """
 {
@@ -25,11 +23,6 @@ QUERY = """
   }
 }
 """
-
-
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read()
 
 
 def _graphql(base: str, query: str) -> dict:
@@ -44,43 +37,18 @@ def _graphql(base: str, query: str) -> dict:
     return body["data"]
 
 
-def _wait_up(base: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"dagster-webserver exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            _get(f"{base}/server_info")
-            return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    pytest.fail(f"dagster-webserver not up within {timeout}s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture()
 def webserver(local_stack: Settings, tmp_path: Path) -> Iterator[str]:
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     port = free_port()
-    log = tmp_path / "webserver.log"
     cmd = [sys.executable, "-m", "dagster_webserver", "-w", str(ROOT / "workspace.yaml")]
     cmd += ["-h", "127.0.0.1", "-p", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env={**stack_env(local_stack), "DAGSTER_HOME": str(home)}, stdout=out, stderr=out
-        )
     base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(base, proc, log)
+    env = {**stack_env(local_stack), "DAGSTER_HOME": str(home)}
+    with running_server("dagster-webserver", cmd, env, f"{base}/server_info", tmp_path / "webserver.log"):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_webserver_serves_our_assets_sensors_and_schedules(webserver: str) -> None:

@@ -11,9 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -31,7 +28,7 @@ from sales_ops.load import run_load
 from sales_ops.local.progress import wait_delivered
 from sales_ops.rollups import build_rollups
 from sales_ops.settings import Settings
-from tests.conftest import ROOT, free_port, stack_env
+from tests.conftest import free_port, running_server, stack_env
 
 PANELS = {
     "total",
@@ -172,34 +169,10 @@ def dashboard_url(pipeline: tuple[Settings, SqlEngine], tmp_path: Path) -> Itera
     """`sales-ops dashboard` as a user starts it, on a free port."""
     settings, _ = pipeline
     port = free_port()
-    log = tmp_path / "dashboard.log"
     cmd = [sys.executable, "-m", "sales_ops.cli", "dashboard", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=stack_env(settings), stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_up(url, proc, log)
+    with running_server("sales-ops dashboard", cmd, stack_env(settings), url, tmp_path / "dashboard.log", 60):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"sales-ops dashboard exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.3)
-    pytest.fail(f"sales-ops dashboard not up within {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture()
