@@ -1,6 +1,6 @@
 """Compaction benchmarks: incremental vs full at 1 % new changes, and 1M change events.
 
-The data is synthetic raw history in the pipeline's exact format (sales_ops.synthetic: the mock
+The data is synthetic raw history in the pipeline's exact format (sales_ops.load.synthetic: the mock
 shop's order lifecycles as DynamoDB stream records, through the real Lambda handler, delivered as
 Firehose names and partitions them), written straight to S3: pushing 200k orders through the
 emulator's DynamoDB would take far too long. Everything else is the real thing: the local crawler,
@@ -36,11 +36,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sales_ops.catalog import LocalCrawler  # noqa: E402
-from sales_ops.compaction import compact  # noqa: E402
-from sales_ops.engine import DuckDBEngine  # noqa: E402
+from sales_ops.catalog.crawlers import LocalCrawler  # noqa: E402
+from sales_ops.curated.compaction import compact  # noqa: E402
+from sales_ops.load.synthetic import ChangeStream, plan_changes, split_at, write_changes  # noqa: E402
+from sales_ops.query import DuckDBEngine  # noqa: E402
 from sales_ops.settings import RAW_PREFIX, Settings  # noqa: E402
-from sales_ops.synthetic import ChangeStream, plan_changes, split_at, write_changes  # noqa: E402
 
 CHANGES_PER_ORDER = 3.2  # what the mock shop's lifecycles average
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sales_ops.load import run_load
+from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import RAW_PREFIX, Settings

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_compaction import dataset, emulator, mib, raw_bytes, timed
 
-from sales_ops.catalog import LocalCrawler
-from sales_ops.compaction import compact
-from sales_ops.engine import DuckDBEngine, QueryResult
-from sales_ops.synthetic import plan_changes, write_changes
+from sales_ops.catalog.crawlers import LocalCrawler
+from sales_ops.curated.compaction import compact
+from sales_ops.load.synthetic import plan_changes, write_changes
+from sales_ops.query import DuckDBEngine, QueryResult
 
 
 def best_of(engine: DuckDBEngine, name: str, repeat: int) -> tuple[QueryResult, float]:

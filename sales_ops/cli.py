@@ -169,7 +169,7 @@ def deploy(
     as_json: Annotated[bool, typer.Option("--json", help="Print the stack outputs as JSON.")] = False,
 ) -> None:
     """Package the Lambda, then create or update the stack in infra/ through a change set."""
-    from sales_ops import stack as cfn
+    from sales_ops import deploy as cfn
 
     params = {}
     for item in parameter or []:
@@ -202,7 +202,7 @@ def destroy(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Empty the data bucket and delete the stack."""
-    from sales_ops import stack as cfn
+    from sales_ops import deploy as cfn
 
     if not yes and not typer.confirm(f"Delete stack {stack} and every object in its bucket?"):
         raise typer.Exit(1)
@@ -224,7 +224,7 @@ def load(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Write mock orders (inserts, status updates, deletes) to DynamoDB."""
-    from sales_ops.load import run_load
+    from sales_ops.load.shop import run_load
     from sales_ops.local.progress import wait_delivered
 
     if rate < 0:
@@ -270,9 +270,9 @@ def load(
 @contextmanager
 def data_errors() -> Iterator[None]:
     """Query, crawl and compaction failures: the engine's own message, exit 1."""
-    from sales_ops.catalog import CrawlerError
-    from sales_ops.compaction import CompactionError
-    from sales_ops.engine import QueryError
+    from sales_ops.catalog.crawlers import CrawlerError
+    from sales_ops.curated.lock import CompactionError
+    from sales_ops.query import QueryError
 
     try:
         yield
@@ -312,7 +312,7 @@ def crawl(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run the crawler: catalogue raw/orders/ as raw_orders (new partitions, new columns)."""
-    from sales_ops.catalog import crawler_for
+    from sales_ops.targets import crawler_for
 
     with friendly_errors(), data_errors():
         report = crawler_for(settings()).run(wait=wait, timeout=timeout)
@@ -338,8 +338,8 @@ def compact_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Compact new raw events into orders_latest (only the order_date partitions they touch)."""
-    from sales_ops.compaction import compact
-    from sales_ops.engine import engine_for
+    from sales_ops.curated.compaction import compact
+    from sales_ops.targets import engine_for
 
     with friendly_errors(), data_errors():
         cfg = settings()
@@ -371,8 +371,8 @@ def rollup_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
     """Rebuild the Parquet rollups (sales_by_product_hourly, customer_activity, inventory_status)."""
-    from sales_ops.engine import engine_for
-    from sales_ops.rollups import ROLLUPS, build_rollup
+    from sales_ops.curated.rollups import ROLLUPS, build_rollup
+    from sales_ops.targets import engine_for
 
     unknown = sorted(set(name or ()) - set(ROLLUPS))
     if unknown:
@@ -400,7 +400,8 @@ def query_cmd(
     list_named: Annotated[bool, typer.Option("--list", help="List the named queries.")] = False,
 ) -> None:
     """Run SQL or a named query on Athena (aws) or DuckDB (local); shows bytes scanned and time."""
-    from sales_ops.engine import engine_for, named_queries
+    from sales_ops.query import named_queries
+    from sales_ops.targets import engine_for
 
     if list_named:
         for query_name, description in named_queries().items():
@@ -448,8 +449,8 @@ def check_cmd(
     reconcile: Annotated[bool, typer.Option(help="Compare orders_latest with a DynamoDB scan.")] = True,
 ) -> None:
     """Run the data-quality checks; exit 1 when one fails."""
-    from sales_ops.engine import engine_for
     from sales_ops.quality import run_checks
+    from sales_ops.targets import engine_for
 
     with friendly_errors(), data_errors():
         cfg = settings()

@@ -15,8 +15,13 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 TARGETS = ("local", "aws")
+
+# The checkout: infra/, lambdas/ and scripts/ live beside the package.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+HANDLER_PATH = PROJECT_ROOT / "lambdas" / "firehose_transform" / "handler.py"
 
 LOCAL_ACCOUNT = "123456789012"
 LOCAL_REGION = "us-east-1"
@@ -32,6 +37,15 @@ ATHENA_RESULTS_PREFIX = "athena-results/"
 
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message says which and how to fix it."""
+
+
+def target_from_env(env: dict[str, str] | None = None, target: str | None = None) -> str:
+    """`target`, else SALES_OPS_TARGET, else local; an unknown name is a SettingsError."""
+    env = os.environ if env is None else env
+    name = (target or env.get("SALES_OPS_TARGET") or "local").strip().lower()
+    if name not in TARGETS:
+        raise SettingsError(f"unknown target {name!r}: choose one of {', '.join(TARGETS)}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -56,22 +70,34 @@ class Settings:
     def from_env(cls, target: str | None = None, env: dict[str, str] | None = None) -> Settings:
         """Settings for `target` (or SALES_OPS_TARGET), with SALES_OPS_* overrides from `env`."""
         env = dict(os.environ if env is None else env)
-        target = (target or env.get("SALES_OPS_TARGET") or "local").strip().lower()
-        if target not in TARGETS:
-            raise SettingsError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+        target = target_from_env(env, target)
         state_dir = Path(env.get("SALES_OPS_STATE_DIR", ".sales-ops")).resolve()
         if target == "local":
             settings = cls(target="local", state_dir=state_dir)
             if "SALES_OPS_ENDPOINT" in env:
                 settings = replace(settings, endpoint_url=env["SALES_OPS_ENDPOINT"])
             return settings
-        from sales_ops.stack import default_region, settings_from_stack  # only the aws target needs it
+        from sales_ops.deploy import default_region, settings_from_stack  # only the aws target needs it
 
         return settings_from_stack(
             stack_name=env.get("SALES_OPS_STACK", "sales-ops"),
             region=default_region(env),
             state_dir=state_dir,
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The SALES_OPS_* variables that make a child process (worker, Dagster) see these settings."""
+        env = {"SALES_OPS_TARGET": self.target, "SALES_OPS_STATE_DIR": str(self.state_dir)}
+        if self.is_local:
+            env["SALES_OPS_ENDPOINT"] = self.endpoint_url or ""
+        else:
+            env["SALES_OPS_STACK"] = self.stack_name
+            env["AWS_REGION"] = self.region
+        return env
+
+    def resource_config(self) -> dict[str, str | None]:
+        """The same, as the fields of the Dagster `PipelineResource`."""
+        return {"target": self.target, "endpoint_url": self.endpoint_url, "state_dir": str(self.state_dir)}
 
     @property
     def is_local(self) -> bool:
@@ -117,3 +143,8 @@ class Settings:
 
     def s3_uri(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{key}"
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a boto3 ClientError ("" when there is none)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))

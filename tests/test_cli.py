@@ -124,7 +124,7 @@ def test_deploy_rejects_malformed_parameter():
 
 
 def test_rate_limiter_never_exceeds_its_rate():
-    from sales_ops.load import RateLimiter
+    from sales_ops.load.shop import RateLimiter
 
     limiter = RateLimiter(rate=200)  # 200 changes/s: 100 batches of 5 need at least 2.5 s
     started = time.monotonic()

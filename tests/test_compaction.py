@@ -1,7 +1,7 @@
 """Compaction into orders_latest (DESIGN 2.5) on the emulator, with real handler output.
 
 Each test gets its own bucket, Glue database and state dir on the session's emulator, and a
-synthetic history of orders over three days (sales_ops.synthetic: the mock shop's lifecycles as
+synthetic history of orders over three days (sales_ops.load.synthetic: the mock shop's lifecycles as
 DynamoDB stream records through the real Lambda handler, delivered as Firehose names them). The
 truth is the state the stream leaves in the table, kept by the generator in plain Python.
 """
@@ -17,22 +17,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sales_ops.catalog import LocalCrawler, list_partitions
-from sales_ops.compaction import (
+from sales_ops.catalog.crawlers import LocalCrawler
+from sales_ops.catalog.glue import list_partitions
+from sales_ops.curated.compaction import (
     LATEST_PREFIX,
-    LOCK_KEY,
-    STATE_KEY,
     VERSIONS_TABLE,
     Compaction,
-    CompactionLocked,
-    S3Lock,
     compact,
     current_versions,
 )
-from sales_ops.engine import DuckDBEngine
+from sales_ops.curated.lock import LOCK_KEY, CompactionLocked, S3Lock
+from sales_ops.curated.state import STATE_KEY
+from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
+from sales_ops.query import DuckDBEngine
 from sales_ops.schema import ORDER_VALUE_FIELDS
 from sales_ops.settings import RAW_PREFIX, Settings
-from sales_ops.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
 
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 CHANGES = plan_changes(400, END - timedelta(days=3), END, seed=7, keys_only_deletes=0.5)

@@ -8,18 +8,12 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sales_ops.catalog import (
-    LocalCrawler,
-    crawler_for,
-    get_table,
-    hive_type,
-    infer_type,
-    list_partitions,
-    merge_types,
-    table_columns,
-)
+from sales_ops.catalog.crawlers import LocalCrawler
+from sales_ops.catalog.glue import get_table, list_partitions, table_columns
+from sales_ops.catalog.inference import hive_type, infer_type, merge_types
+from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
-from sales_ops.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
+from sales_ops.targets import crawler_for
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
 CHANGES = plan_changes(150, END - timedelta(hours=10), END, seed=11, keys_only_deletes=0.5)

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from sales_ops import catalog
+from sales_ops.catalog import glue
 from sales_ops.definitions import build_definitions
 from sales_ops.defs.resources import resources_for
 from sales_ops.defs.sensors import processing_failed_sensor
-from sales_ops.load import run_load
+from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import Settings
@@ -131,7 +131,7 @@ def test_freshness_warns_when_the_newest_raw_data_is_too_old(defs, instance) -> 
 
 
 def test_raw_schema_fails_when_the_table_drifts(stack: Settings, defs, instance) -> None:
-    original = catalog.get_table(stack, catalog.RAW_TABLE)
+    original = glue.get_table(stack, glue.RAW_TABLE)
     assert original is not None
     drifted = {
         k: original[k] for k in ("Name", "StorageDescriptor", "PartitionKeys", "TableType", "Parameters")
@@ -144,7 +144,7 @@ def test_raw_schema_fails_when_the_table_drifts(stack: Settings, defs, instance)
             if c["Name"] != "order_total"
         ],
     }
-    catalog.put_table(stack, drifted)
+    glue.put_table(stack, drifted)
     try:
         schema = check(defs, instance, "raw_schema")
         assert not schema.passed
@@ -152,7 +152,7 @@ def test_raw_schema_fails_when_the_table_drifts(stack: Settings, defs, instance)
         assert "quantity string" in schema.description
     finally:
         restored = {k: original[k] for k in drifted}
-        catalog.put_table(stack, restored)
+        glue.put_table(stack, restored)
     assert check(defs, instance, "raw_schema").passed
 
 
@@ -192,7 +192,7 @@ def test_reconciliation_catches_an_item_changed_behind_the_pipeline(stack: Setti
 
 def test_unique_order_id_fails_on_duplicated_rows(stack: Settings, defs, instance) -> None:
     s3 = stack.client("s3")
-    partition = catalog.list_partitions(stack, "orders_latest")[0]
+    partition = glue.list_partitions(stack, "orders_latest")[0]
     prefix = partition["StorageDescriptor"]["Location"].split(f"s3://{stack.bucket}/", 1)[1].rstrip("/") + "/"
     source = next(o["Key"] for o in s3.list_objects_v2(Bucket=stack.bucket, Prefix=prefix)["Contents"])
     copy = f"{prefix}copied-by-mistake.parquet"

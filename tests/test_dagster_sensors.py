@@ -12,7 +12,7 @@ import pytest
 from sales_ops.defs.load import order_load
 from sales_ops.defs.resources import resources_for
 from sales_ops.defs.sensors import list_new_objects, raw_objects_sensor, run_failure_recorder
-from sales_ops.load import run_load
+from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import RAW_PREFIX, Settings
 

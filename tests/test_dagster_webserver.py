@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sales_ops.rollups import ROLLUPS
+from sales_ops.curated.rollups import ROLLUPS
 from sales_ops.settings import Settings
 from tests.conftest import ROOT, free_port, running_server, stack_env
 

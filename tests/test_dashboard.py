@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from sales_ops.catalog import crawler_for
-from sales_ops.compaction import compact
+from sales_ops.curated.compaction import compact
+from sales_ops.curated.rollups import build_rollups
 from sales_ops.dashboard.app import create_app
 from sales_ops.dashboard.metrics import collect_metrics
-from sales_ops.engine import SqlEngine, engine_for
-from sales_ops.load import run_load
+from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
-from sales_ops.rollups import build_rollups
+from sales_ops.query import SqlEngine
 from sales_ops.settings import Settings
+from sales_ops.targets import crawler_for, engine_for
 from tests.conftest import free_port, running_server, stack_env
 
 PANELS = {

@@ -15,8 +15,9 @@ from decimal import Decimal
 
 import pytest
 
-from sales_ops.catalog import LocalCrawler, get_table, list_partitions
-from sales_ops.engine import (
+from sales_ops.catalog.crawlers import LocalCrawler
+from sales_ops.catalog.glue import get_table, list_partitions
+from sales_ops.query import (
     AthenaEngine,
     DuckDBEngine,
     MissingTableError,

@@ -1,4 +1,4 @@
-"""infra/template.yaml and sales_ops.stack: lint, security scan, wiring, least privilege, and a deploy
+"""infra/template.yaml and sales_ops.deploy: lint, security scan, wiring, least privilege, and a deploy
 of the part moto's CloudFormation can create (moto server on 127.0.0.1, dummy credentials)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
-from sales_ops import stack
+from sales_ops import deploy
 from sales_ops.settings import (
     ATHENA_RESULTS_PREFIX,
     ERROR_PREFIX,
@@ -28,6 +28,7 @@ from sales_ops.settings import (
     Settings,
     SettingsError,
 )
+from tests import cfn_template
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "infra" / "template.yaml"
@@ -38,7 +39,7 @@ ACCOUNT = "123456789012"  # moto's default account
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return stack.read_template(TEMPLATE)
+    return deploy.read_template(TEMPLATE)
 
 
 def res(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
@@ -170,14 +171,14 @@ def test_lambda_runs_the_project_handler_on_the_packaged_platform(template: dict
     function = res(template, "TransformFunction")
     assert function["FunctionName"] == ref("FunctionName")
     assert function["Handler"] == "handler.handler"
-    assert function["Runtime"] == f"python{stack.LAMBDA_PYTHON}"
-    assert function["Architectures"] == ["x86_64"] and stack.LAMBDA_PLATFORM.endswith("x86_64")
+    assert function["Runtime"] == f"python{deploy.LAMBDA_PYTHON}"
+    assert function["Architectures"] == ["x86_64"] and deploy.LAMBDA_PLATFORM.endswith("x86_64")
     assert function["Code"] == {"S3Bucket": ref("LambdaCodeBucket"), "S3Key": ref("LambdaCodeKey")}
     assert function["MemorySize"] >= 128 and 0 < function["Timeout"] <= 300
     assert function["LoggingConfig"]["LogGroup"] == ref("TransformLogGroup")
     assert res(template, "TransformLogGroup")["RetentionInDays"] == ref("LogRetentionDays")
-    if stack.HANDLER_PATH.exists():
-        tree = ast.parse(stack.HANDLER_PATH.read_text())
+    if deploy.HANDLER_PATH.exists():
+        tree = ast.parse(deploy.HANDLER_PATH.read_text())
         assert "handler" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
 
 
@@ -231,7 +232,7 @@ def test_bucket_is_private_encrypted_tls_only_with_lifecycle(template: dict[str,
 def test_outputs_give_every_name_the_aws_target_reads(template: dict[str, Any]) -> None:
     name_fields = {f.name for f in fields(Settings) if f.type in ("str", str)}
     name_fields -= {"target", "region", "account", "stack_name"}
-    assert name_fields == set(stack.SETTINGS_OUTPUTS)
+    assert name_fields == set(deploy.SETTINGS_OUTPUTS)
     expected = {
         "BucketName": "DataBucket",
         "TableName": "OrdersTable",
@@ -243,7 +244,7 @@ def test_outputs_give_every_name_the_aws_target_reads(template: dict[str, Any]) 
         "CrawlerName": "RawOrdersCrawler",
         "AthenaWorkGroupName": "AthenaWorkGroup",
     }
-    assert set(expected) == set(stack.SETTINGS_OUTPUTS.values())
+    assert set(expected) == set(deploy.SETTINGS_OUTPUTS.values())
     for output, logical_id in expected.items():
         assert template["Outputs"][output]["Value"] == ref(logical_id), output
 
@@ -389,7 +390,9 @@ def test_one_role_per_service_each_used_by_its_service_alone(template: dict[str,
     for role, (service, user) in TRUSTED_SERVICE.items():
         [trust] = res(template, role)["AssumeRolePolicyDocument"]["Statement"]
         assert trust["Principal"] == {"Service": service} and trust["Action"] == "sts:AssumeRole"
-        users = {lid for lid, r in template["Resources"].items() if role in stack.references(r)} - {role}
+        users = {lid for lid, r in template["Resources"].items() if role in cfn_template.references(r)} - {
+            role
+        }
         assert users == {user}, role
 
 
@@ -428,15 +431,15 @@ def handler_file(tmp_path: Path) -> Path:
 
 
 def test_package_is_reproducible_and_content_addressed(tmp_path: Path, handler_file: Path) -> None:
-    first, digest = stack.package_lambda(tmp_path / "a", handler_file, with_orjson=False)
-    second, digest2 = stack.package_lambda(tmp_path / "b", handler_file, with_orjson=False)
+    first, digest = deploy.package_lambda(tmp_path / "a", handler_file, with_orjson=False)
+    second, digest2 = deploy.package_lambda(tmp_path / "b", handler_file, with_orjson=False)
     assert first.read_bytes() == second.read_bytes() and digest == digest2
     assert digest == hashlib.sha256(first.read_bytes()).hexdigest() and digest[:16] in first.name
     with zipfile.ZipFile(first) as archive:
         assert archive.namelist() == ["handler.py"]
-        assert archive.getinfo("handler.py").date_time == stack.ZIP_EPOCH
+        assert archive.getinfo("handler.py").date_time == deploy.ZIP_EPOCH
     handler_file.write_text(handler_file.read_text() + "# changed\n")
-    _, changed = stack.package_lambda(tmp_path / "c", handler_file, with_orjson=False)
+    _, changed = deploy.package_lambda(tmp_path / "c", handler_file, with_orjson=False)
     assert changed != digest
 
 
@@ -444,12 +447,12 @@ def test_package_bundles_the_orjson_wheel(tmp_path: Path, handler_file: Path) ->
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     tags = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
-    wheel = wheels / f"orjson-{stack.ORJSON_VERSION}-{tags}.whl"
+    wheel = wheels / f"orjson-{deploy.ORJSON_VERSION}-{tags}.whl"
     with zipfile.ZipFile(wheel, "w") as archive:  # a stand-in wheel: no download in tests
         archive.writestr("orjson/__init__.py", "from .orjson import *\n")
         archive.writestr("orjson/orjson.cpython-311-x86_64-linux-gnu.so", b"\x7fELF")
-        archive.writestr(f"orjson-{stack.ORJSON_VERSION}.dist-info/METADATA", "Name: orjson\n")
-    path, _ = stack.package_lambda(tmp_path / "build", handler_file, with_orjson=True, wheel_dir=wheels)
+        archive.writestr(f"orjson-{deploy.ORJSON_VERSION}.dist-info/METADATA", "Name: orjson\n")
+    path, _ = deploy.package_lambda(tmp_path / "build", handler_file, with_orjson=True, wheel_dir=wheels)
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         assert names == sorted(names) and "handler.py" in names
@@ -459,8 +462,8 @@ def test_package_bundles_the_orjson_wheel(tmp_path: Path, handler_file: Path) ->
 
 
 def test_package_without_handler_says_so(tmp_path: Path) -> None:
-    with pytest.raises(stack.StackError, match="handler not found"):
-        stack.package_lambda(tmp_path, tmp_path / "missing.py", with_orjson=False)
+    with pytest.raises(deploy.StackError, match="handler not found"):
+        deploy.package_lambda(tmp_path, tmp_path / "missing.py", with_orjson=False)
 
 
 # ----------------------------------------------------------------------------- no credentials
@@ -482,7 +485,7 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.mark.usefixtures("no_credentials")
 def test_deploy_without_credentials_gives_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="No AWS credentials found") as caught:
-        stack.deploy("sales-ops", REGION, build_dir=tmp_path / "build", with_orjson=False)
+        deploy.deploy("sales-ops", REGION, build_dir=tmp_path / "build", with_orjson=False)
     assert "aws configure" in str(caught.value)
     assert not (tmp_path / "build").exists()  # failed before doing anything
 
@@ -490,7 +493,7 @@ def test_deploy_without_credentials_gives_a_clear_message(tmp_path: Path) -> Non
 @pytest.mark.usefixtures("no_credentials")
 def test_destroy_and_aws_settings_without_credentials_give_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="No AWS credentials found"):
-        stack.destroy("sales-ops", REGION)
+        deploy.destroy("sales-ops", REGION)
     with pytest.raises(SettingsError, match="No AWS credentials found"):
         Settings.from_env("aws", env={"AWS_REGION": REGION, "SALES_OPS_STATE_DIR": str(tmp_path)})
 
@@ -502,9 +505,11 @@ def test_emulator_types_are_exactly_what_moto_models(template: dict[str, Any]) -
     from moto.cloudformation.parsing import get_model_map
 
     modelled = set(get_model_map())
-    assert modelled >= stack.EMULATOR_TYPES
+    assert modelled >= cfn_template.EMULATOR_TYPES
     for resource in template["Resources"].values():
-        assert (resource["Type"] in stack.EMULATOR_TYPES) == (resource["Type"] in modelled), resource["Type"]
+        assert (resource["Type"] in cfn_template.EMULATOR_TYPES) == (resource["Type"] in modelled), resource[
+            "Type"
+        ]
 
 
 # What moto 5.2's CloudFormation cannot create (no model), and what refers to it.
@@ -521,15 +526,15 @@ NOT_IN_MOTO = {
 
 
 def test_emulator_subset_drops_only_what_moto_cannot_create(template: dict[str, Any]) -> None:
-    subset, dropped = stack.emulator_subset(template)
+    subset, dropped = cfn_template.emulator_subset(template)
     assert set(dropped) == NOT_IN_MOTO
     assert set(subset["Resources"]) == set(template["Resources"]) - NOT_IN_MOTO
     for output in subset["Outputs"].values():
-        assert not stack.references(output["Value"]) & NOT_IN_MOTO
+        assert not cfn_template.references(output["Value"]) & NOT_IN_MOTO
     # Names of what is not created are still output, so the outputs stay complete.
     assert subset["Outputs"]["DeliveryStreamName"]["Value"] == ref("DeliveryStreamName")
     assert subset["Outputs"]["GlueDatabaseName"]["Value"] == ref("DatabaseName")
-    assert set(stack.SETTINGS_OUTPUTS.values()) <= set(subset["Outputs"])
+    assert set(deploy.SETTINGS_OUTPUTS.values()) <= set(subset["Outputs"])
 
 
 def free_port() -> int:
@@ -539,7 +544,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def moto_clients() -> Iterator[stack.ClientFactory]:
+def moto_clients() -> Iterator[deploy.ClientFactory]:
     from moto.server import ThreadedMotoServer
 
     port = free_port()
@@ -549,20 +554,20 @@ def moto_clients() -> Iterator[stack.ClientFactory]:
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
     )
     try:
-        yield stack.make_clients(REGION, session=session, endpoint_url=f"http://127.0.0.1:{port}")
+        yield deploy.make_clients(REGION, session=session, endpoint_url=f"http://127.0.0.1:{port}")
     finally:
         server.stop()
 
 
 @pytest.fixture(scope="module")
 def deployed(
-    moto_clients: stack.ClientFactory, template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    moto_clients: deploy.ClientFactory, template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """The emulator subset deployed through `stack.deploy` (change set, waiters, artifacts)."""
-    subset, _ = stack.emulator_subset(template)
+    """The emulator subset deployed through `deploy.deploy` (change set, waiters, artifacts)."""
+    subset, _ = cfn_template.emulator_subset(template)
     build = tmp_path_factory.mktemp("build")
     said: list[str] = []
-    outputs = stack.deploy(
+    outputs = deploy.deploy(
         "sales-ops", REGION, clients=moto_clients, template=subset, with_orjson=False,
         build_dir=build, progress=said.append, poll_seconds=1,
     )  # fmt: skip
@@ -570,7 +575,7 @@ def deployed(
     # (they stay empty); an UpdateStack with the same template makes it compute them.
     if not outputs:
         moto_clients("cloudformation").update_stack(
-            StackName="sales-ops", UsePreviousTemplate=True, Capabilities=stack.CAPABILITIES
+            StackName="sales-ops", UsePreviousTemplate=True, Capabilities=deploy.CAPABILITIES
         )
     return {"said": said, "build": build, "subset": subset}
 
@@ -582,7 +587,7 @@ def test_deploy_creates_the_stack_through_a_change_set(deployed: dict[str, Any])
 
 
 @pytest.mark.usefixtures("deployed")
-def test_deployed_table_kinesis_bucket_queue_and_logs(moto_clients: stack.ClientFactory) -> None:
+def test_deployed_table_kinesis_bucket_queue_and_logs(moto_clients: deploy.ClientFactory) -> None:
     table = moto_clients("dynamodb").describe_table(TableName="orders")["Table"]
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
@@ -605,14 +610,14 @@ def test_deployed_table_kinesis_bucket_queue_and_logs(moto_clients: stack.Client
 
 
 def test_deployed_lambda_runs_the_uploaded_package(
-    moto_clients: stack.ClientFactory, deployed: dict[str, Any]
+    moto_clients: deploy.ClientFactory, deployed: dict[str, Any]
 ) -> None:
     function = moto_clients("lambda").get_function(FunctionName="orders-firehose-transform")["Configuration"]
     assert function["Runtime"] == "python3.11" and function["Handler"] == "handler.handler"
     assert function["MemorySize"] == 256 and function["Timeout"] == 60
     [package] = deployed["build"].glob("firehose_transform-*.zip")
     assert function["CodeSha256"] == base64.b64encode(hashlib.sha256(package.read_bytes()).digest()).decode()
-    artifacts = stack.artifacts_bucket_name(ACCOUNT, REGION)
+    artifacts = deploy.artifacts_bucket_name(ACCOUNT, REGION)
     keys = [o["Key"] for o in moto_clients("s3").list_objects_v2(Bucket=artifacts)["Contents"]]
     assert keys == [f"lambda/orders-firehose-transform-{package.name.split('-')[1].split('.')[0]}.zip"]
     block = moto_clients("s3").get_public_access_block(Bucket=artifacts)["PublicAccessBlockConfiguration"]
@@ -620,7 +625,7 @@ def test_deployed_lambda_runs_the_uploaded_package(
 
 
 @pytest.mark.usefixtures("deployed")
-def test_deployed_roles_trust_their_service(moto_clients: stack.ClientFactory) -> None:
+def test_deployed_roles_trust_their_service(moto_clients: deploy.ClientFactory) -> None:
     iam = moto_clients("iam")
     services = set()
     for role in iam.list_roles()["Roles"]:
@@ -631,8 +636,8 @@ def test_deployed_roles_trust_their_service(moto_clients: stack.ClientFactory) -
 
 
 @pytest.mark.usefixtures("deployed")
-def test_settings_from_stack_reads_the_outputs(moto_clients: stack.ClientFactory, tmp_path: Path) -> None:
-    settings = stack.settings_from_stack("sales-ops", REGION, tmp_path, clients=moto_clients)
+def test_settings_from_stack_reads_the_outputs(moto_clients: deploy.ClientFactory, tmp_path: Path) -> None:
+    settings = deploy.settings_from_stack("sales-ops", REGION, tmp_path, clients=moto_clients)
     assert settings.target == "aws" and settings.endpoint_url is None and not settings.is_local
     assert settings.account == ACCOUNT and settings.region == REGION
     assert settings.bucket == f"sales-ops-{ACCOUNT}-{REGION}"
@@ -645,23 +650,23 @@ def test_settings_from_stack_reads_the_outputs(moto_clients: stack.ClientFactory
 
 
 def test_settings_from_a_missing_stack_says_how_to_fix(
-    moto_clients: stack.ClientFactory, tmp_path: Path
+    moto_clients: deploy.ClientFactory, tmp_path: Path
 ) -> None:
     with pytest.raises(SettingsError, match=r"No CloudFormation stack 'nope'.*sales-ops deploy"):
-        stack.settings_from_stack("nope", REGION, tmp_path, clients=moto_clients)
+        deploy.settings_from_stack("nope", REGION, tmp_path, clients=moto_clients)
 
 
 def test_redeploy_without_changes_is_a_no_op_and_code_changes_update(
-    moto_clients: stack.ClientFactory, deployed: dict[str, Any], tmp_path: Path, handler_file: Path
+    moto_clients: deploy.ClientFactory, deployed: dict[str, Any], tmp_path: Path, handler_file: Path
 ) -> None:
     said: list[str] = []
-    stack.deploy(
+    deploy.deploy(
         "sales-ops", REGION, clients=moto_clients, template=deployed["subset"], with_orjson=False,
         build_dir=deployed["build"], progress=said.append, poll_seconds=1,
     )  # fmt: skip
     assert "no changes: the stack is up to date" in said
     said.clear()
-    stack.deploy(
+    deploy.deploy(
         "sales-ops", REGION, clients=moto_clients, template=deployed["subset"], with_orjson=False,
         build_dir=tmp_path, handler=handler_file, progress=said.append, poll_seconds=1,
     )  # fmt: skip
@@ -669,13 +674,13 @@ def test_redeploy_without_changes_is_a_no_op_and_code_changes_update(
     [package] = tmp_path.glob("firehose_transform-*.zip")
     function = moto_clients("lambda").get_function(FunctionName="orders-firehose-transform")["Configuration"]
     assert function["CodeSha256"] == base64.b64encode(hashlib.sha256(package.read_bytes()).digest()).decode()
-    described = stack.describe_stack("sales-ops", moto_clients) or {}
+    described = deploy.describe_stack("sales-ops", moto_clients) or {}
     parameters = {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}
     assert parameters["LambdaCodeKey"].endswith(package.name.split("-")[1])
 
 
 def test_destroy_empties_the_bucket_and_deletes_the_stack(
-    moto_clients: stack.ClientFactory, deployed: dict[str, Any]
+    moto_clients: deploy.ClientFactory, deployed: dict[str, Any]
 ) -> None:
     s3 = moto_clients("s3")
     bucket = f"sales-ops-{ACCOUNT}-{REGION}"
@@ -684,13 +689,15 @@ def test_destroy_empties_the_bucket_and_deletes_the_stack(
         s3.put_object(Bucket=bucket, Key="raw/orders/dt=2026-01-01/hour=00/x.json", Body=b"{}\n" * n)
     s3.delete_object(Bucket=bucket, Key="raw/orders/dt=2026-01-01/hour=00/x.json")  # a delete marker
     said: list[str] = []
-    assert stack.destroy("sales-ops", REGION, clients=moto_clients, progress=said.append, poll_seconds=1)
+    assert deploy.destroy("sales-ops", REGION, clients=moto_clients, progress=said.append, poll_seconds=1)
     assert "emptied s3://" + bucket + " (4 object versions)" in said
-    assert stack.describe_stack("sales-ops", moto_clients) is None
+    assert deploy.describe_stack("sales-ops", moto_clients) is None
     assert bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
-    assert not stack.destroy("sales-ops", REGION, clients=moto_clients, progress=said.append)
+    assert not deploy.destroy("sales-ops", REGION, clients=moto_clients, progress=said.append)
 
 
 def test_default_region_prefers_the_environment() -> None:
-    assert stack.default_region({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2"}) == "eu-west-1"
-    assert stack.default_region({"AWS_DEFAULT_REGION": "us-west-2"}) == "us-west-2"
+    assert (
+        deploy.default_region({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2"}) == "eu-west-1"
+    )
+    assert deploy.default_region({"AWS_DEFAULT_REGION": "us-west-2"}) == "us-west-2"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from sales_ops.load import run_load
+from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import pipeline_lag, wait_delivered
 from tests.helpers import assert_replay_matches_dynamodb, error_records, raw_events

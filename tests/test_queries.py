@@ -23,11 +23,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sales_ops.catalog import crawler_for
 from sales_ops.cli import app
-from sales_ops.compaction import LATEST_PREFIX, compact, current_versions
-from sales_ops.engine import DuckDBEngine
-from sales_ops.load import LoadSummary, catalogue, run_load
+from sales_ops.curated.compaction import LATEST_PREFIX, compact, current_versions
+from sales_ops.curated.rollups import build_rollups
+from sales_ops.load.shop import LoadSummary, catalogue, run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
 from sales_ops.quality import (
@@ -40,8 +39,9 @@ from sales_ops.quality import (
     run_checks,
     scan_orders,
 )
-from sales_ops.rollups import build_rollups
+from sales_ops.query import DuckDBEngine
 from sales_ops.settings import Settings
+from sales_ops.targets import crawler_for
 from tests.conftest import stack_env, stack_settings
 
 NOT_SALES = ("CANCELLED", "RETURNED")

@@ -21,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sales_ops.engine import MissingTableError, SqlEngine, engine_for
 from sales_ops.quality import check_freshness, check_no_processing_failed
+from sales_ops.query import MissingTableError, SqlEngine
 from sales_ops.settings import Settings
+from sales_ops.targets import engine_for
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,13 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from sales_ops.catalog import RAW_TABLE
+from sales_ops.catalog.glue import RAW_TABLE
 from sales_ops.defs.load import order_load
 from sales_ops.defs.resources import CatalogResource, DynamoDBResource, PipelineResource
 from sales_ops.settings import RAW_PREFIX
 
 # Jobs that write the catalogue or orders_latest carry this tag; the run queue (the dagster.yaml
-# written by sales_ops/devserver.py) runs them one at a time, so they queue instead of failing on
+# written by sales_ops/local/devserver.py) runs them one at a time, so they queue instead of failing on
 # the compaction's S3 lock.
 WRITER_TAGS = {"sales_ops/writer": "catalog"}
 

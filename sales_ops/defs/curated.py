@@ -5,11 +5,11 @@ from typing import Any
 
 import dagster as dg
 
-from sales_ops.compaction import compact
+from sales_ops.curated.compaction import compact
+from sales_ops.curated.rollups import ROLLUPS, build_rollup
 from sales_ops.defs.catalog import WRITER_TAGS, table_schema
 from sales_ops.defs.resources import CatalogResource, PipelineResource, SqlEngineResource
-from sales_ops.engine import SqlEngine
-from sales_ops.rollups import ROLLUPS, build_rollup
+from sales_ops.query import SqlEngine
 
 LATEST_TABLE = "orders_latest"
 TOP_PRODUCTS = 5

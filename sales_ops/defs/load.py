@@ -5,7 +5,7 @@ from dataclasses import asdict
 import dagster as dg
 
 from sales_ops.defs.resources import DynamoDBResource, PipelineResource
-from sales_ops.load import run_load
+from sales_ops.load.shop import run_load
 
 
 class LoadConfig(dg.Config):

@@ -33,11 +33,10 @@ import orjson
 
 from sales_ops.local.checkpoint import Checkpoints
 from sales_ops.local.shards import KinesisApi, ShardReader
-from sales_ops.settings import Settings
+from sales_ops.settings import HANDLER_PATH, Settings
 
 log = logging.getLogger("sales_ops.firehose")
 
-HANDLER_PATH = Path(__file__).resolve().parents[2] / "lambdas" / "firehose_transform" / "handler.py"
 # Firehose's Lambda buffering hint for Kinesis sources (ProcessorParameter BufferSizeInMBs: 1 MB).
 # A batch is cut once it passes this, and one Kinesis record is at most 1 MiB (~1.4 MB in base64),
 # so an invocation stays far below Lambda's 6 MB request limit without measuring it.

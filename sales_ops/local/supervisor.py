@@ -72,9 +72,7 @@ def port_open(port: int, host: str = LOCAL_HOST) -> bool:
 def _child_env(settings: Settings) -> dict[str, str]:
     return {
         **os.environ,
-        "SALES_OPS_TARGET": "local",
-        "SALES_OPS_ENDPOINT": settings.endpoint_url or "",
-        "SALES_OPS_STATE_DIR": str(settings.state_dir),
+        **settings.to_env(),
         "PYTHONUNBUFFERED": "1",
     }
 

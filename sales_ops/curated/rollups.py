@@ -1,0 +1,123 @@
+"""Rollups of orders_latest, rebuilt whole as Parquet tables under curated/<rollup>/.
+
+Each build is a CTAS into a fresh version prefix `curated/<rollup>/v=<version>/` (Athena wants an
+empty location), registered under a scratch name; the rollup's own Glue table is then pointed at
+it in one `UpdateTable` (readers see the old or the new version, never a mix), the scratch name is
+dropped, and versions older than the retention are removed. The SELECTs live in
+`sql/rollup_<name>.sql`; the CTAS wrapper is here, once, for both engines.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sales_ops.catalog import glue
+from sales_ops.curated.compaction import new_version, version_time
+from sales_ops.load.shop import CATALOGUE_KEY
+from sales_ops.query import SqlEngine, render_named
+from sales_ops.settings import CURATED_PREFIX, Settings
+
+ROLLUPS = ("sales_by_product_hourly", "customer_activity", "inventory_status")
+PRODUCTS_TABLE = "products"
+PRODUCT_COLUMNS = [
+    ("product_id", "string"),
+    ("product_name", "string"),
+    ("category", "string"),
+    ("unit_price", "double"),
+    ("opening_stock", "int"),
+]
+
+
+@dataclass
+class RollupReport:
+    name: str
+    rows: int
+    bytes_written: int
+    location: str
+    seconds: float
+    bytes_read: int = 0
+    versions_removed: int = 0
+
+
+def build_rollups(settings: Settings, engine: SqlEngine, retention_hours: float = 24) -> list[RollupReport]:
+    return [build_rollup(settings, engine, name, retention_hours) for name in ROLLUPS]
+
+
+def build_rollup(
+    settings: Settings, engine: SqlEngine, name: str, retention_hours: float = 24
+) -> RollupReport:
+    """Rebuild one rollup into a new version and point its table at it."""
+    if name not in ROLLUPS:
+        raise ValueError(f"unknown rollup {name!r}; known: {', '.join(ROLLUPS)}")
+    started = time.monotonic()
+    if name == "inventory_status":
+        ensure_products_table(settings)
+    prefix = f"{CURATED_PREFIX}{name}/"
+    location = settings.s3_uri(f"{prefix}v={new_version()}/")
+    scratch = f"{name}__build"
+    glue.delete_table(settings, scratch)  # left by a crashed build: its files are unreferenced
+    body = render_named(f"rollup_{name}", settings.database)
+    result = engine.execute(
+        f"CREATE TABLE {settings.database}.{scratch}\n"
+        f"WITH (format = 'PARQUET', write_compression = 'ZSTD', external_location = '{location}')\n"
+        f"AS\n{body}"
+    )
+    built = glue.get_table(settings, scratch)
+    if built is None:
+        raise RuntimeError(f"the engine did not register {settings.database}.{scratch}")
+    columns = glue.table_columns(built)
+    glue.put_table(settings, glue.parquet_table_input(name, columns, location))  # the swap
+    glue.delete_table(settings, scratch)
+    rows = engine.query(f"SELECT count(*) FROM {settings.database}.{name}")
+    written = sum(size for key, size in _objects(settings, location) if not key.endswith("/"))
+    removed = _remove_old_versions(settings, prefix, location, timedelta(hours=retention_hours))
+    return RollupReport(
+        name=name,
+        rows=int(rows.rows[0][0]),
+        bytes_written=written,
+        location=location,
+        seconds=time.monotonic() - started,
+        bytes_read=result.bytes_scanned + rows.bytes_scanned,
+        versions_removed=removed,
+    )
+
+
+def ensure_products_table(settings: Settings) -> None:
+    """The product catalogue the load publishes (reference/products/), as a JSON table."""
+    location = settings.s3_uri(CATALOGUE_KEY.rsplit("/", 1)[0] + "/")
+    if glue.get_table(settings, PRODUCTS_TABLE) is None:
+        glue.put_table(settings, glue.json_table_input(PRODUCTS_TABLE, PRODUCT_COLUMNS, location))
+
+
+def _objects(settings: Settings, uri: str) -> list[tuple[str, int]]:
+    prefix = uri.removeprefix(f"s3://{settings.bucket}/")
+    paginator = settings.client("s3").get_paginator("list_objects_v2")
+    out = []
+    for page in paginator.paginate(Bucket=settings.bucket, Prefix=prefix):
+        out += [(o["Key"], o["Size"]) for o in page.get("Contents", [])]
+    return out
+
+
+def _remove_old_versions(settings: Settings, prefix: str, current: str, retention: timedelta) -> int:
+    """Delete versions older than the current one whose successor is older than the retention."""
+    cutoff = datetime.now(UTC) - retention
+    by_version: dict[str, list[str]] = {}
+    for key, _ in _objects(settings, settings.s3_uri(prefix)):
+        part = key[len(prefix) :].split("/", 1)[0]
+        if part.startswith("v="):
+            by_version.setdefault(part[2:], []).append(key)
+    keep = current.rstrip("/").rsplit("v=", 1)[-1]
+    versions = sorted(by_version)
+    doomed = []
+    for i, version in enumerate(versions):
+        successor = versions[i + 1] if i + 1 < len(versions) else version
+        written = version_time(successor)
+        if version != keep and written is not None and written <= cutoff:
+            doomed.append(version)
+    keys = [{"Key": k} for v in doomed for k in by_version[v]]
+    s3 = settings.client("s3")
+    for i in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys[i : i + 1000], "Quiet": True})
+    return len(doomed)

@@ -1,0 +1,56 @@
+-- Compaction, step 2: rewrite a batch of order_date partitions of orders_latest as a new version.
+-- Candidates per order: the new raw events, the current row of the touched partitions, and the
+-- tombstones of those partitions (deleted orders, kept so that a late or replayed older event can
+-- never bring a deleted order back). The candidate with the greatest sequence number (compared as a
+-- number: DynamoDB's run past BIGINT) wins; ties are the same event seen twice. Live winners go to
+-- v=<version>, deleted ones to v=<version>-deleted. Idempotent: re-running over the same events, or
+-- over duplicated or reordered ones, picks the same winners.
+INSERT INTO {database}.orders_latest_versions
+WITH new_events AS (
+    SELECT
+        {raw_as_latest},
+        is_deleted,
+        TRY_CAST(substr(created_at, 1, 10) AS DATE) AS order_date
+    FROM {database}.raw_orders
+    WHERE ({new_events})
+      AND (TRY_CAST(substr(created_at, 1, 10) AS DATE) IN ({dates})
+           OR TRY_CAST(substr(created_at, 1, 10) AS DATE) IS NULL)
+),
+current_rows AS (
+    SELECT
+        {latest_columns},
+        false AS is_deleted, order_date
+    FROM {database}.orders_latest
+    WHERE order_date IN ({current_dates})
+),
+tombstones AS (
+    SELECT
+        {latest_columns},
+        true AS is_deleted, order_date
+    FROM {database}.orders_latest_versions
+    WHERE order_date IN ({current_dates}) AND v IN ({tombstone_versions})
+),
+candidates AS (
+    SELECT * FROM new_events
+    UNION ALL
+    SELECT * FROM current_rows
+    UNION ALL
+    SELECT * FROM tombstones
+),
+ranked AS (
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY order_id
+            ORDER BY last_sequence_number DESC, is_deleted DESC, last_event_time DESC, updated_at DESC
+        ) AS rank_in_order,
+        max(order_date) OVER (PARTITION BY order_id) AS final_order_date
+    FROM candidates
+)
+SELECT
+    {latest_columns},
+    final_order_date AS order_date,
+    CASE WHEN is_deleted THEN {deleted_version} ELSE {version} END AS v
+FROM ranked
+WHERE rank_in_order = 1 AND final_order_date IN ({dates})
+ORDER BY order_id

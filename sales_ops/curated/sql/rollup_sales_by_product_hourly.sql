@@ -1,0 +1,12 @@
+-- Rollup: per product and hour of order creation, live orders, sales, units and amount sold.
+SELECT
+    CAST(date_trunc('hour', {created_ts}) AS TIMESTAMP) AS order_hour,
+    product_id,
+    product_name,
+    category,
+    count(*) AS orders,
+    count_if({is_sale}) AS sales,
+    sum(CASE WHEN {is_sale} THEN quantity ELSE 0 END) AS units,
+    sum(CASE WHEN {is_sale} THEN order_total ELSE 0 END) AS total_sales
+FROM {database}.orders_latest
+GROUP BY 1, 2, 3, 4

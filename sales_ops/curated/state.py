@@ -1,0 +1,71 @@
+"""The compaction's state in S3 (the watermark) and the raw objects it lists."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from sales_ops.settings import CURATED_PREFIX, RAW_PREFIX, Settings, error_code
+
+STATE_KEY = f"{CURATED_PREFIX}_state/compaction.json"
+_RAW_KEY = re.compile(r"^dt=(?P<dt>[^/]+)/hour=(?P<hour>[^/]+)/(?P<name>[^/]+)$")
+
+
+@dataclass
+class CompactionState:
+    processed: dict[str, str] = field(default_factory=dict)  # raw key → ETag, from the horizon on
+    horizon: str | None = None  # "dt=…/hour=…": partitions before it are not listed any more
+    watermark: str | None = None  # greatest raw key compacted
+
+    @classmethod
+    def load(cls, settings: Settings) -> CompactionState:
+        try:
+            body = settings.client("s3").get_object(Bucket=settings.bucket, Key=STATE_KEY)["Body"].read()
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return cls()
+            raise
+        data = json.loads(body)
+        return cls(data.get("processed", {}), data.get("horizon"), data.get("watermark"))
+
+    def save(self, settings: Settings) -> None:
+        body = {
+            "processed": self.processed,
+            "horizon": self.horizon,
+            "watermark": self.watermark,
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        settings.client("s3").put_object(
+            Bucket=settings.bucket, Key=STATE_KEY, Body=json.dumps(body).encode()
+        )
+
+
+@dataclass(frozen=True)
+class RawObject:
+    key: str
+    etag: str
+    dt: str
+    hour: str
+
+    @property
+    def partition(self) -> str:
+        return f"dt={self.dt}/hour={self.hour}"
+
+
+def list_raw(settings: Settings, start_after: str | None = None) -> list[RawObject]:
+    """Raw data objects (dt/hour layout, no hidden files), listed from `start_after` on."""
+    kwargs: dict[str, Any] = {"Bucket": settings.bucket, "Prefix": RAW_PREFIX}
+    if start_after:
+        kwargs["StartAfter"] = RAW_PREFIX + start_after
+    out = []
+    for page in settings.client("s3").get_paginator("list_objects_v2").paginate(**kwargs):
+        for obj in page.get("Contents", []):
+            match = _RAW_KEY.match(obj["Key"][len(RAW_PREFIX) :])
+            if match and obj["Size"] and match["name"][0] not in "_.":
+                out.append(RawObject(obj["Key"], obj["ETag"], match["dt"], match["hour"]))
+    return out

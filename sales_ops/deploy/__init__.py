@@ -1,0 +1,31 @@
+"""The CloudFormation stack of infra/template.yaml: package the Lambda, deploy, destroy, and read the
+outputs that the `aws` target's `Settings` come from."""
+
+from sales_ops.deploy.clients import ClientFactory, StackError, default_region, make_clients
+from sales_ops.deploy.outputs import SETTINGS_OUTPUTS, describe_stack, settings_from_stack
+from sales_ops.deploy.package import LAMBDA_PLATFORM, LAMBDA_PYTHON, ORJSON_VERSION, ZIP_EPOCH, package_lambda
+from sales_ops.deploy.stack import CAPABILITIES, artifacts_bucket_name, deploy, destroy
+from sales_ops.deploy.template import TEMPLATE_PATH, read_template
+from sales_ops.settings import HANDLER_PATH
+
+__all__ = [
+    "CAPABILITIES",
+    "HANDLER_PATH",
+    "LAMBDA_PLATFORM",
+    "LAMBDA_PYTHON",
+    "ORJSON_VERSION",
+    "SETTINGS_OUTPUTS",
+    "TEMPLATE_PATH",
+    "ZIP_EPOCH",
+    "ClientFactory",
+    "StackError",
+    "artifacts_bucket_name",
+    "default_region",
+    "deploy",
+    "describe_stack",
+    "destroy",
+    "make_clients",
+    "package_lambda",
+    "read_template",
+    "settings_from_stack",
+]

@@ -1,0 +1,25 @@
+"""Data-quality checks, one place for the CLI (`sales-ops check`) and the Dagster asset checks."""
+
+from sales_ops.quality.checks import (
+    CheckOutcome,
+    check_amounts,
+    check_freshness,
+    check_no_processing_failed,
+    check_raw_schema,
+    check_reconciliation,
+    check_unique_order_id,
+    run_checks,
+    scan_orders,
+)
+
+__all__ = [
+    "CheckOutcome",
+    "check_amounts",
+    "check_freshness",
+    "check_no_processing_failed",
+    "check_raw_schema",
+    "check_reconciliation",
+    "check_unique_order_id",
+    "run_checks",
+    "scan_orders",
+]

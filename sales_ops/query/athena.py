@@ -1,0 +1,66 @@
+"""The aws engine: Athena through pyathena."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from sales_ops.query.base import QueryResult, _EngineBase
+from sales_ops.query.errors import MissingTableError, QueryError
+from sales_ops.settings import ATHENA_RESULTS_PREFIX, LOCAL_CREDENTIALS, Settings
+
+
+class AthenaEngine(_EngineBase):
+    """Athena through pyathena: the stack's workgroup, results under athena-results/."""
+
+    name = "athena"
+
+    def __init__(self, settings: Settings, poll_interval: float = 0.5) -> None:
+        from pyathena import connect
+
+        self.settings = settings
+        extra: dict[str, Any] = {}
+        if settings.is_local:  # only for smoke tests against the emulator's Athena API
+            key, secret = LOCAL_CREDENTIALS
+            extra = {
+                "endpoint_url": settings.endpoint_url,
+                "aws_access_key_id": key,
+                "aws_secret_access_key": secret,
+            }
+        self.conn = connect(
+            s3_staging_dir=settings.s3_uri(ATHENA_RESULTS_PREFIX),
+            work_group=settings.workgroup,
+            region_name=settings.region,
+            schema_name=settings.database,
+            poll_interval=poll_interval,
+            **extra,
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _run(self, sql: str) -> QueryResult:
+        from pyathena.error import Error
+
+        started = time.monotonic()
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(sql)
+            rows = [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+        except Error as exc:
+            raise _athena_error(str(exc), sql) from None
+        columns = [d[0] for d in cursor.description or []]
+        return QueryResult(
+            columns, rows, int(cursor.data_scanned_in_bytes or 0), time.monotonic() - started, self.name
+        )
+
+
+def _athena_error(message: str, sql: str) -> QueryError:
+    missing = re.search(r"Table '([^']+)' does not exist", message) or re.search(
+        r"Schema '([^']+)' does not exist", message
+    )
+    if missing:
+        table = missing.group(1).removeprefix("awsdatacatalog.")
+        return MissingTableError(table, message, sql)
+    return QueryError(message, sql)

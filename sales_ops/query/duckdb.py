@@ -1,0 +1,519 @@
+"""SQL is written once, in Athena's dialect (Trino), in `sales_ops/sql/*.sql`. The local engine runs it
+the way Athena would see it:
+- sqlglot transpiles the statement from Trino to DuckDB;
+- every table name resolves through the Glue catalog: its columns and types, its partitions and
+  their S3 locations. A JSON table becomes `read_json(files, columns=…)` (the catalog's schema, as
+  Athena's SerDe uses it), a Parquet table `read_parquet(files)`, both with hive partitioning so
+  that filters on partition keys prune files. Only files under registered partitions are visible,
+  as on Athena; `"$path"` is the file's URI, and `"$path" IN (…)` selects just those files;
+- CTAS with `external_location`/`partitioned_by` becomes `COPY … TO … (FORMAT parquet,
+  PARTITION_BY …)` plus the Glue table and partitions Athena would register; `INSERT INTO` a
+  partitioned Parquet table becomes a COPY into the table's location plus the new partitions.
+
+Bytes scanned, locally: DuckDB's HTTP log (`enable_logging('HTTP')`) records every request httpfs
+makes; the engine sums the Content-Length of the GET responses of each statement. That is exactly
+the bytes read from S3 (Parquet: only the column chunks and footers fetched; JSON: whole files), the
+same notion as Athena's DataScannedInBytes. The external file cache is off so that a repeated query
+really reads again (and sees new data).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from sales_ops.catalog import glue
+from sales_ops.query.base import QueryResult, _EngineBase
+from sales_ops.query.errors import MissingTableError, QueryError
+from sales_ops.query.templates import literal
+from sales_ops.query.types import duckdb_to_hive, hive_to_duckdb
+from sales_ops.settings import ATHENA_RESULTS_PREFIX, LOCAL_CREDENTIALS, Settings
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def httpfs_extension_path() -> Path:
+    """The httpfs build shipped in the duckdb-extension-httpfs wheel (no download, DESIGN §6)."""
+    import duckdb
+    import duckdb_extension_httpfs
+
+    root = Path(duckdb_extension_httpfs.__file__).resolve().parent / "extensions"
+    path = root / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+    if not path.exists():
+        raise QueryError(f"httpfs for DuckDB {duckdb.__version__} not found under {root}")
+    return path
+
+
+@dataclass
+class _Table:
+    database: str
+    name: str
+    glue: dict[str, Any]
+    columns: list[tuple[str, str]]
+    partition_keys: list[tuple[str, str]]
+    location: str
+    format: str  # json | parquet
+    partitions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.database}.{self.name}"
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("s3", "s3a", "s3n"):
+        raise QueryError(f"not an S3 location: {uri}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def _dir(uri: str) -> str:
+    return uri if uri.endswith("/") else uri + "/"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_BYTES_SQL = """
+SELECT
+  coalesce(sum(CASE WHEN request.type = 'GET' AND response.status LIKE '%20%' THEN
+    TRY_CAST(list_filter(map_entries(response.headers), h -> lower(h.key) = 'content-length')[1].value
+             AS BIGINT) END), 0),
+  coalesce(sum(CASE WHEN request.type IN ('PUT', 'POST') THEN request.request_body_length END), 0)
+FROM duckdb_logs_parsed('HTTP')
+"""
+
+
+class DuckDBEngine(_EngineBase):
+    """DuckDB over S3 (the emulator, or AWS with the session's credentials), Glue as catalog."""
+
+    name = "duckdb"
+
+    def __init__(
+        self, settings: Settings, memory_limit: str | None = None, threads: int | None = None
+    ) -> None:
+        import duckdb
+
+        self.settings = settings
+        self.glue = settings.client("glue")
+        self.s3 = settings.client("s3")
+        config: dict[str, Any] = {"autoinstall_known_extensions": False}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        # Remote reads wait on the network more than they compute: more threads than cores help.
+        config["threads"] = threads or max(8, os.cpu_count() or 1)
+        self.con = duckdb.connect(config=config)
+        self._lock = threading.RLock()
+        self._views = 0
+        self.con.execute(f"LOAD '{httpfs_extension_path()}'")
+        self.con.execute(self._secret_sql())
+        self.con.execute("SET TimeZone = 'UTC'")  # Athena's sessions are UTC too
+        self.con.execute("SET enable_external_file_cache = false")
+        # Sizes from HEAD are cached per URL: every object we read is immutable (Firehose and the
+        # compaction write new keys, never overwrite), so a later query skips the HEAD.
+        self.con.execute("SET enable_http_metadata_cache = true")
+        self.con.execute(f"SET temp_directory = '{settings.state_path('duckdb', 'spill')}'")
+        self.con.execute("CALL enable_logging('HTTP')")
+
+    def _secret_sql(self) -> str:
+        if self.settings.is_local:
+            endpoint = urlparse(self.settings.endpoint_url or "")
+            key, secret = LOCAL_CREDENTIALS
+            return (
+                f"CREATE OR REPLACE SECRET sales_ops_s3 (TYPE s3, KEY_ID '{key}', SECRET '{secret}', "
+                f"REGION '{self.settings.region}', ENDPOINT '{endpoint.netloc}', URL_STYLE 'path', "
+                f"USE_SSL {str(endpoint.scheme == 'https').lower()})"
+            )
+        creds = self.settings._session.get_credentials().get_frozen_credentials()
+        token = f", SESSION_TOKEN '{creds.token}'" if creds.token else ""
+        return (
+            f"CREATE OR REPLACE SECRET sales_ops_s3 (TYPE s3, KEY_ID '{creds.access_key}', "
+            f"SECRET '{creds.secret_key}'{token}, REGION '{self.settings.region}')"
+        )
+
+    # public interface -------------------------------------------------------------------------
+    def close(self) -> None:
+        self.con.close()
+
+    # statements -------------------------------------------------------------------------------
+    def _run(self, sql: str) -> QueryResult:
+        import duckdb
+        import sqlglot
+        from sqlglot.errors import ParseError, UnsupportedError
+
+        started = time.monotonic()
+        views: dict[str, str] = {}
+        with self._lock:
+            try:
+                statements = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
+                if not statements:
+                    raise QueryError("empty statement", sql)
+                read = written = 0
+                for statement in statements:  # the last one's rows; every one's bytes
+                    result = self._statement(statement, views)
+                    read, written = read + result.bytes_scanned, written + result.bytes_written
+                result.bytes_scanned, result.bytes_written = read, written
+            except ParseError as exc:
+                raise QueryError(_parse_message(exc), sql) from None
+            except UnsupportedError as exc:
+                raise QueryError(f"cannot run this in DuckDB: {exc}", sql) from None
+            except duckdb.Error as exc:
+                raise _duckdb_error(exc, views, sql) from None
+            finally:
+                for view in views:
+                    self.con.execute(f"DROP VIEW IF EXISTS {_quote(view)}")
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _statement(self, statement: Any, views: dict[str, str]) -> QueryResult:
+        from sqlglot import exp
+
+        if isinstance(statement, exp.Insert):
+            return self._measured(lambda: self._insert(statement, views))
+        if isinstance(statement, exp.Create) and statement.kind == "TABLE" and statement.expression:
+            return self._measured(lambda: self._ctas(statement, views))
+        if isinstance(statement, exp.Drop) and statement.kind == "TABLE":
+            return self._drop(statement)
+        if isinstance(statement, exp.Query):
+            return self._measured(lambda: self._select(statement, views))
+        kind = statement.this if isinstance(statement, exp.Command) else type(statement).__name__
+        raise QueryError(f"the local engine does not run {str(kind).upper()} statements")
+
+    def _measured(self, run: Callable[[], tuple[list[str], list[tuple]]]) -> QueryResult:
+        self.con.execute("CALL truncate_duckdb_logs()")
+        columns, rows = run()
+        read, written = self.con.execute(_BYTES_SQL).fetchone()
+        return QueryResult(columns, rows, int(read), 0.0, self.name, int(written))
+
+    def _select(self, statement: Any, views: dict[str, str]) -> tuple[list[str], list[tuple]]:
+        self._resolve(statement, views)
+        cursor = self.con.execute(self._duck(statement))
+        columns = [d[0] for d in cursor.description or []]
+        return columns, [tuple(row) for row in cursor.fetchall()]
+
+    def _insert(self, statement: Any, views: dict[str, str]) -> tuple[list[str], list[tuple]]:
+        from sqlglot import exp
+
+        target = statement.this
+        names = None
+        if isinstance(target, exp.Schema):
+            names = [c.name.lower() for c in target.expressions]
+            target = target.this
+        table = self._table(target.db or self.settings.database, target.name)
+        if table.format != "parquet":
+            raise QueryError(f"INSERT INTO {table.qualified}: the local engine writes Parquet tables only")
+        body = statement.expression
+        self._resolve(body, views)
+        columns = table.columns + table.partition_keys
+        source = self.con.sql(self._duck(body))
+        wanted = names or [c for c, _ in columns]
+        if len(source.columns) != len(wanted):
+            raise QueryError(
+                f"INSERT INTO {table.qualified}: the query has {len(source.columns)} columns, "
+                f"the table expects {len(wanted)}"
+            )
+        aliases = ", ".join(f"c{i}" for i in range(len(wanted)))
+        position = {name: i for i, name in enumerate(wanted)}
+        projection = ", ".join(
+            f"CAST({f'c{position[c]}' if c in position else 'NULL'} AS {hive_to_duckdb(t)}) AS {_quote(c)}"
+            for c, t in columns
+        )
+        select = f"SELECT {projection} FROM ({self._duck(body)}) AS __src({aliases})"
+        count = self._copy(select, table.location, [c for c, _ in table.partition_keys], table)
+        return ["rows"], [(count,)]
+
+    def _ctas(self, statement: Any, views: dict[str, str]) -> tuple[list[str], list[tuple]]:
+        from sqlglot import exp
+
+        target = statement.this.this if isinstance(statement.this, exp.Schema) else statement.this
+        database, name = (target.db or self.settings.database).lower(), target.name.lower()
+        props = _ctas_properties(statement)
+        if props.get("format", "parquet").lower() != "parquet":
+            raise QueryError(f"CREATE TABLE {name}: the local engine writes format = 'PARQUET' only")
+        location = _dir(
+            props.get("external_location")
+            or self.settings.s3_uri(f"{ATHENA_RESULTS_PREFIX}tables/{uuid.uuid4()}/")
+        )
+        if glue.get_table(self.settings, name, database) is not None:
+            raise QueryError(f"Table {database}.{name} already exists")
+        bucket, prefix = _split_s3(location)
+        if self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"):
+            raise QueryError(
+                f"HIVE_PATH_ALREADY_EXISTS: Target directory for table '{database}.{name}' "
+                f"already exists: {location}"
+            )
+        body = statement.expression
+        self._resolve(body, views)
+        source = self.con.sql(self._duck(body))
+        hive = [(c.lower(), duckdb_to_hive(t)) for c, t in zip(source.columns, source.types, strict=True)]
+        partitioned = [p.lower() for p in props.get("partitioned_by", [])]
+        if partitioned and [c for c, _ in hive[-len(partitioned) :]] != partitioned:
+            raise QueryError("partitioned_by columns must be the last columns of the SELECT, in that order")
+        data_columns = hive[: len(hive) - len(partitioned)]
+        keys = hive[len(data_columns) :]
+        table_input = glue.parquet_table_input(name, data_columns, location, keys)
+        glue.put_table(self.settings, table_input, database)
+        table = self._table(database, name)
+        projection = ", ".join(
+            f"CAST({_quote(c)} AS {hive_to_duckdb(t)}) AS {_quote(c)}" for c, t in data_columns + keys
+        )
+        try:
+            select = f"SELECT {projection} FROM ({self._duck(body)})"
+            count = self._copy(select, location, partitioned, table, props.get("write_compression"))
+        except BaseException:  # as Athena: a failed CTAS leaves no table behind
+            glue.delete_table(self.settings, name, database)
+            raise
+        return ["rows"], [(count,)]
+
+    def _copy(
+        self,
+        select: str,
+        location: str,
+        partition_by: list[str],
+        table: _Table,
+        compression: str | None = None,
+    ) -> int:
+        """COPY the rows to Parquet under location; register the partitions written. Returns rows."""
+        location = _dir(location)
+        compression = (
+            compression or table.glue.get("Parameters", {}).get("parquet.compression") or "snappy"
+        ).lower()
+        if compression not in ("snappy", "zstd", "gzip", "uncompressed", "lz4"):
+            raise QueryError(f"unsupported Parquet compression {compression!r}")
+        if partition_by:
+            keys = ", ".join(_quote(k) for k in partition_by)
+            options = f"FORMAT parquet, COMPRESSION {compression}, PARTITION_BY ({keys}), "
+            options += "FILENAME_PATTERN 'part-{uuid}', APPEND"
+            count, files = self.con.execute(
+                f"COPY ({select}) TO '{location}' ({options}, RETURN_FILES)"
+            ).fetchone()
+            self._register_partitions(table, location, files)
+            return int(count)
+        path = f"{location}part-{uuid.uuid4()}.parquet"
+        options = f"FORMAT parquet, COMPRESSION {compression}"
+        (count,) = self.con.execute(f"COPY ({select}) TO '{path}' ({options})").fetchone()
+        return int(count)
+
+    def _register_partitions(self, table: _Table, location: str, files: list[str]) -> None:
+        """Add the partitions the write created, as Athena's INSERT/CTAS does."""
+        keys = [k for k, _ in table.partition_keys]
+        found: dict[tuple[str, ...], str] = {}
+        for file in files:
+            directory = file[len(location) :].rsplit("/", 1)[0]
+            values = dict(unquote(seg).split("=", 1) for seg in directory.split("/") if "=" in seg)
+            found[tuple(values[k] for k in keys)] = f"{location}{directory}/"
+        known = {tuple(p["Values"]) for p in table.partitions}
+        entries = [
+            glue.partition_input(table.glue, list(values), loc)
+            for values, loc in sorted(found.items())
+            if values not in known
+        ]
+        glue.put_partitions(self.settings, table.glue, entries)
+
+    def _drop(self, statement: Any) -> QueryResult:
+        for target in statement.expressions:
+            database = (target.db or self.settings.database).lower()
+            glue = self.glue
+            try:
+                glue.delete_table(DatabaseName=database, Name=target.name.lower())
+            except glue.exceptions.EntityNotFoundException:
+                if not statement.args.get("exists"):
+                    raise MissingTableError(f"{database}.{target.name.lower()}") from None
+        return QueryResult([], [], 0, 0.0, self.name)
+
+    # resolution -------------------------------------------------------------------------------
+    def _duck(self, node: Any) -> str:
+        from sqlglot.errors import ErrorLevel
+
+        return node.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
+
+    def _resolve(self, node: Any, views: dict[str, str]) -> None:
+        """Point every catalog table the statement reads at a temporary view over its S3 files."""
+        from sqlglot import exp
+
+        ctes = {cte.alias_or_name.lower() for cte in node.find_all(exp.CTE)}
+        wants_path = any(c.name == "$path" for c in node.find_all(exp.Column))
+        for ref in list(node.find_all(exp.Table)):
+            if not isinstance(ref.this, exp.Identifier):
+                continue  # a table function
+            name = ref.name.lower()
+            if not ref.db and name in ctes:
+                continue
+            table = self._table(ref.db or self.settings.database, name)
+            view = self._view(table, _path_filter(ref), wants_path)
+            views[view] = table.qualified
+            alias = ref.alias or name
+            ref.set("this", exp.to_identifier(view, quoted=True))
+            ref.set("db", None)
+            ref.set("catalog", None)
+            ref.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+
+    def _table(self, database: str, name: str) -> _Table:
+        database, name = database.lower(), name.lower()
+        if database == "awsdatacatalog":
+            database = self.settings.database
+        glue_table = glue.get_table(self.settings, name, database)
+        if glue_table is None:
+            raise MissingTableError(f"{database}.{name}")
+        glue_table.setdefault("DatabaseName", database)
+        sd = glue_table["StorageDescriptor"]
+        serde = (sd.get("SerdeInfo", {}).get("SerializationLibrary") or "").lower()
+        classification = (glue_table.get("Parameters", {}).get("classification") or "").lower()
+        fmt = "parquet" if "parquet" in serde or classification == "parquet" else "json"
+        if fmt == "json" and "json" not in serde and classification != "json":
+            raise QueryError(f"table {database}.{name}: the local engine reads JSON and Parquet tables only")
+        keys = glue.partition_keys(glue_table)
+        return _Table(
+            database=database,
+            name=name,
+            glue=glue_table,
+            columns=glue.table_columns(glue_table),
+            partition_keys=keys,
+            location=_dir(sd["Location"]),
+            format=fmt,
+            partitions=glue.list_partitions(self.settings, name, database) if keys else [],
+        )
+
+    def _files(self, table: _Table, only: set[str] | None) -> list[str]:
+        """The table's data files, as Athena sees them: only under registered partitions."""
+        if table.partition_keys:
+            dirs = {_dir(p["StorageDescriptor"]["Location"]) for p in table.partitions}
+        else:
+            dirs = {table.location}
+        if only is not None:  # "$path" IN (…): no listing needed, just keep the visible ones
+            return sorted(f for f in only if f.rsplit("/", 1)[0] + "/" in dirs and not _hidden(f))
+        roots = [table.location, *sorted({d for d in dirs if not d.startswith(table.location)})]
+        files = []
+        for root in roots:
+            bucket, prefix = _split_s3(root)
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    uri = f"s3://{bucket}/{obj['Key']}"
+                    if obj["Size"] and not _hidden(uri) and uri.rsplit("/", 1)[0] + "/" in dirs:
+                        files.append(uri)
+        return files
+
+    def _view(self, table: _Table, only: set[str] | None, with_path: bool) -> str:
+        self._views += 1
+        view = f"__{table.name}_{self._views}"
+        files = self._files(table, only)
+        typed = [(c, hive_to_duckdb(t)) for c, t in table.columns]
+        keys = [(c, hive_to_duckdb(t)) for c, t in table.partition_keys]
+        if not files:
+            cols = [f"CAST(NULL AS {t}) AS {_quote(c)}" for c, t in typed + keys]
+            cols += ['CAST(NULL AS VARCHAR) AS "$path"'] if with_path else []
+            body = f"SELECT {', '.join(cols)} WHERE false"
+        else:
+            body = self._reader(table, files, typed, keys, with_path)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(view)} AS {body}")
+        return view
+
+    def _reader(
+        self,
+        table: _Table,
+        files: list[str],
+        typed: list[tuple[str, str]],
+        keys: list[tuple[str, str]],
+        with_path: bool,
+    ) -> str:
+        file_list = "[" + ", ".join(literal(f) for f in files) + "]"
+        hive_keys = _hive_keys(files[0], table.location)
+        key_types = dict(keys)
+        hive_types = ", ".join(f"{literal(k)}: {literal(key_types.get(k, 'VARCHAR'))}" for k in hive_keys)
+        options = [f"hive_partitioning = {str(bool(hive_keys)).lower()}"]
+        if hive_keys:
+            options.append(f"hive_types = {{{hive_types}}}")
+        if with_path:
+            options.append("filename = '$path'")
+        if table.format == "json":
+            columns = ", ".join(f"{literal(c)}: {literal(t)}" for c, t in typed)
+            options = ["format = 'newline_delimited'", f"columns = {{{columns}}}", *options]
+            reader = f"read_json({file_list}, {', '.join(options)})"
+            data = [_quote(c) for c, _ in typed]
+        else:
+            reader = f"read_parquet({file_list}, {', '.join(options)})"
+            data = [f"CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in typed]
+        projection = data + [_quote(c) for c, _ in keys] + (['"$path"'] if with_path else [])
+        return f"SELECT {', '.join(projection)} FROM {reader}"
+
+
+def _hidden(uri: str) -> bool:
+    """Files Athena skips: names starting with _ or . (e.g. _SUCCESS, .tmp)."""
+    return uri.rsplit("/", 1)[-1][:1] in ("_", ".")
+
+
+def _hive_keys(file: str, location: str) -> list[str]:
+    relative = file[len(location) :] if file.startswith(location) else urlparse(file).path
+    return [seg.split("=", 1)[0] for seg in relative.split("/")[:-1] if "=" in seg]
+
+
+def _path_filter(ref: Any) -> set[str] | None:
+    """Files named by `"$path" IN ('s3://…', …)` (or =) in the WHERE that reads this table."""
+    from sqlglot import exp
+
+    select = ref.parent_select
+    where = select.args.get("where") if select is not None else None
+    if where is None:
+        return None
+    names = {ref.alias_or_name.lower(), ref.name.lower()}
+    chosen: set[str] | None = None
+    for cond in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
+        if isinstance(cond, exp.In) and not cond.args.get("query"):
+            column, values = cond.this, cond.expressions
+        elif isinstance(cond, exp.EQ):
+            column, values = cond.this, [cond.expression]
+        else:
+            continue
+        if not (isinstance(column, exp.Column) and column.name == "$path"):
+            continue
+        if column.table and column.table.lower() not in names:
+            continue
+        if not all(isinstance(v, exp.Literal) and v.is_string for v in values):
+            continue
+        paths = {v.this for v in values}
+        chosen = paths if chosen is None else chosen & paths
+    return chosen
+
+
+def _ctas_properties(statement: Any) -> dict[str, Any]:
+    from sqlglot import exp
+
+    props: dict[str, Any] = {}
+    for prop in (statement.args.get("properties") or exp.Properties()).expressions:
+        if isinstance(prop, exp.FileFormatProperty):
+            props["format"] = prop.this.name
+        elif isinstance(prop, exp.PartitionedByProperty):
+            items = prop.this.expressions if hasattr(prop.this, "expressions") else [prop.this]
+            props["partitioned_by"] = [i.name for i in items]
+        elif isinstance(prop, exp.Property):
+            props[prop.name.lower()] = prop.args["value"].name
+    return props
+
+
+def _parse_message(exc: Any) -> str:
+    errors = getattr(exc, "errors", None) or []
+    if not errors:
+        return _ANSI.sub("", str(exc))
+    first = errors[0]
+    near = _ANSI.sub("", (first.get("start_context") or "") + (first.get("highlight") or "")).strip()
+    where = f"line {first.get('line')}, column {first.get('col')}"
+    return f"syntax error at {where}: {first.get('description')}" + (f" (near {near!r})" if near else "")
+
+
+def _duckdb_error(exc: Exception, views: dict[str, str], sql: str) -> QueryError:
+    message = str(exc)
+    for view, table in views.items():
+        message = message.replace(_quote(view), table).replace(view, table)
+    missing = re.search(r"Table with name (\S+) does not exist", message)
+    if missing:
+        return MissingTableError(missing.group(1), message, sql)
+    return QueryError(message, sql)

@@ -1,6 +1,0 @@
--- Sales per order date.
-SELECT order_date, count(*) AS orders, sum(quantity) AS units, sum(order_total) AS total_sales
-FROM {database}.orders_latest
-WHERE status NOT IN ('CANCELLED', 'RETURNED')
-GROUP BY order_date
-ORDER BY order_date

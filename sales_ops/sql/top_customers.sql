@@ -1,7 +1,0 @@
--- The ten customers who spent most (sales only).
-SELECT customer_id, count(*) AS orders, sum(order_total) AS spend
-FROM {database}.orders_latest
-WHERE status NOT IN ('CANCELLED', 'RETURNED')
-GROUP BY customer_id
-ORDER BY spend DESC, customer_id
-LIMIT 10
