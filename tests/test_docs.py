@@ -143,3 +143,17 @@ def test_design_names_every_cli_command() -> None:
     cli_section = sections()["3"]
     missing = [name for name in names if f"`{name}`" not in cli_section]
     assert not missing, f"docs/design.md §3 does not list: {missing}"
+
+
+def test_design_names_the_column_contract_and_the_rules() -> None:
+    from sales_ops.schema import EVENT_COLUMNS, LATEST_ONLY_COLUMNS, NOT_SALE_STATUSES, ORDER_COLUMNS
+
+    text = sections()
+    wanted = {
+        "2.1": [f"| `{c.name}` |" for c in ORDER_COLUMNS],
+        "2.2": [f"`{c.name}`" for c in EVENT_COLUMNS],
+        "2.4": [f"`{c.name}` ({c.latest_type})" for c in LATEST_ONLY_COLUMNS],
+        "2.6": [f"'{status}'" for status in NOT_SALE_STATUSES],
+    }
+    missing = {n: [w for w in words if w not in text[n]] for n, words in wanted.items()}
+    assert not any(missing.values()), f"docs/design.md does not state: {missing}"
