@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
 	touch $@
 
-# checkov pins an older boto3, so it lives in a venv of its own (DESIGN §6).
+# checkov pins an older boto3, so it lives in a venv of its own (docs/design.md §6).
 $(TOOLS)/.installed: requirements-tools.txt
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install $(PIP_FLAGS) --no-deps -r requirements-tools.txt

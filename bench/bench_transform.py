@@ -92,7 +92,7 @@ def _image(
         "created_at": {"S": ts},
         "updated_at": {"S": ts},
     }
-    if rng.random() < 0.2:  # some items carry attributes outside DESIGN 2.1
+    if rng.random() < 0.2:  # some items carry attributes outside docs/design.md §2.1
         image["coupon"] = {"M": {"code": {"S": "WELCOME10"}, "pct": {"N": "10"}}}
     return image
 

@@ -5,7 +5,7 @@ and SQL, the raw-schema check, the Dagster column schemas, and every SQL templat
 fragments in `SQL_RULES`, which `sales_ops.query.templates` renders into each `{placeholder}`).
 
 The Lambda in lambdas/firehose_transform/ is one standalone file and keeps its own copy of
-`ORDER_ATTRIBUTES`; tests/test_handler.py asserts the two are identical.
+`ORDER_ATTRIBUTES`; tests/test_pipeline.py asserts the two are identical.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Compaction into orders_latest (DESIGN 2.5) on the emulator, with real handler output.
+"""Compaction into orders_latest (docs/design.md §2.5) on the emulator, with real handler output.
 
 Each test gets its own bucket, Glue database and state dir on the session's emulator, and a
 synthetic history of orders over three days (sales_ops.load.synthetic: the mock shop's lifecycles as

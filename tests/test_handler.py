@@ -1,4 +1,4 @@
-"""The Firehose processor (lambdas/firehose_transform/handler.py) against DESIGN 2.2.
+"""The Firehose processor (lambdas/firehose_transform/handler.py) against docs/design.md §2.2.
 
 The real handler, loaded by file path (lambdas/ is not a package), in both builds: with orjson
 and with the standard library alone (orjson blocked at import).

@@ -1,6 +1,6 @@
 """Firehose processor: DynamoDB stream records (via EventBridge Pipe and Kinesis) to JSON lines.
 
-Contract (DESIGN.md 2.2). Firehose calls ``handler(event, context)`` with a transformation event
+Contract (docs/design.md §2.2). Firehose calls ``handler(event, context)`` with a transformation event
 whose source is Kinesis; each ``records[i].data`` is base64 of one DynamoDB stream record in the
 Lambda-event shape (``eventID``, ``eventName``, ``eventSource``, ``dynamodb{Keys, NewImage,
 OldImage, SequenceNumber, ApproximateCreationDateTime}``). The answer is ``{"records": [...]}``
@@ -8,7 +8,7 @@ with exactly one output per input, in input order, with the same ``recordId``:
 
 * ``Ok``: ``data`` is base64 of ONE JSON object plus ``"\\n"``, keys in this order:
   ``event_id, event_type, event_time, sequence_number, is_deleted``, the 13 attributes of
-  DESIGN 2.1 (always present, ``null`` when the image lacks them, so the Glue crawler sees one
+  docs/design.md §2.1 (always present, ``null`` when the image lacks them, so the Glue crawler sees one
   stable schema), then ``extra``: every other attribute of the image, in image order.
   ``metadata.partitionKeys`` = ``{"dt": "YYYY-MM-DD", "hour": "HH"}`` of ``event_time``.
 * ``ProcessingFailed``: ``data`` is the input ``data`` unchanged (Firehose stores it as rawData).
@@ -31,7 +31,7 @@ missing; SequenceNumber is missing or not a string of digits; ApproximateCreatio
 missing, not a number, negative or past year 9999; the image the event needs is missing; an
 attribute value is not DynamoDB-typed JSON (not an object with exactly one known type tag, a
 value of the wrong JSON type, an N that is not a finite number, nesting deeper than 64 levels);
-order_id is missing, not S, or empty. The 2.1 attributes' value types are not checked here: the
+order_id is missing, not S, or empty. The §2.1 attributes' value types are not checked here: the
 record is carried faithfully and the data-quality checks judge it.
 
 An event without a ``records`` list, or a record without ``recordId``, raises: no valid answer
@@ -260,7 +260,7 @@ def _decode_list(values: list[Any], depth: int) -> list[Any]:
 
 
 def _fill_row(row: dict[str, Any], image: dict[str, Any]) -> None:
-    """Decode the image into row: 2.1 attributes in place, the rest into row["extra"]."""
+    """Decode the image into row: §2.1 attributes in place, the rest into row["extra"]."""
     extra: dict[str, Any] = {}
     for name, av in image.items():
         # Inline fast paths for the S and N values that make up nearly every order; anything

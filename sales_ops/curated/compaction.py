@@ -1,4 +1,4 @@
-"""Compaction of the raw change events into `orders_latest` (DESIGN 2.5).
+"""Compaction of the raw change events into `orders_latest` (docs/design.md §2.5).
 
 Layout: `curated/orders_latest/order_date=YYYY-MM-DD/v=<version>/*.parquet` holds the live rows of a
 date as written by one compaction; `v=<version>-deleted/` beside it holds that version's tombstones

@@ -1,6 +1,6 @@
 """Every panel of the dashboard, computed through the project's SQL engine (DuckDB or Athena).
 
-Each panel comes from a named query in `sales_ops/sql/` (the `dashboard_*` ones, plus
+Each panel comes from a named query in `sales_ops/dashboard/sql/` (the `dashboard_*` ones, plus
 `total_sales_by_product`), so the page shows exactly what `sales-ops query --named …` would; the
 only numbers not from SQL are the failed-records count (the data-quality check's own count) and the
 age of the newest raw object: the data-quality checks' own (sales_ops.quality).

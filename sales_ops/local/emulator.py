@@ -22,7 +22,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 log = logging.getLogger("sales_ops.emulator")
 
-# Services whose state the pipeline owns; all were seen to pickle and restore (DESIGN §5).
+# Services whose state the pipeline owns; all were seen to pickle and restore (docs/design.md §5).
 PERSISTED_SERVICES = ("dynamodb", "dynamodbstreams", "s3", "kinesis", "glue", "firehose", "pipes", "iam")
 SNAPSHOT_FILE = "emulator.snapshot"
 

@@ -1,4 +1,4 @@
-"""SQL is written once, in Athena's dialect (Trino), in `sales_ops/sql/*.sql`. The local engine runs it
+"""SQL is written once, in Athena's dialect (Trino; docs/design.md §2.6). The local engine runs it
 the way Athena would see it:
 - sqlglot transpiles the statement from Trino to DuckDB;
 - every table name resolves through the Glue catalog: its columns and types, its partitions and
@@ -41,7 +41,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def httpfs_extension_path() -> Path:
-    """The httpfs build shipped in the duckdb-extension-httpfs wheel (no download, DESIGN §6)."""
+    """The httpfs build shipped in the duckdb-extension-httpfs wheel (no download, docs/design.md §6)."""
     import duckdb
     import duckdb_extension_httpfs
 
