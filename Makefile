@@ -1,10 +1,11 @@
 # Two commands: `make run` and `make test`. Each installs what is missing first.
+# `make check` is the fast tier: lint, type check and every test that needs no emulator (< 1 min).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 TOOLS := .venv-tools
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test lint install tools bench clean
+.PHONY: run test check lint typecheck install tools bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,12 @@ tools: $(TOOLS)/.installed
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+check: lint typecheck
+	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 test: install tools lint
 	$(VENV)/bin/python -m pytest
