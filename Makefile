@@ -32,7 +32,7 @@ typecheck: install
 check: lint typecheck
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
-test: install tools lint
+test: install tools lint typecheck
 	$(VENV)/bin/python -m pytest
 
 run: install

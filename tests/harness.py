@@ -151,8 +151,10 @@ def server_launched_by(args: str | bytes | Sequence[object]) -> str | None:
     for i, name in enumerate(names):
         if name == "-m" and i + 1 < len(names) and names[i + 1] in _SERVER_MODULES:
             return names[i + 1]
-        if name in _SERVER_PROGRAMS or names[i : i + 2] == ["dagster", "dev"]:
+        if name in _SERVER_PROGRAMS:
             return name
+        if names[i : i + 2] == ["dagster", "dev"]:
+            return "dagster dev"
     cli = next((i for i, n in enumerate(names) if n in ("sales-ops", "sales_ops.cli")), None)
     if cli is not None:
         rest = names[cli + 1 :]
