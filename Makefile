@@ -1,10 +1,11 @@
 # Two commands: `make run` and `make test`. Each installs what is missing first.
+# `make check` is the fast tier: lint, type check and every test that needs no emulator (< 1 min).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 TOOLS := .venv-tools
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test lint install tools bench clean
+.PHONY: run test check lint typecheck fast-tests install tools bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,17 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: install tools lint
+typecheck: install
+	$(VENV)/bin/mypy
+
+fast-tests: install
+	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+# The type check (~35 s of CPU without its cache) and the tests run side by side on two cores.
+check: install
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint typecheck fast-tests
+
+test: install tools lint typecheck
 	$(VENV)/bin/python -m pytest
 
 run: install

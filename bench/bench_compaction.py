@@ -22,7 +22,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,14 +40,9 @@ from sales_ops.curated.compaction import compact  # noqa: E402
 from sales_ops.load.synthetic import ChangeStream, plan_changes, split_at, write_changes  # noqa: E402
 from sales_ops.query import DuckDBEngine  # noqa: E402
 from sales_ops.settings import RAW_PREFIX, Settings  # noqa: E402
+from tests.harness import free_port  # noqa: E402
 
 CHANGES_PER_ORDER = 3.2  # what the mock shop's lifecycles average
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
 import tempfile
@@ -29,12 +28,7 @@ from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import RAW_PREFIX, Settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.harness import free_port
 
 
 def private_stack(state_dir: Path) -> Settings:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import importlib.util
 import json
 import random
 import statistics
@@ -23,12 +22,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from boto3.dynamodb.types import TypeDeserializer
 
-HANDLER_PATH = Path(__file__).resolve().parents[1] / "lambdas" / "firehose_transform" / "handler.py"
+from tests.harness import load_handler
+
 CATEGORIES = ["electronics", "grocery", "sports", "home", "beauty", "toys", "books", "garden"]
 ADJECTIVES = ["Wireless", "Organic", "Compact", "Deluxe", "Portable", "Classic", "Smart", "Eco"]
 NOUNS = ["Mouse", "Keyboard", "Coffee Beans", "Running Shoes", "Desk Lamp", "Yoga Mat", "Serum", "Pan"]
@@ -36,26 +37,6 @@ STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-1
 STATUSES = ["PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED", "RETURNED"]
 CHANNELS = ["web", "mobile", "store", "partner"]
 REGIONS = ["us-east", "us-west", "eu-central", "ap-south"]
-
-
-def load_handler(block_orjson: bool = False) -> ModuleType:
-    """Load lambdas/firehose_transform/handler.py; with block_orjson, as on a bare runtime."""
-    name = "firehose_transform_stdlib" if block_orjson else "firehose_transform_orjson"
-    saved = sys.modules.get("orjson")
-    if block_orjson:
-        sys.modules["orjson"] = None  # type: ignore[assignment]  # makes `import orjson` fail
-    try:
-        spec = importlib.util.spec_from_file_location(name, HANDLER_PATH)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        if block_orjson:
-            if saved is None:
-                del sys.modules["orjson"]
-            else:
-                sys.modules["orjson"] = saved
-    return module
 
 
 def make_catalog(rng: random.Random, size: int = 300) -> list[tuple[str, str, str, str]]:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -16,6 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sales_ops.settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # imported where used: `sales-ops --help` stays quick
+    from sales_ops.query import QueryResult
 
 app = typer.Typer(
     help="Operate the real-time sales pipeline: embedded AWS, load, catalogue, compaction, queries.",
@@ -297,7 +300,7 @@ def _plain(value: object) -> object:
     return value
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -421,7 +424,7 @@ def query_cmd(
     _print_result(result, output)
 
 
-def _print_result(result, output: str) -> None:
+def _print_result(result: QueryResult, output: str) -> None:
     import csv
 
     scanned = _size(result.bytes_scanned)

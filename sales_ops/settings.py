@@ -8,6 +8,7 @@ environment itself.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -39,10 +40,10 @@ class SettingsError(ValueError):
     """A setting is missing or invalid; the message says which and how to fix it."""
 
 
-def target_from_env(env: dict[str, str] | None = None, target: str | None = None) -> str:
+def target_from_env(env: Mapping[str, str] | None = None, target: str | None = None) -> str:
     """`target`, else SALES_OPS_TARGET, else local; an unknown name is a SettingsError."""
-    env = os.environ if env is None else env
-    name = (target or env.get("SALES_OPS_TARGET") or "local").strip().lower()
+    values = os.environ if env is None else env
+    name = (target or values.get("SALES_OPS_TARGET") or "local").strip().lower()
     if name not in TARGETS:
         raise SettingsError(f"unknown target {name!r}: choose one of {', '.join(TARGETS)}")
     return name

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import free_port, stack_env
+from tests.harness import free_port, stack_env
 
 CLI = [sys.executable, "-m", "sales_ops.cli"]
 
@@ -83,6 +83,7 @@ def test_load_wait_and_status_json(local_stack):
     assert status["stages"][1]["counters"]["ok"] >= summary["changes"]
 
 
+@pytest.mark.slow  # runs `sales-ops local up`
 def test_port_taken_by_another_process_is_reported(tmp_path):
     import socket
 

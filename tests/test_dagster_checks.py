@@ -22,7 +22,9 @@ from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import Settings
-from tests.conftest import stack_settings
+from tests.harness import stack_settings
+
+pytestmark = pytest.mark.slow  # starts a stack of its own (module fixture)
 
 Evaluations = dict[str, dg.AssetCheckEvaluation]
 

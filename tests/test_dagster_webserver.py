@@ -13,7 +13,7 @@ import pytest
 
 from sales_ops.curated.rollups import ROLLUPS
 from sales_ops.settings import Settings
-from tests.conftest import ROOT, free_port, running_server, stack_env
+from tests.harness import ROOT, free_port, running_server, stack_env
 
 QUERY = """
 {

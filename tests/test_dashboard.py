@@ -28,7 +28,10 @@ from sales_ops.local.progress import wait_delivered
 from sales_ops.query import SqlEngine
 from sales_ops.settings import Settings
 from sales_ops.targets import crawler_for, engine_for
-from tests.conftest import free_port, running_server, stack_env
+from tests.harness import free_port, running_server, stack_env
+
+# Every test here runs on the emulator or starts `sales-ops dashboard` (even those it refuses).
+pytestmark = pytest.mark.slow
 
 PANELS = {
     "total",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 
+import pytest
+
 from sales_ops.local.emulator import snapshot_path
 
 
@@ -92,6 +94,7 @@ def test_snapshot_is_written_on_stop(fresh_stack):
     supervisor.up(fresh_stack, log=lambda *_: None)
 
 
+@pytest.mark.slow  # starts the emulator itself
 def test_emulator_exits_at_once_when_its_port_is_taken(tmp_path):
     import subprocess
     import sys

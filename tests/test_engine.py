@@ -27,7 +27,7 @@ from sales_ops.query import (
     render_named,
 )
 from sales_ops.settings import RAW_PREFIX, Settings
-from tests.conftest import drop_bucket, own_space
+from tests.harness import drop_bucket, own_space
 
 
 @pytest.fixture(scope="module")

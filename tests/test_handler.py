@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib.util
 import json
 import logging
-import sys
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -20,8 +18,8 @@ from typing import Any
 import orjson
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-HANDLER_PATH = ROOT / "lambdas" / "firehose_transform" / "handler.py"
+from tests.harness import load_handler
+
 EVENTS = Path(__file__).resolve().parent / "events"
 ORDER_ATTRIBUTES = [
     "order_id",
@@ -39,23 +37,6 @@ ORDER_ATTRIBUTES = [
     "updated_at",
 ]
 HEADER = ["event_id", "event_type", "event_time", "sequence_number", "is_deleted"]
-
-
-def load_handler(block_orjson: bool = False) -> ModuleType:
-    """Import handler.py from its path; with block_orjson, as on a runtime without orjson."""
-    name = "firehose_transform_handler_stdlib" if block_orjson else "firehose_transform_handler"
-    saved = sys.modules.get("orjson")
-    if block_orjson:
-        sys.modules["orjson"] = None  # type: ignore[assignment]  # `import orjson` now fails
-    try:
-        spec = importlib.util.spec_from_file_location(name, HANDLER_PATH)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        if block_orjson:
-            sys.modules["orjson"] = saved  # type: ignore[assignment]
-    return module
 
 
 H = load_handler()

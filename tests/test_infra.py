@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from sales_ops.settings import (
     SettingsError,
 )
 from tests import cfn_template
+from tests.harness import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "infra" / "template.yaml"
@@ -81,6 +81,7 @@ def checkov_failures(path: Path) -> tuple[set[str], set[str]]:
     return failed, skipped
 
 
+@pytest.mark.slow  # two checkov scans: about a minute
 @pytest.mark.skipif(not CHECKOV.exists(), reason="checkov lives in .venv-tools/ (`make tools` creates it)")
 def test_checkov_passes_and_every_skip_is_needed(tmp_path: Path) -> None:
     failed, skipped = checkov_failures(TEMPLATE)
@@ -535,12 +536,6 @@ def test_emulator_subset_drops_only_what_moto_cannot_create(template: dict[str, 
     assert subset["Outputs"]["DeliveryStreamName"]["Value"] == ref("DeliveryStreamName")
     assert subset["Outputs"]["GlueDatabaseName"]["Value"] == ref("DatabaseName")
     assert set(deploy.SETTINGS_OUTPUTS.values()) <= set(subset["Outputs"])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

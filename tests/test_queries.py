@@ -42,8 +42,9 @@ from sales_ops.quality import (
 from sales_ops.query import DuckDBEngine
 from sales_ops.settings import Settings
 from sales_ops.targets import crawler_for
-from tests.conftest import stack_env, stack_settings
+from tests.harness import stack_env, stack_settings
 
+pytestmark = pytest.mark.slow  # starts a stack of its own (module fixture)
 NOT_SALES = ("CANCELLED", "RETURNED")
 
 

@@ -33,6 +33,7 @@ from sales_ops.catalog.glue import (
     partition_keys,
     put_partitions,
     put_table,
+    require_table,
     table_columns,
 )
 from sales_ops.catalog.inference import _from_json, _to_json, hive_type, infer_schema, parse_hive_type
@@ -190,8 +191,8 @@ class LocalCrawler(_CrawlerRun):
                     "ErrorMessage": f"{type(exc).__name__}: {exc}",
                     "StartTime": started.isoformat(),
                 }
-            metrics["LastRuntimeSeconds"] = (datetime.now(UTC) - started).total_seconds()
-            state["metrics"] = metrics
+            runtime = (datetime.now(UTC) - started).total_seconds()
+            state["metrics"] = {**metrics, "LastRuntimeSeconds": runtime}
             self._save(state)
 
     def get_crawler(self) -> dict[str, Any]:
@@ -297,7 +298,7 @@ class LocalCrawler(_CrawlerRun):
         return lines if whole else lines[:-1]  # the last line of a partial read may be torn
 
     def _add_partitions(self, partitions: set[str]) -> None:
-        table = get_table(self.settings, RAW_TABLE)
+        table = require_table(self.settings, RAW_TABLE)
         known = {
             "/".join(f"{k}={v}" for k, v in zip(("dt", "hour"), p["Values"], strict=True))
             for p in list_partitions(self.settings, RAW_TABLE)

@@ -5,7 +5,7 @@ Shared by the crawlers, the engine, the compaction and the rollups.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sales_ops.settings import Settings
@@ -28,7 +28,7 @@ def columns_input(columns: list[tuple[str, str]]) -> list[dict[str, str]]:
 
 
 def parquet_table_input(
-    name: str, columns: list[tuple[str, str]], location: str, partition_keys: list[tuple[str, str]] = ()
+    name: str, columns: list[tuple[str, str]], location: str, partition_keys: Sequence[tuple[str, str]] = ()
 ) -> dict[str, Any]:
     """A Glue TableInput for an external Parquet table, as Athena's CTAS would register it.
 
@@ -56,7 +56,7 @@ def json_table_input(
     name: str,
     columns: list[tuple[str, str]],
     location: str,
-    partition_keys: list[tuple[str, str]] = (),
+    partition_keys: Sequence[tuple[str, str]] = (),
     parameters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A Glue TableInput for JSON lines, as the crawler's JSON classifier registers it."""
@@ -88,6 +88,14 @@ def get_table(settings: Settings, name: str, database: str | None = None) -> dic
         return glue.get_table(DatabaseName=database or settings.database, Name=name)["Table"]
     except glue.exceptions.EntityNotFoundException:
         return None
+
+
+def require_table(settings: Settings, name: str) -> dict[str, Any]:
+    """The Glue table, for callers that made sure it exists; a clear error if it went missing."""
+    table = get_table(settings, name)
+    if table is None:
+        raise LookupError(f"Glue table {settings.database}.{name} does not exist (deleted meanwhile?)")
+    return table
 
 
 def put_table(settings: Settings, table_input: dict[str, Any], database: str | None = None) -> bool:

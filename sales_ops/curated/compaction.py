@@ -174,7 +174,7 @@ class Compaction:
 
     def _register_raw_partitions(self, objects: list[RawObject]) -> None:
         """Athena sees only catalogued partitions: add any the crawler has not added yet."""
-        table = glue.get_table(self.settings, glue.RAW_TABLE)
+        table = glue.require_table(self.settings, glue.RAW_TABLE)
         known = {tuple(p["Values"]) for p in glue.list_partitions(self.settings, glue.RAW_TABLE)}
         missing = sorted({(o.dt, o.hour) for o in objects} - known)
         entries = [
@@ -214,7 +214,7 @@ class Compaction:
     def swap(self, plan: Plan, batch: list[date]) -> None:
         if self.lock:
             self.lock.check()
-        table = glue.get_table(self.settings, ORDERS_LATEST)
+        table = glue.require_table(self.settings, ORDERS_LATEST)
         entries = [
             glue.partition_input(
                 table,

@@ -203,7 +203,7 @@ def _orders_per_minute(engine: SqlEngine) -> dict[str, list]:
 
 
 def _customers(engine: SqlEngine) -> dict[str, dict[str, Any]]:
-    segments = {"new": {}, "returning": {}} | {
+    segments: dict[str, dict[str, Any]] = {"new": {}, "returning": {}} | {
         r["segment"]: r for r in engine.named("dashboard_customers").as_dicts()
     }
     return {

@@ -140,9 +140,9 @@ def _root_cause(error: Any) -> str:
 def failure_summary(context: dg.RunFailureSensorContext) -> str:
     """The failed steps' root errors, or the run's own failure message."""
     steps = [
-        f"{event.step_key}: {_root_cause(event.event_specific_data.error)}"
+        f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
         for event in context.get_step_failure_events()
-        if event.event_specific_data and event.event_specific_data.error
+        if event.event_specific_data and event.step_failure_data.error
     ]
     return "\n".join(steps) or (context.failure_event.message or "run failed")
 

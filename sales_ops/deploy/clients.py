@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import boto3
@@ -14,8 +14,6 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from sales_ops.settings import SettingsError, error_code
 
 ClientFactory = Callable[[str], Any]
-Progress = Callable[[str], None]
-
 Progress = Callable[[str], None]
 
 
@@ -53,10 +51,10 @@ def make_clients(
     return client
 
 
-def default_region(env: dict[str, str] | None = None) -> str:
+def default_region(env: Mapping[str, str] | None = None) -> str:
     """AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region, else us-east-1."""
-    env = os.environ if env is None else env
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    values = os.environ if env is None else env
+    region = values.get("AWS_REGION") or values.get("AWS_DEFAULT_REGION")
     if not region:
         with contextlib.suppress(BotoCoreError):
             region = boto3.session.Session().region_name

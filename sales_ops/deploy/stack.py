@@ -203,9 +203,9 @@ def _change_set_type(
 ) -> tuple[str, set[str]]:
     """("CREATE" or "UPDATE", parameter names the existing stack has), clearing a dead stack first."""
     stack = describe_stack(stack_name, clients)
-    status = stack["StackStatus"] if stack else None
-    if status is None or status == "REVIEW_IN_PROGRESS":
+    if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
         return "CREATE", set()
+    status = stack["StackStatus"]
     if status == "ROLLBACK_COMPLETE":
         _say(progress, f"stack {stack_name} failed to create earlier (ROLLBACK_COMPLETE): deleting it first")
         clients("cloudformation").delete_stack(StackName=stack_name)

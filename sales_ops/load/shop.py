@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from faker import Faker
 
@@ -74,7 +75,8 @@ class Product:
 def catalogue(size: int = 60) -> list[Product]:
     """The shop's products: stable ids, names, categories, prices and opening stock."""
     rng = random.Random(CATALOGUE_SEED)
-    products, names = [], set()
+    products: list[Product] = []
+    names: set[str] = set()
     while len(products) < size:
         category = rng.choice(sorted(_CATEGORIES))
         adjectives, nouns, (low, high) = _CATEGORIES[category]
@@ -211,7 +213,7 @@ def _to_item(state: dict, now: str) -> dict:
     return {key: _attr(value) for key, value in state.items()}
 
 
-def _attr(value) -> dict:
+def _attr(value: Any) -> dict:
     if isinstance(value, bool):
         return {"BOOL": value}
     if isinstance(value, int | Decimal):
@@ -274,7 +276,9 @@ class TableWriter:
         if errors:
             raise errors[0]
 
-    def _lane(self, lane: list[Change], summary: LoadSummary, on_progress, errors: list) -> None:
+    def _lane(
+        self, lane: list[Change], summary: LoadSummary, on_progress: Callable[[int], None], errors: list
+    ) -> None:
         try:
             state: dict[str, dict] = {}
             batch: list[dict] = []
@@ -304,7 +308,7 @@ class TableWriter:
         order.update(change.fields)
         return {"PutRequest": {"Item": _to_item(order, now)}}
 
-    def _flush(self, batch: list[dict], on_progress) -> None:
+    def _flush(self, batch: list[dict], on_progress: Callable[[int], None]) -> None:
         if not batch:
             return
         self.limiter.acquire(len(batch))

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import ModuleType
 
 import orjson
 
@@ -148,7 +149,7 @@ def _item(order: dict) -> dict:
     return {key: _attr(value) for key, value in order.items()}
 
 
-def transform(records: list[dict], handler_module=None) -> Iterator[tuple[str, bytes]]:
+def transform(records: list[dict], handler_module: ModuleType | None = None) -> Iterator[tuple[str, bytes]]:
     """(partition "dt=…/hour=…", JSON line) for each record, from the real Lambda handler."""
     from sales_ops.local.firehose import load_handler
 

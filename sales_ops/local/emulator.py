@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -31,10 +32,10 @@ def snapshot_path(state_dir: Path) -> Path:
     return state_dir / SNAPSHOT_FILE
 
 
-def _backend(service: str):
+def _backend(service: str) -> Any:
     import moto.backends
 
-    return moto.backends.get_backend(service)
+    return moto.backends.get_backend(service)  # type: ignore[call-overload]  # typed per literal name
 
 
 def restore(state_dir: Path) -> list[str]:
@@ -96,15 +97,16 @@ def _serialize_stream_appends() -> None:
     its iterators use the number as a list index, a resume from a checkpoint could skip or repeat
     records. DynamoDB guarantees unique, increasing numbers per shard; this restores that.
     """
+    from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import StreamShard
 
     unlocked_add = StreamShard.add
 
-    def add(self: StreamShard, old: object, new: object) -> None:
+    def add(self: StreamShard, old: Item | None, new: Item | None) -> None:
         with _STREAM_LOCK:
             unlocked_add(self, old, new)
 
-    StreamShard.add = add
+    StreamShard.add = add  # type: ignore[method-assign]  # the patch (this whole module's purpose)
 
 
 def _fast_stream_get_records() -> None:
@@ -131,7 +133,8 @@ def _fast_stream_get_records() -> None:
         result = self.backend.get_records(self._get_param("ShardIterator"), limit)
         return json.dumps(result, default=encode)
 
-    DynamoDBStreamsHandler.get_records = get_records
+    # moto's handlers also accept a body string in place of an ActionResult.
+    DynamoDBStreamsHandler.get_records = get_records  # type: ignore[method-assign,assignment]
 
 
 def _safe_kinesis_shards() -> None:
@@ -172,10 +175,10 @@ def _safe_kinesis_shards() -> None:
             behind = self.records[newest].created_at - results[-1].created_at
             return results, results[-1].sequence_number, int(behind * 1000)
 
-    Shard.get_max_sequence_number = last
-    Shard.get_min_sequence_number = first
-    Shard.put_record = put_record
-    Shard.get_records = get_records
+    Shard.get_max_sequence_number = last  # type: ignore[method-assign]
+    Shard.get_min_sequence_number = first  # type: ignore[method-assign]
+    Shard.put_record = put_record  # type: ignore[method-assign]
+    Shard.get_records = get_records  # type: ignore[method-assign]
 
 
 def _fast_kinesis_put_records() -> None:
@@ -191,7 +194,7 @@ def _fast_kinesis_put_records() -> None:
         )
         return json.dumps(response)
 
-    KinesisResponse.put_records = put_records
+    KinesisResponse.put_records = put_records  # type: ignore[method-assign,assignment]  # a body string
 
 
 def bind_server(port: int) -> BaseWSGIServer:

@@ -207,7 +207,9 @@ class FirehoseStandIn:
         self.stats.buffered = 0
 
     def _lambda_batches(self, items: list[Buffered]) -> list[list[Buffered]]:
-        batches, batch, size = [], [], 0
+        batches: list[list[Buffered]] = []
+        batch: list[Buffered] = []
+        size = 0
         for item in items:
             # base64 grows data by 4/3; ~300 bytes of envelope per record.
             item_size = len(item.data) * 4 // 3 + 300
@@ -258,6 +260,7 @@ class FirehoseStandIn:
             self.stats.invocation_failures += 1
             log.warning("invocation %d/%d failed: %s", attempts, self.config.retries + 1, failure[1])
         else:
+            assert failure is not None  # every attempt failed (there is at least one)
             for record in event["records"]:
                 errors.append(self._error_record(record, attempts, *failure))
             self.stats.processing_failed += len(batch)
@@ -342,7 +345,7 @@ def validate_response(event: dict[str, Any], response: Any) -> list[dict]:
     outputs = response["records"]
     if len(outputs) != len(inputs):
         raise InvalidResponse(f"{len(outputs)} records returned for {len(inputs)} sent")
-    by_id: dict[str, dict] = {}
+    by_id: dict[str | None, dict] = {}
     for out in outputs:
         rid = out.get("recordId") if isinstance(out, dict) else None
         if rid in by_id:

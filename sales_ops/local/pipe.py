@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,7 @@ def pipe_event(record: dict, source_arn: str) -> dict:
     return {**record, "dynamodb": dynamodb, "eventSourceARN": source_arn}
 
 
-def json_path_getter(path: str):
+def json_path_getter(path: str) -> Callable[[dict], str]:
     """A getter for the simple `$.a.b.c` paths a Pipe's PartitionKey uses."""
     if not path.startswith("$."):
         return lambda _record: path  # a constant partition key

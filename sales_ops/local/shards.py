@@ -153,7 +153,7 @@ class ShardReader:
         """Records after the checkpoints, counted up to `limit`, and the oldest one's time."""
         count, oldest = 0, None
         for shard_id in self.api.list_shards():
-            iterator = self.api.iterator(shard_id, self.checkpoints.get(shard_id), self.start_at)
+            iterator: str | None = self.api.iterator(shard_id, self.checkpoints.get(shard_id), self.start_at)
             while iterator and count < limit:
                 records, iterator = self.api.read(iterator, min(page, limit - count))
                 if not records:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def wait_until_ready(settings: Settings, timeout: float = 60.0) -> None:
     raise EmulatorError(f"the emulator did not answer on {settings.endpoint_url} within {timeout:.0f}s")
 
 
-def up(settings: Settings, log=print) -> None:
+def up(settings: Settings, log: Callable[[str], None] = print) -> None:
     """Start whatever is not running, provision the resources, and return when all is ready."""
     if EMULATOR.pid(settings) is None:
         if port_open(settings.port):
@@ -143,7 +144,7 @@ def stop_service(service: Service, settings: Settings, timeout: float) -> bool:
     return True
 
 
-def down(settings: Settings, log=print) -> None:
+def down(settings: Settings, log: Callable[[str], None] = print) -> None:
     """Stop the workers first (they flush their buffers), then the emulator (it snapshots)."""
     for service, timeout in ((WORKERS, 30.0), (EMULATOR, 120.0)):
         if stop_service(service, settings, timeout):

@@ -40,6 +40,14 @@ from sales_ops.settings import ATHENA_RESULTS_PREFIX, LOCAL_CREDENTIALS, Setting
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def _one_row(cursor: Any) -> tuple[Any, ...]:
+    """The row of a statement that always returns exactly one (an aggregate, a COPY)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise QueryError("the local engine expected a row and got none")
+    return row
+
+
 def httpfs_extension_path() -> Path:
     """The httpfs build shipped in the duckdb-extension-httpfs wheel (no download, docs/design.md §6)."""
     import duckdb
@@ -191,7 +199,7 @@ class DuckDBEngine(_EngineBase):
     def _measured(self, run: Callable[[], tuple[list[str], list[tuple]]]) -> QueryResult:
         self.con.execute("CALL truncate_duckdb_logs()")
         columns, rows = run()
-        read, written = self.con.execute(_BYTES_SQL).fetchone()
+        read, written = _one_row(self.con.execute(_BYTES_SQL))
         return QueryResult(columns, rows, int(read), 0.0, self.name, int(written))
 
     def _select(self, statement: Any, views: dict[str, str]) -> tuple[list[str], list[tuple]]:
@@ -293,14 +301,14 @@ class DuckDBEngine(_EngineBase):
             keys = ", ".join(_quote(k) for k in partition_by)
             options = f"FORMAT parquet, COMPRESSION {compression}, PARTITION_BY ({keys}), "
             options += "FILENAME_PATTERN 'part-{uuid}', APPEND"
-            count, files = self.con.execute(
-                f"COPY ({select}) TO '{location}' ({options}, RETURN_FILES)"
-            ).fetchone()
+            count, files = _one_row(
+                self.con.execute(f"COPY ({select}) TO '{location}' ({options}, RETURN_FILES)")
+            )
             self._register_partitions(table, location, files)
             return int(count)
         path = f"{location}part-{uuid.uuid4()}.parquet"
         options = f"FORMAT parquet, COMPRESSION {compression}"
-        (count,) = self.con.execute(f"COPY ({select}) TO '{path}' ({options})").fetchone()
+        (count,) = _one_row(self.con.execute(f"COPY ({select}) TO '{path}' ({options})"))
         return int(count)
 
     def _register_partitions(self, table: _Table, location: str, files: list[str]) -> None:

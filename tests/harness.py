@@ -1,0 +1,192 @@
+"""The one test harness: free ports, the emulator launcher, per-test spaces, the Lambda handler, and
+the guard that keeps the fast tier (`pytest -m "not slow"`) free of emulators.
+
+tests/conftest.py builds its fixtures from these; tests and bench/ import them from here.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from sales_ops.local import firehose, supervisor
+from sales_ops.settings import PROJECT_ROOT, Settings
+
+ROOT = PROJECT_ROOT
+
+# Fixtures that start or share an emulator: a test using any of them, directly or through another
+# fixture, is `slow` (tests/conftest.py marks it). Tests that start processes themselves carry an
+# explicit mark; the guard below fails any that were missed.
+# (`moto_clients` is test_infra's in-process moto server, for the CloudFormation deploy tests.)
+EMULATOR_FIXTURES = frozenset({"local_stack", "fresh_stack", "space", "moto_clients"})
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now (never the defaults 4566, 3000, 8050)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the emulator and servers ---------------------------------------------------------------------
+def stack_settings(state_dir: Path, port: int | None = None) -> Settings:
+    """Local settings for a private emulator on `port` (a free one by default) with its own state."""
+    port = port or free_port()
+    return Settings.from_env(
+        "local",
+        env={"SALES_OPS_ENDPOINT": f"http://127.0.0.1:{port}", "SALES_OPS_STATE_DIR": str(state_dir)},
+    )
+
+
+def stack_env(settings: Settings) -> dict[str, str]:
+    """Environment for a `sales-ops` (or Dagster) subprocess that talks to this stack."""
+    return {**os.environ, **settings.to_env()}
+
+
+@contextmanager
+def running_server(
+    name: str, cmd: list[str], env: dict[str, str], probe_url: str, log: Path, timeout: float = 90
+) -> Iterator[subprocess.Popen]:
+    """Run a server as a user starts it; yield once `probe_url` answers; stop it afterwards.
+
+    Fails the test with the tail of the server's log if it exits or does not answer in time.
+    """
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out)
+    try:
+        _wait_answering(name, proc, probe_url, log, timeout)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_answering(name: str, proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.3)
+    pytest.fail(f"{name} not up within {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+# --- per-test spaces on a shared emulator ---------------------------------------------------------
+def own_space(stack: Settings, state_dir: Path, label: str) -> Settings:
+    """A bucket and Glue database of their own on a shared emulator (isolated from other tests)."""
+    tag = f"{label}-{uuid.uuid4().hex[:8]}"
+    settings = replace(stack, bucket=tag, database=tag.replace("-", "_"), state_dir=state_dir)
+    settings.client("s3").create_bucket(Bucket=settings.bucket)
+    settings.client("glue").create_database(DatabaseInput={"Name": settings.database})
+    return settings
+
+
+def drop_bucket(settings: Settings) -> None:
+    s3 = settings.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys})
+    s3.delete_bucket(Bucket=settings.bucket)
+
+
+# --- the Lambda handler ---------------------------------------------------------------------------
+def load_handler(block_orjson: bool = False) -> ModuleType:
+    """The real handler, loaded as the Firehose stand-in loads it (`sales_ops.local.firehose`).
+
+    With `block_orjson`, as on a Lambda runtime without orjson (deployed with `--no-orjson`): the
+    handler's `import orjson` fails while it loads, so it runs on the standard library alone.
+    """
+    if not block_orjson:
+        return firehose.load_handler()
+    saved = sys.modules.get("orjson")
+    sys.modules["orjson"] = None  # type: ignore[assignment]  # makes `import orjson` raise ImportError
+    try:
+        return firehose.load_handler()
+    finally:
+        if saved is None:
+            del sys.modules["orjson"]
+        else:
+            sys.modules["orjson"] = saved
+
+
+# --- the fast tier's guard ------------------------------------------------------------------------
+class EmulatorInFastTest(RuntimeError):
+    """A test outside the `slow` tier tried to start the emulator or a server."""
+
+
+# Python modules that are the emulator, its stand-ins, or a server the slow tests start.
+_SERVER_MODULES = {s.module for s in supervisor.SERVICES} | {"dagster_webserver", "dagster_dev"}
+_SERVER_PROGRAMS = {"dagster-webserver", "dagster-daemon", "run_local.sh"}
+_guard = {"active": False}
+
+
+def server_launched_by(args: str | bytes | Sequence[object]) -> str | None:
+    """What emulator or server this command line starts, or None (`--help` starts nothing)."""
+    words = shlex.split(os.fsdecode(args)) if isinstance(args, str | bytes) else list(args)
+    names = [Path(os.fsdecode(w)).name for w in words]  # type: ignore[arg-type]  # str, bytes or PathLike
+    if "--help" in names:
+        return None
+    for i, name in enumerate(names):
+        if name == "-m" and i + 1 < len(names) and names[i + 1] in _SERVER_MODULES:
+            return names[i + 1]
+        if name in _SERVER_PROGRAMS:
+            return name
+        if names[i : i + 2] == ["dagster", "dev"]:
+            return "dagster dev"
+    cli = next((i for i, n in enumerate(names) if n in ("sales-ops", "sales_ops.cli")), None)
+    if cli is not None:
+        rest = names[cli + 1 :]
+        if "dashboard" in rest or any(rest[i : i + 2] == ["local", "up"] for i in range(len(rest))):
+            return "sales-ops " + " ".join(rest)
+    return None
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "subprocess.Popen" and _guard["active"]:
+        started = server_launched_by(args[1])
+        if started:
+            raise EmulatorInFastTest(
+                f"a test outside the slow tier starts {started!r}: mark it @pytest.mark.slow "
+                f"or use the local_stack/fresh_stack/space fixtures"
+            )
+
+
+sys.addaudithook(_audit)  # audit hooks cannot be removed: `_guard` switches this one on and off
+
+
+@contextmanager
+def no_emulator() -> Iterator[None]:
+    """Fail any attempt to start the emulator, a stand-in or a server (subprocess or moto in-process)."""
+    from moto.server import ThreadedMotoServer
+
+    def refuse(self: ThreadedMotoServer) -> None:
+        raise EmulatorInFastTest("a test outside the slow tier starts a moto server: mark it slow")
+
+    start, _guard["active"] = ThreadedMotoServer.start, True
+    ThreadedMotoServer.start = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ThreadedMotoServer.start, _guard["active"] = start, False  # type: ignore[method-assign]

@@ -1,0 +1,142 @@
+"""The S3 sensors without an emulator: a real boto3 S3 client answered by botocore's Stubber
+(which also checks every request's parameters), evaluated by real Dagster on a test instance.
+(The same sensors against the emulator: tests/test_dagster_sensors.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import dagster as dg
+import pytest
+from botocore.stub import Stubber
+
+from sales_ops.defs.resources import PipelineResource
+from sales_ops.defs.sensors import PAGE_SIZE, list_new_objects, processing_failed_sensor, raw_objects_sensor
+from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX
+
+BUCKET = "sales-ops-local"
+HOUR = f"{RAW_PREFIX}dt=2026-03-01/hour=10/"
+KEYS = [f"{HOUR}orders-raw-1-2026-03-01-10-0{i}-00-{i:04d}" for i in range(5)]
+
+
+@pytest.fixture()
+def s3() -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    ).client("s3")
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()  # every page the test expected was asked for
+
+
+def page(keys: list[str], token: str | None = None) -> dict[str, Any]:
+    """A ListObjectsV2 answer; `token` makes it a truncated page with more to come."""
+    contents = [
+        {"Key": k, "Size": 100, "ETag": '"e"', "LastModified": datetime(2026, 3, 1, tzinfo=UTC)} for k in keys
+    ]
+    answer: dict[str, Any] = {"Contents": contents, "KeyCount": len(keys), "IsTruncated": token is not None}
+    if token:
+        answer["NextContinuationToken"] = token
+    return answer
+
+
+def listing(prefix: str = RAW_PREFIX, **extra: Any) -> dict[str, Any]:
+    return {"Bucket": BUCKET, "Prefix": prefix, "MaxKeys": PAGE_SIZE, **extra}
+
+
+def test_listing_starts_after_the_cursor_and_follows_pages(s3: tuple[Any, Stubber]) -> None:
+    client, stubber = s3
+    stubber.add_response("list_objects_v2", page(KEYS[1:3], token="t1"), listing(StartAfter=KEYS[0]))
+    stubber.add_response(
+        "list_objects_v2", page(KEYS[3:]), listing(StartAfter=KEYS[0], ContinuationToken="t1")
+    )
+    assert [o["Key"] for o in list_new_objects(client, BUCKET, RAW_PREFIX, KEYS[0])] == KEYS[1:]
+
+
+def test_listing_without_a_cursor_starts_at_the_prefix_and_stops_at_the_limit(
+    s3: tuple[Any, Stubber],
+) -> None:
+    client, stubber = s3
+    stubber.add_response("list_objects_v2", page(KEYS[:3], token="t1"), listing())  # no StartAfter
+    # The limit is reached on the first page: the second is never asked for.
+    assert [o["Key"] for o in list_new_objects(client, BUCKET, RAW_PREFIX, None, limit=2)] == KEYS[:2]
+
+
+class StubbedS3:
+    """Stands in for dagster-aws's S3Resource (whose get_client builds a new client each call)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get_client(self) -> Any:
+        return self.client
+
+
+@pytest.fixture()
+def resources(s3: tuple[Any, Stubber], tmp_path: Path) -> dict[str, Any]:
+    pipeline = PipelineResource(target="local", endpoint_url="http://127.0.0.1:9", state_dir=str(tmp_path))
+    return {"pipeline": pipeline, "s3": StubbedS3(s3[0])}
+
+
+def tick(
+    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, resources: dict[str, Any], cursor: str | None
+) -> Any:
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        return sensor.evaluate_tick(context)
+
+
+def test_new_raw_objects_request_one_refresh_keyed_by_the_newest(
+    s3: tuple[Any, Stubber], resources: dict[str, Any]
+) -> None:
+    _, stubber = s3
+    stubber.add_response("list_objects_v2", page(KEYS[2:]), listing(StartAfter=KEYS[1]))
+    with dg.instance_for_test() as instance:
+        result = tick(raw_objects_sensor, instance, resources, KEYS[1])
+    (request,) = result.run_requests
+    assert request.job_name == "refresh_job"
+    assert request.run_key == result.cursor == KEYS[-1]
+    assert request.tags["sales_ops/new_objects"] == "3"
+    assert request.tags["sales_ops/newest_key"] == KEYS[-1]
+
+
+def test_nothing_new_skips_and_keeps_the_cursor(s3: tuple[Any, Stubber], resources: dict[str, Any]) -> None:
+    _, stubber = s3
+    stubber.add_response("list_objects_v2", page([]), listing(StartAfter=KEYS[-1]))
+    with dg.instance_for_test() as instance:
+        result = tick(raw_objects_sensor, instance, resources, KEYS[-1])
+    assert result.run_requests == []
+    assert result.skip_message == f"no new raw objects after {KEYS[-1]}"
+    assert result.cursor in (None, KEYS[-1])  # unchanged
+
+
+def test_new_objects_wait_while_a_refresh_run_is_in_progress(
+    s3: tuple[Any, Stubber], resources: dict[str, Any]
+) -> None:
+    _, stubber = s3
+    stubber.add_response("list_objects_v2", page(KEYS), listing())
+    with dg.instance_for_test() as instance:
+        instance.add_run(dg.DagsterRun(job_name="refresh_job", status=dg.DagsterRunStatus.STARTED))
+        result = tick(raw_objects_sensor, instance, resources, None)
+    assert result.run_requests == []
+    assert "5 new raw objects wait for the refresh_job in progress" in result.skip_message
+    assert result.cursor is None  # kept: the next tick asks for all of these at once
+
+
+def test_processing_failed_objects_trigger_the_failing_check_job(
+    s3: tuple[Any, Stubber], resources: dict[str, Any]
+) -> None:
+    _, stubber = s3
+    errors = [f"{ERROR_PREFIX}processing-failed/2026/03/01/10/orders-raw-1-{i}" for i in range(2)]
+    stubber.add_response("list_objects_v2", page(errors), listing(ERROR_PREFIX))
+    with dg.instance_for_test() as instance:
+        # A refresh in progress does not hold the failing check back: it is another job.
+        instance.add_run(dg.DagsterRun(job_name="refresh_job", status=dg.DagsterRunStatus.STARTED))
+        result = tick(processing_failed_sensor, instance, resources, None)
+    (request,) = result.run_requests
+    assert request.job_name == "processing_failed_job"
+    assert request.run_key == result.cursor == errors[-1]
+    assert request.tags["sales_ops/trigger"] == "processing-failed_objects"
