@@ -361,3 +361,24 @@ def run_load(
     TableWriter(settings, rate, threads).write(iter(changes), summary, on_progress)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def write_probe(settings: Settings, order_id: str, quantity: int = 1) -> Decimal:
+    """One PLACED order written straight to DynamoDB (the freshness probes); returns its order_total."""
+    product = catalogue()[0]
+    state = {
+        "order_id": order_id,
+        "customer_id": "cus-probe",
+        "product_id": product.product_id,
+        "product_name": product.product_name,
+        "category": product.category,
+        "quantity": quantity,
+        "unit_price": product.unit_price,
+        "status": "PLACED",
+        "channel": "web",
+        "region": "us-east",
+    }
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    item = _to_item(state, now)
+    settings.client("dynamodb").put_item(TableName=settings.table, Item=item)
+    return state["order_total"]
