@@ -220,7 +220,7 @@ def test_named_queries_and_parameters(space: Settings, engine: DuckDBEngine) -> 
     with pytest.raises(QueryError, match="order_ids"):
         engine.named("compact_orphans")
     sql = render_named("unique_products", "sales_ops")
-    assert "FROM sales_ops.orders_latest" in sql
+    assert "FROM sales_ops.orders_live" in sql
     assert render(
         "SELECT {a}, {b}, {c} WHERE x IN ({d}) {e}", a="O'Brien", b=2, c=None, d=[], e=Sql("LIMIT 1")
     ) == ("SELECT 'O''Brien', 2, NULL WHERE x IN (NULL) LIMIT 1")

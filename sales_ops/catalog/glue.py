@@ -184,7 +184,7 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 # --- raw_orders without a crawl: the contract's columns and partition projection ------------------
 
 
-def _declared_raw_type(raw_types: frozenset[str]) -> str:
+def declared_raw_type(raw_types: frozenset[str]) -> str:
     """A raw column's type before the crawler has seen data (the crawler widens it later)."""
     return next((t for t in ("double", "int", "boolean") if t in raw_types), "string")
 
@@ -229,7 +229,7 @@ def ensure_raw_table(settings: Settings, location: str) -> None:
 
     table = get_table(settings, RAW_TABLE)
     if table is None:
-        declared = [(c.name, _declared_raw_type(c.raw_types)) for c in RAW_COLUMNS]
+        declared = [(c.name, declared_raw_type(c.raw_types)) for c in RAW_COLUMNS]
         put_table(settings, raw_table_input(location, declared))
         return
     wanted = raw_projection_parameters(location)
