@@ -251,7 +251,7 @@ def test_athena_engine_uses_the_workgroup_and_results_location(space: Settings) 
     assert result.engine == "athena" and result.columns == ["product_count"] and result.rows == [(60,)]
     (query_id,) = athena.list_query_executions(WorkGroup=workgroup)["QueryExecutionIds"]
     execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
-    assert f"FROM {space.database}.orders_latest" in execution["Query"]
+    assert f"FROM {space.database}.orders_live" in execution["Query"]
     assert execution["QueryExecutionContext"]["Database"] == space.database
     assert execution["ResultConfiguration"]["OutputLocation"].startswith(space.s3_uri("athena-results/"))
 
