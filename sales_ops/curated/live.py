@@ -9,9 +9,12 @@ at `local up`; a view one compaction behind only reads a longer tail, never a wr
 merging an already compacted event again changes nothing.
 
 Why a margin: Firehose files an event under the dt/hour of its event time, so an object delivered
-late can land in an hour before the watermark's. One hour covers Firehose's buffering (≤ 900 s)
-and normal pipeline lag; anything later (a stream backlog replayed after an outage) shows in
-orders_live once the next compaction has merged it.
+late can land in an hour before the watermark's. 20 minutes covers Firehose's buffering (the
+template's FirehoseBufferSeconds, 60 s by default, at most 900 s) and normal Pipe/Kinesis lag;
+anything later (a stream backlog replayed after an outage) shows in orders_live once the next
+compaction has merged it. Partitions are hourly, so the tail is 20 to 80 minutes of raw data plus
+what arrived since the last compaction: what an orders_live query costs on Athena (docs/design.md
+§12, docs/deploy-aws.md "Cost notes").
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from sales_ops.schema import LATEST_COLUMNS
 from sales_ops.settings import RAW_PREFIX, Settings
 
 ORDERS_LIVE = "orders_live"
-LATE_MARGIN = timedelta(hours=1)
+LATE_MARGIN = timedelta(minutes=20)
 # The view's columns, in Trino types (as Athena records them for a view).
 LIVE_COLUMNS: list[tuple[str, str]] = [
     (c.name, "varchar" if c.latest_type == "string" else c.latest_type) for c in LATEST_COLUMNS
