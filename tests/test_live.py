@@ -30,10 +30,12 @@ from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
 from sales_ops.query import DuckDBEngine
 from sales_ops.settings import RAW_PREFIX, Settings
+from tests import test_dashboard
 from tests.conftest import free_port, running_server, stack_env, stack_settings
 from tests.helpers import dynamodb_items
 
 pytestmark = pytest.mark.slow
+browser = test_dashboard.browser  # the headless Chromium fixture, shared
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +174,40 @@ def test_a_probe_order_reaches_the_dashboard_total_within_10s(stack: Settings, t
                 time.sleep(0.2)
             seconds.append(time.monotonic() - started)
     assert statistics.median(seconds) <= 10, seconds
+
+
+@pytest.mark.browser
+def test_the_page_total_moves_while_the_live_load_runs(stack: Settings, tmp_path: Path, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "sales_ops.cli", "dashboard", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}/"
+    live_cmd = [sys.executable, "-m", "sales_ops.cli", "load", "--orders", "0", "--rate", "8", "--continuous"]
+    with running_server("sales-ops dashboard", cmd, stack_env(stack), url, tmp_path / "dash.log", 60):
+        browser.get(url)
+        total = WebDriverWait(browser, 60).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, '[data-testid="total-sales"][data-value]')
+        )
+        first = total.get_attribute("data-value")
+        live = subprocess.Popen(
+            live_cmd, env=stack_env(stack), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            seen = [first]
+
+            def moved(driver) -> bool:
+                value = driver.find_element(By.CSS_SELECTOR, '[data-testid="total-sales"]').get_attribute(
+                    "data-value"
+                )
+                if value != seen[-1]:
+                    seen.append(value)
+                return len(seen) >= 3  # it changed twice: the page follows the load, not one refresh
+
+            WebDriverWait(browser, 90, poll_frequency=0.5).until(moved)
+        finally:
+            live.terminate()
+            live.wait(timeout=20)
+    assert len(set(seen)) >= 3, seen
+    assert all(Decimal(v) >= 0 for v in seen)
