@@ -124,6 +124,7 @@ def test_after_compaction_the_tail_is_merged_pruned_and_exact(stack: Settings) -
         sql = glue.view_sql(glue.get_table(stack, ORDERS_LIVE))
         watermark_dt = report.watermark_after[len(RAW_PREFIX) :].split("/")[0].split("=")[1]
         assert "dt >" in sql, "the view now reads only the raw tail"
+        assert f'"$path" >= \'s3://{stack.bucket}/{RAW_PREFIX}dt=' in sql, "and only objects delivered lately"
         # Changes after the compaction, updates and deletes of compacted orders among them.
         run_load(stack, orders=120, rate=0, seed=15)
         ddb = dynamodb_items(stack)

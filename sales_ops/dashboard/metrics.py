@@ -28,7 +28,7 @@ from sales_ops.targets import engine_for
 
 log = logging.getLogger(__name__)
 
-NO_DATA = "no data yet (run crawl/compact)"
+NO_DATA = "no data yet (run sales-ops local up, or crawl/compact)"
 NO_ROLLUP = "no data yet (run crawl/compact/rollup)"
 TOP_PRODUCTS = 10
 LOW_STOCK_SHARE = 0.2  # a product is low on stock below 20 % of its opening stock

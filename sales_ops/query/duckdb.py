@@ -448,18 +448,25 @@ class DuckDBEngine(_EngineBase):
         self, table: _Table, projection: Projection, only: set[str] | None, bounds: dict[str, str]
     ) -> list[str]:
         """Files under the partitions the projection yields: one listing from the template's fixed
-        prefix, starting at the query's lower bound on the first key (StartAfter), instead of Glue."""
+        prefix, starting (StartAfter) at the query's lower bound on the first key or on "$path",
+        instead of Glue's partitions."""
         if only is not None:
             return sorted(f for f in only if projection.visible(f) and not _hidden(f))
         bucket, prefix = _split_s3(projection.prefix)
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        starts = []
         if projection.first_key in bounds:  # keys of that value and above sort after prefix+value
-            kwargs["StartAfter"] = prefix + bounds[projection.first_key]
+            starts.append(prefix + bounds[projection.first_key])
+        path_from = bounds.get("$path", "")  # "$path" >= 's3://…': the files before it are not read
+        if path_from.startswith(f"s3://{bucket}/"):
+            starts.append(path_from[len(f"s3://{bucket}/") :])
+        if starts:
+            kwargs["StartAfter"] = max(starts)
         files = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
             for obj in page.get("Contents", []):
                 uri = f"s3://{bucket}/{obj['Key']}"
-                if obj["Size"] and not _hidden(uri) and projection.visible(uri):
+                if obj["Size"] and not _hidden(uri) and uri >= path_from and projection.visible(uri):
                     files.append(uri)
         return files
 
@@ -601,7 +608,7 @@ def _lower_bounds(ref: Any, table: _Table) -> dict[str, str]:
         return {}
     names = {ref.alias_or_name.lower(), ref.name.lower()}
     out = {}
-    for key, _ in table.partition_keys:
+    for key in [k for k, _ in table.partition_keys] + ["$path"]:
         bound = _lower_bound(where.this, key, names)
         if bound is not None:
             out[key] = bound
