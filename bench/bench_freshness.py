@@ -73,7 +73,7 @@ def to_orders_live(settings: Settings, probes: int) -> tuple[list[float], list[f
 
 
 def dashboard_total(url: str) -> Decimal:
-    with urllib.request.urlopen(url + "api/metrics", timeout=60) as response:
+    with urllib.request.urlopen(url + "api/metrics", timeout=300) as response:
         panel = json.loads(response.read())["panels"]["total"]
     if panel["status"] != "ok":
         raise SystemExit(f"dashboard total: {panel}")
@@ -98,9 +98,11 @@ def to_dashboard(settings: Settings, probes: int) -> list[float]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit("the dashboard did not start") from None
                 time.sleep(0.5)
-        latencies = []
+        latencies, refreshes = [], []
         for _ in range(probes):
+            started = time.monotonic()
             before = dashboard_total(url)
+            refreshes.append(time.monotonic() - started)
             started = time.monotonic()
             amount = write_probe(settings, f"ord-probe-{uuid.uuid4()}")
             while dashboard_total(url) != before + amount:
@@ -108,10 +110,15 @@ def to_dashboard(settings: Settings, probes: int) -> list[float]:
                     raise SystemExit("the probe never reached the dashboard")
                 time.sleep(0.2)
             latencies.append(time.monotonic() - started)
+        figures("  one /api/metrics answer (a refresh of every panel, or the cache)", refreshes)
         return latencies
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def main() -> None:
