@@ -302,6 +302,10 @@ def test_projected_partitions_and_nested_views(local_stack: Settings, tmp_path) 
             assert rows == [("p-1",), ("p-2",), ("p-3",)]
             later = eng.query(f"SELECT count(*) FROM {db}.raw_orders WHERE dt > '2026-11-30' OR dt = 'x'")
             assert later.rows == [(2,)]
+            # A "$path" bound starts the listing there, the named file included (StartAfter excludes).
+            first = f"s3://{settings.bucket}/{RAW_PREFIX}dt=2026-11-30/hour=23/a"
+            where = f"(dt = '2026-11-30' AND \"$path\" IN ('{first}')) AND order_id IS NOT NULL"
+            assert eng.query(f"SELECT order_id FROM {db}.raw_orders WHERE {where}").rows == [("p-1",)]
             inner = "SELECT order_id, order_total FROM raw_orders WHERE dt = '2026-12-01'"
             glue.put_table(settings, glue.view_input("v_inner", inner, [("order_id", "varchar")], db))
             outer = "SELECT count(*) AS n, sum(order_total) AS total FROM v_inner"

@@ -460,8 +460,8 @@ class DuckDBEngine(_EngineBase):
         path_from = bounds.get("$path", "")  # "$path" >= 's3://…': the files before it are not read
         if path_from.startswith(f"s3://{bucket}/"):
             starts.append(path_from[len(f"s3://{bucket}/") :])
-        if starts:
-            kwargs["StartAfter"] = max(starts)
+        if starts:  # StartAfter is exclusive: start just before the bound (a key may equal it)
+            kwargs["StartAfter"] = max(starts)[:-1]
         files = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
             for obj in page.get("Contents", []):
