@@ -191,7 +191,7 @@ def test_the_page_total_moves_while_the_live_load_runs(stack: Settings, tmp_path
         total = WebDriverWait(browser, 60).until(
             lambda d: d.find_element(By.CSS_SELECTOR, '[data-testid="total-sales"][data-value]')
         )
-        first = total.get_attribute("data-value")
+        first = WebDriverWait(browser, 120).until(lambda d: total.get_attribute("data-value"))  # a number
         live = subprocess.Popen(
             live_cmd, env=stack_env(stack), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -202,7 +202,7 @@ def test_the_page_total_moves_while_the_live_load_runs(stack: Settings, tmp_path
                 value = driver.find_element(By.CSS_SELECTOR, '[data-testid="total-sales"]').get_attribute(
                     "data-value"
                 )
-                if value != seen[-1]:
+                if value and value != seen[-1]:
                     seen.append(value)
                 return len(seen) >= 2
 
