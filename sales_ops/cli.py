@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
@@ -225,13 +226,18 @@ def load(
     wait: Annotated[bool, typer.Option(help="Return only when every change has reached S3.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits before giving up.")] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    continuous: Annotated[
+        bool, typer.Option(help="After the --orders, keep orders living at --rate until Ctrl-C.")
+    ] = False,
 ) -> None:
     """Write mock orders (inserts, status updates, deletes) to DynamoDB."""
-    from sales_ops.load.shop import run_load
+    from sales_ops.load.shop import run_live_load, run_load
     from sales_ops.local.progress import wait_delivered
 
     if rate < 0:
         raise fail("--rate must be ≥ 0 (0 means as fast as possible)", 2)
+    if continuous and (rate == 0 or wait):
+        raise fail("--continuous needs a --rate above 0, and never ends: no --wait", 2)
     with friendly_errors():
         cfg = settings()
         if wait:
@@ -255,6 +261,10 @@ def load(
                 on_total=lambda n: progress.update(task, total=n),
                 on_progress=lambda n: progress.advance(task, n),
             )
+        if continuous:
+            err.print(f"continuous load at {rate:g} changes/s; Ctrl-C stops it")
+            with contextlib.suppress(KeyboardInterrupt):  # the summary counts what was written
+                run_live_load(cfg, rate, seed=None if seed is None else seed + 1, summary=summary)
         result = {**asdict(summary), "changes": summary.changes, "changes_per_s": round(summary.rate, 1)}
         if wait:
             result["delivered_after_s"] = round(wait_delivered(cfg, timeout), 2)

@@ -137,3 +137,6 @@ def test_refresh_job_observes_sources_and_runs_checks(local_stack: Settings) -> 
     files = observed["raw_orders_files"].event_specific_data.asset_observation.metadata
     assert files["objects"].value > 0 and files["bytes"].value > 0 and "newest_object" in files
     assert {e.check_name for e in result.get_asset_check_evaluations()} == {name for _, name in CHECKS}
+    # The rollups are rebuilt in the same run, so their panels follow new data within a minute.
+    built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert set(ROLLUPS) | {"orders_latest", "raw_orders_table"} <= built

@@ -1,7 +1,7 @@
 """The live dashboard against the real local stack: its JSON API, and the page in headless Chromium.
 
 The numbers are checked against the named queries run directly through the engine, so the page
-shows exactly what `sales-ops query --named total_sales_by_product` says.
+shows exactly what `sales-ops query --named dashboard_sales_by_product` says.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def pipeline(local_stack: Settings) -> Iterator[tuple[Settings, SqlEngine]]:
 
 
 def named_total(engine: SqlEngine) -> Decimal:
-    rows = engine.named("total_sales_by_product").as_dicts()
+    rows = engine.named("dashboard_sales_by_product").as_dicts()
     return sum((Decimal(str(r["total_sales"])) for r in rows), Decimal(0)).quantize(Decimal("0.01"))
 
 

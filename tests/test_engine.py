@@ -220,7 +220,7 @@ def test_named_queries_and_parameters(space: Settings, engine: DuckDBEngine) -> 
     with pytest.raises(QueryError, match="order_ids"):
         engine.named("compact_orphans")
     sql = render_named("unique_products", "sales_ops")
-    assert "FROM sales_ops.orders_latest" in sql
+    assert "FROM sales_ops.orders_live" in sql
     assert render(
         "SELECT {a}, {b}, {c} WHERE x IN ({d}) {e}", a="O'Brien", b=2, c=None, d=[], e=Sql("LIMIT 1")
     ) == ("SELECT 'O''Brien', 2, NULL WHERE x IN (NULL) LIMIT 1")
@@ -251,7 +251,7 @@ def test_athena_engine_uses_the_workgroup_and_results_location(space: Settings) 
     assert result.engine == "athena" and result.columns == ["product_count"] and result.rows == [(60,)]
     (query_id,) = athena.list_query_executions(WorkGroup=workgroup)["QueryExecutionIds"]
     execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
-    assert f"FROM {space.database}.orders_latest" in execution["Query"]
+    assert f"FROM {space.database}.orders_live" in execution["Query"]
     assert execution["QueryExecutionContext"]["Database"] == space.database
     assert execution["ResultConfiguration"]["OutputLocation"].startswith(space.s3_uri("athena-results/"))
 
@@ -276,3 +276,50 @@ def test_path_is_not_listed_without_a_filter(space: Settings, engine: DuckDBEngi
         f'SELECT count(DISTINCT "$path") AS files, count(*) FROM {space.database}.raw_orders'
     )
     assert with_path.rows[0][1] == plain[0][0] and with_path.rows[0][0] >= len(OBJECTS)
+
+
+def test_projected_partitions_and_nested_views(local_stack: Settings, tmp_path) -> None:
+    """Partition projection replaces Glue partitions; a Glue view (Athena's shape) is inlined."""
+    from sales_ops.catalog import glue
+
+    settings = own_space(local_stack, tmp_path, "prj")
+    try:
+        glue.ensure_raw_table(settings, settings.s3_uri(RAW_PREFIX))
+        keys = {
+            "dt=2026-11-30/hour=23/a": [event("p-1", "1", 1)],
+            "dt=2026-12-01/hour=00/b": [event("p-2", "2", 2), event("p-3", "3", 3)],
+            "dt=2026-12-01/hour=24/c": [event("p-4", "4", 4)],  # no such hour: not projected
+            "dt=2026-12-1/hour=00/d": [event("p-5", "5", 5)],  # not the date format
+            "dt=2019-12-31/hour=00/e": [event("p-6", "6", 6)],  # before the projected range
+            "dt=2026-12-01/hour=00/_tmp": [event("p-7", "7", 7)],  # hidden
+        }
+        for key, lines in keys.items():
+            put(settings, key, lines)
+        assert list_partitions(settings, "raw_orders") == [], "nothing registered: no crawl"
+        with DuckDBEngine(settings) as eng:
+            db = settings.database
+            rows = eng.query(f"SELECT order_id FROM {db}.raw_orders ORDER BY 1").rows
+            assert rows == [("p-1",), ("p-2",), ("p-3",)]
+            later = eng.query(f"SELECT count(*) FROM {db}.raw_orders WHERE dt > '2026-11-30' OR dt = 'x'")
+            assert later.rows == [(2,)]
+            # A "$path" bound starts the listing there, the named file included (StartAfter excludes).
+            first = f"s3://{settings.bucket}/{RAW_PREFIX}dt=2026-11-30/hour=23/a"
+            where = f"(dt = '2026-11-30' AND \"$path\" IN ('{first}')) AND order_id IS NOT NULL"
+            assert eng.query(f"SELECT order_id FROM {db}.raw_orders WHERE {where}").rows == [("p-1",)]
+            inner = "SELECT order_id, order_total FROM raw_orders WHERE dt = '2026-12-01'"
+            glue.put_table(settings, glue.view_input("v_inner", inner, [("order_id", "varchar")], db))
+            outer = "SELECT count(*) AS n, sum(order_total) AS total FROM v_inner"
+            glue.put_table(settings, glue.view_input("v_outer", outer, [("n", "bigint")], db))
+            assert glue.view_sql(glue.get_table(settings, "v_outer")) == outer
+            assert eng.query(f"SELECT n, total FROM {db}.v_outer").rows == [(2, 5.0)]
+            joined = eng.query(
+                f"SELECT count(*) FROM {db}.v_inner AS a JOIN {db}.raw_orders AS r ON a.order_id = r.order_id"
+            )
+            assert joined.rows == [(2,)]
+            with pytest.raises(QueryError, match="is a view"):
+                eng.query(f"INSERT INTO {db}.v_inner SELECT order_id, order_total FROM {db}.raw_orders")
+            glue.put_table(settings, glue.view_input("v_loop", f"SELECT * FROM {db}.v_loop", [], db))
+            with pytest.raises(QueryError, match="nested more than"):
+                eng.query(f"SELECT * FROM {db}.v_loop")
+    finally:
+        drop_bucket(settings)

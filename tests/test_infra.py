@@ -201,6 +201,34 @@ def test_crawler_reads_the_raw_prefix_into_raw_orders(template: dict[str, Any]) 
     assert res(template, "GlueDatabase")["DatabaseInput"]["Name"] == ref("DatabaseName")
 
 
+def test_raw_orders_table_is_projected_as_the_local_target_projects_it(template: dict[str, Any]) -> None:
+    from sales_ops.catalog import glue
+
+    table = res(template, "RawOrdersTable")
+    assert table["DatabaseName"] == ref("GlueDatabase")
+    spec = table["TableInput"]
+    assert spec["Name"] == glue.RAW_TABLE
+    # The same properties the code sets (one bucket name stands in for ${DataBucket}).
+    location = "s3://BUCKET/" + RAW_PREFIX
+    expected = glue.raw_table_input(location, [])
+    params = {
+        k: (
+            v["Fn::Sub"].replace("${DataBucket}", "BUCKET").replace("${!", "${") if isinstance(v, dict) else v
+        )
+        for k, v in spec["Parameters"].items()
+    }
+    assert params == expected["Parameters"]
+    assert [(k["Name"], k["Type"]) for k in spec["PartitionKeys"]] == list(glue.RAW_PARTITION_KEYS)
+    sd = spec["StorageDescriptor"]
+    assert sd["Location"] == {"Fn::Sub": f"s3://${{DataBucket}}/{RAW_PREFIX}"}
+    assert sd["SerdeInfo"]["SerializationLibrary"] == glue.JSON_SERDE
+    # The contract's columns, as declared before the crawler has seen data.
+    from sales_ops.schema import RAW_COLUMNS
+
+    declared = [(c.name, glue.declared_raw_type(c.raw_types)) for c in RAW_COLUMNS]
+    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == declared
+
+
 def test_athena_workgroup_enforces_results_location_and_cutoff(template: dict[str, Any]) -> None:
     workgroup = res(template, "AthenaWorkGroup")
     assert workgroup["Name"] == ref("WorkGroupName")
@@ -522,6 +550,7 @@ NOT_IN_MOTO = {
     "GlueDatabase",  # AWS::Glue::Database
     "JsonClassifier",  # AWS::Glue::Classifier
     "RawOrdersCrawler",  # AWS::Glue::Crawler
+    "RawOrdersTable",  # AWS::Glue::Table
     "AthenaWorkGroup",  # AWS::Athena::WorkGroup
 }
 

@@ -74,7 +74,7 @@ def test_missing_parameters_are_named() -> None:
 
 def test_render_named_checks_the_name_and_the_database() -> None:
     sql = render_named("unique_products", "my_db")
-    assert "FROM my_db.orders_latest" in sql
+    assert "FROM my_db.orders_live" in sql
     with pytest.raises(QueryError, match=r"no named query 'nope'; known: .*total_sales_by_product"):
         render_named("nope", "my_db")
     with pytest.raises(QueryError, match="no named query"):

@@ -239,7 +239,8 @@ class LocalCrawler(_CrawlerRun):
                 columns,
                 self.settings.s3_uri(RAW_PREFIX),
                 list(RAW_PARTITION_KEYS),
-                {"UPDATED_BY_CRAWLER": self.settings.crawler},
+                # As Glue's crawler, keep the properties someone else set (partition projection).
+                {**(table or {}).get("Parameters", {}), "UPDATED_BY_CRAWLER": self.settings.crawler},
             )
             if table is None:
                 created = int(put_table(self.settings, table_input))

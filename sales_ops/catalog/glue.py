@@ -187,3 +187,152 @@ def delete_partitions(settings: Settings, table: str, values: list[list[str]]) -
 def _chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+# --- raw_orders without a crawl: the contract's columns and partition projection ------------------
+
+
+def declared_raw_type(raw_types: frozenset[str]) -> str:
+    """A raw column's type before the crawler has seen data (the crawler widens it later)."""
+    return next((t for t in ("double", "int", "boolean") if t in raw_types), "string")
+
+
+def raw_projection_parameters(location: str) -> dict[str, str]:
+    """Athena partition projection for dt (date) and hour (00-23) under raw/orders/.
+
+    With `projection.enabled`, Athena computes the partitions from these properties and ignores the
+    ones registered in Glue, so a new dt/hour is visible as soon as Firehose writes it, with no crawl
+    (https://docs.aws.amazon.com/athena/latest/ug/partition-projection.html, types and properties:
+    https://docs.aws.amazon.com/athena/latest/ug/partition-projection-supported-types.html). The local
+    engine honours the same properties (sales_ops/query/duckdb.py). The range starts in 2020 (older
+    event times are not expected) and ends at NOW, plus a day for clock skew.
+    """
+    return {
+        "projection.enabled": "true",
+        "projection.dt.type": "date",
+        "projection.dt.format": "yyyy-MM-dd",
+        "projection.dt.range": "2020-01-01,NOW+1DAYS",
+        "projection.dt.interval": "1",
+        "projection.dt.interval.unit": "DAYS",
+        "projection.hour.type": "integer",
+        "projection.hour.range": "0,23",
+        "projection.hour.digits": "2",
+        "storage.location.template": location.rstrip("/") + "/dt=${dt}/hour=${hour}/",
+    }
+
+
+def raw_table_input(location: str, columns: list[tuple[str, str]]) -> dict[str, Any]:
+    """raw_orders as JSON lines with partition projection on dt/hour."""
+    return json_table_input(
+        RAW_TABLE, columns, location, list(RAW_PARTITION_KEYS), raw_projection_parameters(location)
+    )
+
+
+def ensure_raw_table(settings: Settings, location: str) -> None:
+    """raw_orders exists (the contract's columns until the crawler has seen data) and is projected.
+
+    A table the crawler made keeps its columns; only missing projection properties are added.
+    """
+    from sales_ops.schema import RAW_COLUMNS
+
+    table = get_table(settings, RAW_TABLE)
+    if table is None:
+        declared = [(c.name, declared_raw_type(c.raw_types)) for c in RAW_COLUMNS]
+        put_table(settings, raw_table_input(location, declared))
+        return
+    wanted = raw_projection_parameters(location)
+    if all(table.get("Parameters", {}).get(k) == v for k, v in wanted.items()):
+        return
+    put_table(
+        settings, {**table_update_input(table), "Parameters": {**table.get("Parameters", {}), **wanted}}
+    )
+
+
+def table_update_input(table: dict[str, Any]) -> dict[str, Any]:
+    """The TableInput of an existing table (GetTable's answer minus its read-only fields)."""
+    keep = (
+        "Name",
+        "Description",
+        "Owner",
+        "TableType",
+        "Parameters",
+        "PartitionKeys",
+        "StorageDescriptor",
+        "ViewOriginalText",
+        "ViewExpandedText",
+        "Retention",
+    )
+    return {k: table[k] for k in keep if k in table}
+
+
+def projection(table: dict[str, Any]) -> dict[str, str] | None:
+    """The table's partition projection properties, or None when projection is off."""
+    params = table.get("Parameters", {})
+    if str(params.get("projection.enabled", "")).strip().lower() != "true":
+        return None
+    return {
+        k: v for k, v in params.items() if k.startswith("projection.") or k == "storage.location.template"
+    }
+
+
+# --- views, as Athena's CREATE VIEW stores them ---------------------------------------------------
+
+PRESTO_VIEW = "/* Presto View */"
+
+
+def view_input(name: str, sql: str, columns: list[tuple[str, str]], database: str) -> dict[str, Any]:
+    """A Glue TableInput for an Athena (Presto/Trino) view, in the shape Athena's CREATE VIEW writes.
+
+    Athena keeps the view's SQL base64-encoded JSON in ViewOriginalText as `/* Presto View: … */`
+    with `/* Presto View */` in ViewExpandedText, TableType VIRTUAL_VIEW and `presto_view = true`
+    (https://docs.aws.amazon.com/athena/latest/ug/views.html, "Working with views"; Glue's own
+    description: https://docs.aws.amazon.com/athena/latest/ug/views-glue.html). `columns` are in Trino
+    types (varchar, bigint, decimal(12,2), date…).
+    """
+    import base64
+    import json
+
+    definition = {
+        "originalSql": sql,
+        "catalog": "awsdatacatalog",
+        "schema": database,
+        "columns": [{"name": n, "type": t} for n, t in columns],
+        "owner": "sales-ops",
+        "runAsInvoker": False,
+        "properties": {},
+    }
+    encoded = base64.b64encode(json.dumps(definition).encode()).decode()
+    return {
+        "Name": name,
+        "TableType": "VIRTUAL_VIEW",
+        "Parameters": {"presto_view": "true", "comment": "Presto View"},
+        "ViewOriginalText": f"/* Presto View: {encoded} */",
+        "ViewExpandedText": PRESTO_VIEW,
+        "PartitionKeys": [],
+        "StorageDescriptor": {
+            "Columns": [{"Name": n, "Type": _hive_of_trino(t)} for n, t in columns],
+            "SerdeInfo": {},
+            "Location": "",
+        },
+    }
+
+
+def view_sql(table: dict[str, Any]) -> str | None:
+    """The SQL of an Athena view stored in Glue, or None when the table is not one."""
+    import base64
+    import binascii
+    import json
+
+    if table.get("TableType") != "VIRTUAL_VIEW":
+        return None
+    text = (table.get("ViewOriginalText") or "").strip()
+    if not (text.startswith("/* Presto View:") and text.endswith("*/")):
+        return text or None  # a Hive view keeps plain SQL
+    try:
+        return json.loads(base64.b64decode(text[len("/* Presto View:") : -2].strip()))["originalSql"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        return None
+
+
+def _hive_of_trino(type_: str) -> str:
+    return {"varchar": "string"}.get(type_.lower(), type_.lower().replace(" ", ""))

@@ -303,7 +303,11 @@ def compact(
     """Run one compaction under the S3 lock (CompactionLocked if another one is running)."""
     with S3Lock(settings, LOCK_KEY, lease_s).held() as lock:
         job = Compaction(settings, engine, full, retention_hours, lookback_hours, lock, dates_per_write)
-        return job.run()
+        report = job.run()
+    from sales_ops.curated.live import put_live_view  # it builds on this module
+
+    put_live_view(settings, job.state)  # orders_live's raw tail starts at the new watermark
+    return report
 
 
 def ensure_tables(settings: Settings) -> None:

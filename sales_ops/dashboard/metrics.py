@@ -1,7 +1,7 @@
 """Every panel of the dashboard, computed through the project's SQL engine (DuckDB or Athena).
 
-Each panel comes from a named query in `sales_ops/dashboard/sql/` (the `dashboard_*` ones, plus
-`total_sales_by_product`), so the page shows exactly what `sales-ops query --named …` would; the
+Each panel comes from a named query (`sales_ops/dashboard/sql/dashboard_*.sql`; the live ones read
+`orders_live`), so the page shows exactly what `sales-ops query --named …` would; the
 only numbers not from SQL are the failed-records count (the data-quality check's own count) and the
 age of the newest raw object: the data-quality checks' own (sales_ops.quality).
 
@@ -28,7 +28,7 @@ from sales_ops.targets import engine_for
 
 log = logging.getLogger(__name__)
 
-NO_DATA = "no data yet (run crawl/compact)"
+NO_DATA = "no data yet (run sales-ops local up, or crawl/compact)"
 NO_ROLLUP = "no data yet (run crawl/compact/rollup)"
 TOP_PRODUCTS = 10
 LOW_STOCK_SHARE = 0.2  # a product is low on stock below 20 % of its opening stock
@@ -40,7 +40,7 @@ def collect_metrics(settings: Settings, engine: SqlEngine) -> dict[str, Any]:
     """Every panel's data, computed now."""
     started = time.monotonic()
     now = datetime.now(UTC)
-    by_product = _panel(lambda: engine.named("total_sales_by_product").as_dicts())
+    by_product = _panel(lambda: engine.named("dashboard_sales_by_product").as_dicts())
     sales_by = _panel(lambda: engine.named("dashboard_sales_by").as_dicts())
     panels = {
         "total": _derive(by_product, _total),
@@ -148,7 +148,7 @@ def _as_datetime(value: Any) -> datetime | None:
 
 
 def _total(rows: list[dict]) -> dict[str, Any]:
-    """The sum of `total_sales_by_product`: the number the browser test checks against."""
+    """The sum of `dashboard_sales_by_product`: the number the browser test checks against."""
     return {
         "total_sales": money(sum((Decimal(str(r["total_sales"] or 0)) for r in rows), Decimal(0))),
         "orders": sum(int(r["orders"]) for r in rows),

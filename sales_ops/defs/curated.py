@@ -128,10 +128,13 @@ refresh_job = dg.define_asset_job(
     "refresh_job",
     selection=(
         dg.AssetSelection.assets("dynamodb_orders", "raw_orders_files", "raw_orders_table", orders_latest)
+        # The rollups too, so panels backed by them are fresh within a minute of new data (until
+        # they move onto declarative automation).
+        | dg.AssetSelection.assets(*rollup_assets)
         | dg.AssetSelection.checks_for_assets("raw_orders_files")
     ),
     tags=WRITER_TAGS,
-    description="New raw data: observe the sources, crawl, compact, and run every check on them.",
+    description="New raw data: observe the sources, crawl, compact, rebuild the rollups, run the checks.",
 )
 
 defs = dg.Definitions(assets=[orders_latest, *rollup_assets], jobs=[compaction_job, refresh_job])

@@ -10,6 +10,7 @@ and the lifecycles reproducible (timestamps are the wall clock: they are when th
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
 import uuid
@@ -365,3 +366,61 @@ def run_load(
     TableWriter(settings, rate, threads).write(iter(changes), summary, on_progress)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+LIVE_IN_FLIGHT = 50  # orders open at once in a continuous load: each lives ~LIVE_IN_FLIGHT * 4 / rate s
+
+
+def run_live_load(
+    settings: Settings,
+    rate: float,
+    seed: int | None = None,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[int], None] = lambda n: None,
+    summary: LoadSummary | None = None,
+) -> LoadSummary:
+    """Orders living their lifecycles, at `rate` changes/s, until `stop` is set (or interrupted).
+
+    The gentle background load of `make run`: new orders keep arriving while open ones are paid,
+    shipped, delivered, cancelled or deleted, so every dashboard panel keeps moving.
+    """
+    if rate <= 0:
+        raise ValueError("a continuous load needs a rate > 0 (changes/s)")
+    write_catalogue(settings)
+    writer = TableWriter(settings, rate, threads=1)
+    summary = summary if summary is not None else LoadSummary()
+    state: dict[str, dict] = {}
+    started = time.monotonic() - summary.seconds
+    try:
+        for change in Shop(seed).changes(sys.maxsize, in_flight=LIVE_IN_FLIGHT):
+            if stop is not None and stop.is_set():
+                break
+            writer._flush([writer._request(change, state, summary)], on_progress)
+            if change.op == "delete":
+                state.pop(change.order_id, None)
+    finally:
+        summary.seconds = time.monotonic() - started
+    return summary
+
+
+def write_probe(settings: Settings, order_id: str, quantity: int = 1) -> Decimal:
+    """One PLACED order written straight to DynamoDB (the freshness probes); returns its order_total."""
+    product = catalogue()[0]
+    state = {
+        "order_id": order_id,
+        "customer_id": "cus-probe",
+        "product_id": product.product_id,
+        "product_name": product.product_name,
+        "category": product.category,
+        "quantity": quantity,
+        "unit_price": product.unit_price,
+        "status": "PLACED",
+        "channel": "web",
+        "region": "us-east",
+    }
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    item = _to_item(state, now)
+    settings.client("dynamodb").put_item(TableName=settings.table, Item=item)
+    total = state["order_total"]  # set by _to_item, as for every order the shop writes
+    assert isinstance(total, Decimal)
+    return total

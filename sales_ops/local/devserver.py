@@ -1,12 +1,17 @@
-"""`make run`: the embedded AWS, a first mock load, and `dagster dev` with its daemon, on 127.0.0.1.
+"""`make run`: the embedded AWS, a mock load that keeps going, and `dagster dev`, on 127.0.0.1.
 
-    python -m sales_ops.local.devserver [--port 3000] [--dashboard-port 8050] [--orders 300] [--rate 50]
+    python -m sales_ops.local.devserver [--port 3000] [--dashboard-port 8050] [--orders 300] [--rate 10]
                                   [--no-load]
+
+The load: a first burst of `--orders` orders (at 50 changes/s) so that every panel has data at
+once, and a gentle continuous load beside it, `--rate` changes/s (10 by default: a few orders a
+second, each living its lifecycle over a minute or so), so that the dashboard and the Dagster UI
+keep moving. `--no-load` starts neither.
 
 DAGSTER_HOME is `<state dir>/dagster/`, `.sales-ops/dagster/` by default (runs, schedules and
 sensor cursors survive restarts). The first load runs in the background while Dagster starts, so
 the raw-objects sensor picks up its data and the UI fills in within a minute. Ctrl-C (or SIGTERM)
-stops Dagster and everything it started, the load if still running, and then the embedded AWS
+stops Dagster and everything it started, the loads, and then the embedded AWS
 (which snapshots its state) unless it was already running before.
 """
 
@@ -72,10 +77,16 @@ def child_env(settings: Settings, home: Path) -> dict[str, str]:
     }
 
 
-def start_load(settings: Settings, env: dict[str, str], orders: int, rate: float) -> subprocess.Popen:
+BURST_RATE = 50.0  # changes/s of the first burst
+
+
+def start_load(
+    settings: Settings, env: dict[str, str], orders: int, rate: float, continuous: bool = False
+) -> subprocess.Popen:
     log = load_log(settings).open("ab")
+    cmd = [sys.executable, "-m", "sales_ops.cli", "load", "--orders", str(orders), "--rate", str(rate)]
     return subprocess.Popen(
-        [sys.executable, "-m", "sales_ops.cli", "load", "--orders", str(orders), "--rate", str(rate)],
+        cmd + (["--continuous"] if continuous else []),
         cwd=PROJECT_ROOT,
         env=env,
         stdout=log,
@@ -86,7 +97,7 @@ def start_load(settings: Settings, env: dict[str, str], orders: int, rate: float
 
 
 def load_log(settings: Settings) -> Path:
-    return settings.state_path("logs", "first-load.log")
+    return settings.state_path("logs", "load.log")
 
 
 def start_dagster(env: dict[str, str], port: int) -> subprocess.Popen:
@@ -121,7 +132,7 @@ def _raise_stop(signum: int, frame: object) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
-def run(port: int, orders: int, rate: float, dashboard_port: int = 8050) -> int:
+def run(port: int, orders: int, rate: float, dashboard_port: int = 8050, load: bool = True) -> int:
     settings = Settings.from_env("local")
     for taken, option in ((port, "--port"), (dashboard_port, "--dashboard-port")):
         if supervisor.port_open(taken):
@@ -138,9 +149,12 @@ def run(port: int, orders: int, rate: float, dashboard_port: int = 8050) -> int:
         if cancelled := cancel_orphaned_runs(home):
             print(f"{cancelled} run(s) cut off by the previous session marked canceled")
         env = child_env(settings, home)
-        if orders:
-            children.append((start_load(settings, env, orders, rate), 5.0))
-            print(f"first load: {orders} orders at {rate:g} changes/s (log {load_log(settings)})")
+        if load and orders:
+            children.append((start_load(settings, env, orders, BURST_RATE), 5.0))
+            print(f"first load: {orders} orders at {BURST_RATE:g} changes/s (log {load_log(settings)})")
+        if load and rate:
+            children.append((start_load(settings, env, 0, rate, continuous=True), 5.0))
+            print(f"live load: orders living their lifecycles at {rate:g} changes/s (--rate, --no-load)")
         # Dagster last: the loop below watches the last child.
         children.append((start_dashboard(env, dashboard_port), 10.0))
         children.append((start_dagster(env, port), 30.0))
@@ -171,11 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=3000, help="Dagster UI port on 127.0.0.1")
     parser.add_argument("--dashboard-port", type=int, default=8050, help="dashboard port on 127.0.0.1")
-    parser.add_argument("--orders", type=int, default=300, help="orders in the first load (0: none)")
-    parser.add_argument("--rate", type=float, default=50.0, help="changes per second of the first load")
-    parser.add_argument("--no-load", action="store_true", help="skip the first load")
+    parser.add_argument("--orders", type=int, default=300, help="orders in the first burst (0: none)")
+    parser.add_argument(
+        "--rate", type=float, default=10.0, help="changes per second of the continuous load (0: none)"
+    )
+    parser.add_argument("--no-load", action="store_true", help="no load at all (neither burst nor live)")
     args = parser.parse_args(argv)
-    return run(args.port, 0 if args.no_load else args.orders, args.rate, args.dashboard_port)
+    if args.rate < 0 or args.orders < 0:
+        parser.error("--rate and --orders must be ≥ 0")
+    return run(args.port, args.orders, args.rate, args.dashboard_port, load=not args.no_load)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ definitions, exactly as the services would.
 
 from __future__ import annotations
 
+from sales_ops.curated.live import put_live_view
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 
 KINESIS_SHARDS = 2
@@ -31,13 +32,14 @@ def lambda_arn(settings: Settings) -> str:
 
 
 def provision(settings: Settings) -> dict[str, str]:
-    """Ensure bucket, table+stream, Kinesis stream, Firehose, Pipe and Glue database exist."""
+    """Ensure bucket, table+stream, Kinesis stream, Firehose, Pipe, Glue database and orders_live exist."""
     _bucket(settings)
     stream_arn = _table(settings)
     kinesis_arn = _kinesis(settings)
     _firehose(settings, kinesis_arn)
     _pipe(settings, stream_arn, kinesis_arn)
     _glue_database(settings)
+    put_live_view(settings)  # raw_orders (projected), orders_latest and orders_live, before any crawl
     return {"table_stream_arn": stream_arn, "kinesis_stream_arn": kinesis_arn}
 
 

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -344,8 +345,12 @@ class DuckDBEngine(_EngineBase):
 
         return node.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
 
-    def _resolve(self, node: Any, views: dict[str, str]) -> None:
-        """Point every catalog table the statement reads at a temporary view over its S3 files."""
+    def _resolve(self, node: Any, views: dict[str, str], database: str | None = None, depth: int = 0) -> None:
+        """Point every catalog table the statement reads at a temporary view over its S3 files.
+
+        A catalog view (an Athena view: Glue VIRTUAL_VIEW) is replaced by its own SQL as a subquery,
+        whose tables are resolved the same way; names without a database in it are the view's.
+        """
         from sqlglot import exp
 
         ctes = {cte.alias_or_name.lower() for cte in node.find_all(exp.CTE)}
@@ -356,8 +361,13 @@ class DuckDBEngine(_EngineBase):
             name = ref.name.lower()
             if not ref.db and name in ctes:
                 continue
-            table = self._table(ref.db or self.settings.database, name)
-            view = self._view(table, _path_filter(ref), wants_path)
+            catalog_entry = self._catalog_entry(ref.db or database or self.settings.database, name)
+            definition = glue.view_sql(catalog_entry)
+            if definition is not None:
+                self._inline_view(ref, catalog_entry, definition, views, depth)
+                continue
+            table = self._table(catalog_entry["DatabaseName"], name, catalog_entry)
+            view = self._view(table, _path_filter(ref), wants_path, _lower_bounds(ref, table))
             views[view] = table.qualified
             alias = ref.alias or name
             ref.set("this", exp.to_identifier(view, quoted=True))
@@ -365,14 +375,40 @@ class DuckDBEngine(_EngineBase):
             ref.set("catalog", None)
             ref.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
 
-    def _table(self, database: str, name: str) -> _Table:
+    def _catalog_entry(self, database: str, name: str) -> dict[str, Any]:
+        """The Glue table or view (MissingTableError when there is none)."""
         database, name = database.lower(), name.lower()
         if database == "awsdatacatalog":
             database = self.settings.database
         glue_table = glue.get_table(self.settings, name, database)
         if glue_table is None:
             raise MissingTableError(f"{database}.{name}")
-        glue_table.setdefault("DatabaseName", database)
+        glue_table["DatabaseName"] = database
+        return glue_table
+
+    def _inline_view(
+        self, ref: Any, entry: dict[str, Any], definition: str, views: dict[str, str], depth: int
+    ) -> None:
+        import sqlglot
+        from sqlglot import exp
+        from sqlglot.errors import ParseError
+
+        qualified = f"{entry['DatabaseName']}.{entry['Name'].lower()}"
+        if depth >= MAX_VIEW_DEPTH:
+            raise QueryError(f"view {qualified}: views nested more than {MAX_VIEW_DEPTH} deep")
+        try:
+            body = sqlglot.parse_one(definition, read="trino")
+        except ParseError as exc:
+            raise QueryError(f"view {qualified}: {_parse_message(exc)}") from None
+        self._resolve(body, views, entry["DatabaseName"], depth + 1)
+        alias = exp.TableAlias(this=exp.to_identifier(ref.alias or ref.name.lower()))
+        ref.replace(exp.Subquery(this=body, alias=alias))
+
+    def _table(self, database: str, name: str, glue_table: dict[str, Any] | None = None) -> _Table:
+        glue_table = glue_table or self._catalog_entry(database, name)
+        database, name = glue_table["DatabaseName"], name.lower()
+        if glue.view_sql(glue_table) is not None:
+            raise QueryError(f"{database}.{name} is a view: the local engine writes tables only")
         sd = glue_table["StorageDescriptor"]
         serde = (sd.get("SerdeInfo", {}).get("SerializationLibrary") or "").lower()
         classification = (glue_table.get("Parameters", {}).get("classification") or "").lower()
@@ -388,11 +424,17 @@ class DuckDBEngine(_EngineBase):
             partition_keys=keys,
             location=_dir(sd["Location"]),
             format=fmt,
-            partitions=glue.list_partitions(self.settings, name, database) if keys else [],
+            # With partition projection the registered partitions are ignored, as on Athena.
+            partitions=glue.list_partitions(self.settings, name, database)
+            if keys and glue.projection(glue_table) is None
+            else [],
         )
 
-    def _files(self, table: _Table, only: set[str] | None) -> list[str]:
-        """The table's data files, as Athena sees them: only under registered partitions."""
+    def _files(self, table: _Table, only: set[str] | None, bounds: dict[str, str] | None = None) -> list[str]:
+        """The table's data files, as Athena sees them: only under registered or projected partitions."""
+        projected = glue.projection(table.glue) if table.partition_keys else None
+        if projected is not None:
+            return self._projected_files(table, Projection(projected, table), only, bounds or {})
         if table.partition_keys:
             dirs = {_dir(p["StorageDescriptor"]["Location"]) for p in table.partitions}
         else:
@@ -410,10 +452,38 @@ class DuckDBEngine(_EngineBase):
                         files.append(uri)
         return files
 
-    def _view(self, table: _Table, only: set[str] | None, with_path: bool) -> str:
+    def _projected_files(
+        self, table: _Table, projection: Projection, only: set[str] | None, bounds: dict[str, str]
+    ) -> list[str]:
+        """Files under the partitions the projection yields: one listing from the template's fixed
+        prefix, starting (StartAfter) at the query's lower bound on the first key or on "$path",
+        instead of Glue's partitions."""
+        if only is not None:
+            return sorted(f for f in only if projection.visible(f) and not _hidden(f))
+        bucket, prefix = _split_s3(projection.prefix)
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        starts = []
+        if projection.first_key in bounds:  # keys of that value and above sort after prefix+value
+            starts.append(prefix + bounds[projection.first_key])
+        path_from = bounds.get("$path", "")  # "$path" >= 's3://…': the files before it are not read
+        if path_from.startswith(f"s3://{bucket}/"):
+            starts.append(path_from[len(f"s3://{bucket}/") :])
+        if starts:  # StartAfter is exclusive: start just before the bound (a key may equal it)
+            kwargs["StartAfter"] = max(starts)[:-1]
+        files = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            for obj in page.get("Contents", []):
+                uri = f"s3://{bucket}/{obj['Key']}"
+                if obj["Size"] and not _hidden(uri) and uri >= path_from and projection.visible(uri):
+                    files.append(uri)
+        return files
+
+    def _view(
+        self, table: _Table, only: set[str] | None, with_path: bool, bounds: dict[str, str] | None = None
+    ) -> str:
         self._views += 1
         view = f"__{table.name}_{self._views}"
-        files = self._files(table, only)
+        files = self._files(table, only, bounds)
         typed = [(c, hive_to_duckdb(t)) for c, t in table.columns]
         keys = [(c, hive_to_duckdb(t)) for c, t in table.partition_keys]
         if not files:
@@ -452,6 +522,132 @@ class DuckDBEngine(_EngineBase):
             data = [f"CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in typed]
         projection = data + [_quote(c) for c, _ in keys] + (['"$path"'] if with_path else [])
         return f"SELECT {', '.join(projection)} FROM {reader}"
+
+
+MAX_VIEW_DEPTH = 8
+
+
+class Projection:
+    """Athena partition projection, as far as the local engine honours it: `integer`, `date` and
+    `enum` keys, `storage.location.template` (or the Hive layout under the table's location).
+    https://docs.aws.amazon.com/athena/latest/ug/partition-projection-supported-types.html
+    """
+
+    def __init__(self, properties: dict[str, str], table: _Table) -> None:
+        self.keys = [k for k, _ in table.partition_keys]
+        self.props = properties
+        template = properties.get("storage.location.template") or (
+            table.location + "/".join(f"{k}=${{{k}}}" for k in self.keys) + "/"
+        )
+        self.prefix = template.split("${", 1)[0]
+        self.first_key = template[len(self.prefix) + 2 :].split("}", 1)[0] if "${" in template else ""
+        pattern = re.escape(_dir(template))
+        for key in self.keys:
+            pattern = pattern.replace(re.escape(f"${{{key}}}"), f"(?P<{key}>[^/]+)", 1)
+        self.pattern = re.compile(pattern + r"[^/]+$")
+        for key in self.keys:
+            kind = self._prop(key, "type").lower()
+            if kind not in ("integer", "date", "enum"):
+                raise QueryError(
+                    f"table {table.qualified}: the local engine projects integer, date and enum "
+                    f"partition keys, not {kind or 'untyped'} ({key})"
+                )
+
+    def _prop(self, key: str, name: str, default: str = "") -> str:
+        return self.props.get(f"projection.{key}.{name}", default).strip()
+
+    def visible(self, uri: str) -> bool:
+        match = self.pattern.match(uri)
+        return match is not None and all(self._in_range(k, unquote(match[k])) for k in self.keys)
+
+    def _in_range(self, key: str, value: str) -> bool:
+        kind = self._prop(key, "type").lower()
+        if kind == "enum":
+            return value in self._prop(key, "values").split(",")
+        low, _, high = self._prop(key, "range").partition(",")
+        if kind == "integer":
+            digits = int(self._prop(key, "digits", "0") or 0)
+            if not value.lstrip("-").isdigit() or len(value.lstrip("-")) < digits:
+                return False
+            return int(low) <= int(value) <= int(high) and (
+                digits == 0 or value == f"{int(value):0{digits}d}"
+            )
+        fmt = _strptime_format(self._prop(key, "format", "yyyy-MM-dd"))
+        try:
+            at = datetime.strptime(value, fmt)
+            return value == at.strftime(fmt) and _date_bound(low, fmt) <= at <= _date_bound(high, fmt)
+        except ValueError:
+            return False
+
+
+_JAVA_DATE = {"yyyy": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
+_RELATIVE = re.compile(r"^NOW(?:\s*([+-])\s*(\d+)\s*(YEAR|MONTH|WEEK|DAY|HOUR|MINUTE|SECOND)S?)?$", re.I)
+
+
+def _strptime_format(java: str) -> str:
+    for token, code in _JAVA_DATE.items():
+        java = java.replace(token, code)
+    return java
+
+
+def _date_bound(text: str, fmt: str) -> datetime:
+    """A projection range end: a date in the key's format, or NOW[+-N UNIT(S)] (UTC)."""
+    relative = _RELATIVE.match(text.strip())
+    if not relative:
+        return datetime.strptime(text.strip(), fmt)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if not relative.group(1):
+        return now
+    unit = relative.group(3).lower()
+    days = {"year": 366, "month": 31, "week": 7}.get(unit)
+    delta = (
+        timedelta(days=days * int(relative.group(2)))
+        if days
+        else timedelta(**{unit + "s": int(relative.group(2))})
+    )
+    return now + delta if relative.group(1) == "+" else now - delta
+
+
+def _lower_bounds(ref: Any, table: _Table) -> dict[str, str]:
+    """Per partition key, the least value the WHERE reading this table allows (string literals)."""
+    select = ref.parent_select
+    where = select.args.get("where") if select is not None else None
+    if where is None or not table.partition_keys:
+        return {}
+    names = {ref.alias_or_name.lower(), ref.name.lower()}
+    out = {}
+    for key in [k for k, _ in table.partition_keys] + ["$path"]:
+        bound = _lower_bound(where.this, key, names)
+        if bound is not None:
+            out[key] = bound
+    return out
+
+
+def _lower_bound(cond: Any, key: str, names: set[str]) -> str | None:
+    from sqlglot import exp
+
+    if isinstance(cond, exp.Paren):
+        return _lower_bound(cond.this, key, names)
+    if isinstance(cond, exp.And | exp.Or):
+        bounds = [_lower_bound(c, key, names) for c in cond.flatten()]
+        if isinstance(cond, exp.And):
+            known = [b for b in bounds if b is not None]
+            return max(known) if known else None
+        return None if any(b is None for b in bounds) else min(bounds)  # type: ignore[type-var]
+    column = cond.this if isinstance(cond, exp.GT | exp.GTE | exp.EQ | exp.In | exp.Between) else None
+    if not (isinstance(column, exp.Column) and column.name.lower() == key):
+        return None
+    if column.table and column.table.lower() not in names:
+        return None
+    if isinstance(cond, exp.In):
+        values = [] if cond.args.get("query") else cond.expressions
+    elif isinstance(cond, exp.Between):
+        values = [cond.args.get("low")]
+    else:
+        values = [cond.expression]
+    if not values or not all(isinstance(v, exp.Literal) and v.is_string for v in values):
+        return None
+    return min(v.this for v in values)
 
 
 def _hidden(uri: str) -> bool:

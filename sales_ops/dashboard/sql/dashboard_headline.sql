@@ -13,5 +13,5 @@ FROM (
         {is_sale} AS is_sale,
         {created_ts} AS created,
         current_timestamp - INTERVAL '1' HOUR AS last_hour
-    FROM {database}.orders_latest
+    FROM {database}.orders_live
 ) AS live

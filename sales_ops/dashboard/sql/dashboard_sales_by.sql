@@ -8,7 +8,7 @@ SELECT
     coalesce(category, channel, region, 'unknown') AS value,
     count(*) AS orders,
     sum(order_total) AS total_sales
-FROM {database}.orders_latest
+FROM {database}.orders_live
 WHERE {is_sale}
 GROUP BY GROUPING SETS ((category), (channel), (region))
 ORDER BY 1, 4 DESC
