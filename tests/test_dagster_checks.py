@@ -16,8 +16,8 @@ import pytest
 
 from sales_ops.catalog import glue
 from sales_ops.definitions import build_definitions
+from sales_ops.defs.quality.sensors import processing_failed_sensor
 from sales_ops.defs.resources import resources_for
-from sales_ops.defs.sensors import processing_failed_sensor
 from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered

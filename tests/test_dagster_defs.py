@@ -10,11 +10,12 @@ import pytest
 
 from sales_ops.curated.rollups import ROLLUPS
 from sales_ops.definitions import build_definitions, defs
-from sales_ops.defs.catalog import raw_orders_table
-from sales_ops.defs.curated import PRODUCT_ROLLUP, orders_latest, rollup_assets
-from sales_ops.defs.load import order_load
+from sales_ops.defs.catalog.assets import raw_orders_table
+from sales_ops.defs.catalog.schedules import crawl_schedule
+from sales_ops.defs.curated.assets import PRODUCT_ROLLUP, orders_latest, rollup_assets
+from sales_ops.defs.curated.schedules import compaction_schedule
+from sales_ops.defs.ingest.load import load_schedule, order_load
 from sales_ops.defs.resources import resources_for
-from sales_ops.defs.schedules import compaction_schedule, crawl_schedule, load_schedule
 from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import Settings

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from sales_ops.defs.load import order_load
+from sales_ops.defs.ingest.load import order_load
+from sales_ops.defs.ingest.sensors import list_new_objects, raw_objects_sensor
+from sales_ops.defs.operations.sensors import run_failure_recorder
 from sales_ops.defs.resources import resources_for
-from sales_ops.defs.sensors import list_new_objects, raw_objects_sensor, run_failure_recorder
 from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import RAW_PREFIX, Settings

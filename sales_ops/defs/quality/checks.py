@@ -120,5 +120,3 @@ processing_failed_job = dg.define_asset_job(
     selection=dg.AssetSelection.checks(no_processing_failed),
     description="The processing-failed check alone (run by its sensor when new error objects appear).",
 )
-
-defs = dg.Definitions(asset_checks=ALL_CHECKS, jobs=[quality_job, processing_failed_job])

@@ -1,7 +1,6 @@
-"""Sensors: new raw objects → refresh run; new processing-failed objects → the failing check;
-run failures → recorded on the failed run's assets, so they show in the UI.
+"""The raw-objects sensor: new raw objects → refresh run.
 
-Both S3 sensors keep the last key they saw as their cursor and list with `StartAfter=cursor`, so a
+S3 sensors keep the last key they saw as their cursor and list with `StartAfter=cursor`, so a
 tick reads only what is new, never the whole prefix. Firehose names objects by time under
 time-ordered prefixes, so keys arrive in lexical order. The exception is a late event that lands
 in an older dt/hour prefix after the cursor has moved past it: the sensor does not see it, but the
@@ -14,10 +13,9 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from sales_ops.defs.checks import processing_failed_job
-from sales_ops.defs.curated import refresh_job
+from sales_ops.defs.curated.assets import refresh_job
 from sales_ops.defs.resources import PipelineResource
-from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX
+from sales_ops.settings import RAW_PREFIX
 
 PAGE_SIZE = 1000
 MAX_KEYS_PER_TICK = 10_000  # a backlog is worked through over several ticks
@@ -59,7 +57,7 @@ def _busy(instance: dg.DagsterInstance, job_name: str) -> int:
     return instance.get_runs_count(dg.RunsFilter(job_name=job_name, statuses=ACTIVE, created_after=recent))
 
 
-def _new_objects_result(
+def new_objects_result(
     context: dg.SensorEvaluationContext,
     s3: S3Resource,
     bucket: str,
@@ -97,77 +95,4 @@ def _new_objects_result(
 def raw_objects_sensor(
     context: dg.SensorEvaluationContext, pipeline: PipelineResource, s3: S3Resource
 ) -> dg.SensorResult:
-    return _new_objects_result(
-        context, s3, pipeline.settings().bucket, RAW_PREFIX, refresh_job, "raw objects"
-    )
-
-
-@dg.sensor(
-    job=processing_failed_job,
-    minimum_interval_seconds=INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="New Firehose processing-failed records → the no_processing_failed check, with reasons.",
-)
-def processing_failed_sensor(
-    context: dg.SensorEvaluationContext, pipeline: PipelineResource, s3: S3Resource
-) -> dg.SensorResult:
-    return _new_objects_result(
-        context,
-        s3,
-        pipeline.settings().bucket,
-        ERROR_PREFIX,
-        processing_failed_job,
-        "processing-failed objects",
-    )
-
-
-def planned_assets(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetKey]:
-    """The assets a run meant to materialize (from its planned-materialization events)."""
-    records = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=1000
-    ).records
-    keys = {r.event_log_entry.dagster_event.asset_key for r in records if r.event_log_entry.dagster_event}
-    return sorted((key for key in keys if key is not None), key=lambda key: key.to_user_string())
-
-
-def _root_cause(error: Any) -> str:
-    """The innermost error of a chain: the user's exception, not Dagster's step wrapper."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    return error.message.strip()
-
-
-def failure_summary(context: dg.RunFailureSensorContext) -> str:
-    """The failed steps' root errors, or the run's own failure message."""
-    steps = [
-        f"{event.step_key}: {_root_cause(event.event_specific_data.error)}"
-        for event in context.get_step_failure_events()
-        if event.event_specific_data and event.event_specific_data.error
-    ]
-    return "\n".join(steps) or (context.failure_event.message or "run failed")
-
-
-@dg.run_failure_sensor(
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Records every failed run on the assets it was building, with the error.",
-)
-def run_failure_recorder(context: dg.RunFailureSensorContext) -> None:
-    run = context.dagster_run
-    error = failure_summary(context)
-    context.log.error(f"run {run.run_id} of {run.job_name} failed: {error}")
-    # An observation per planned asset puts the failure in each asset's event log in the UI.
-    for key in planned_assets(context.instance, run.run_id):
-        context.instance.report_runless_asset_event(
-            dg.AssetObservation(
-                asset_key=key,
-                description=f"run {run.run_id[:8]} of {run.job_name} failed",
-                metadata={
-                    "failed_run_id": run.run_id,
-                    "job": run.job_name,
-                    "error": dg.MetadataValue.md(f"```\n{error[:4000]}\n```"),
-                },
-            )
-        )
-
-
-defs = dg.Definitions(sensors=[raw_objects_sensor, processing_failed_sensor, run_failure_recorder])
+    return new_objects_result(context, s3, pipeline.settings().bucket, RAW_PREFIX, refresh_job, "raw objects")

@@ -7,7 +7,7 @@ import dagster as dg
 
 from sales_ops.curated.compaction import compact
 from sales_ops.curated.rollups import ROLLUPS, build_rollup
-from sales_ops.defs.catalog import WRITER_TAGS, table_schema
+from sales_ops.defs.catalog.assets import WRITER_TAGS, table_schema
 from sales_ops.defs.resources import CatalogResource, PipelineResource, SqlEngineResource
 from sales_ops.query import SqlEngine
 
@@ -133,5 +133,3 @@ refresh_job = dg.define_asset_job(
     tags=WRITER_TAGS,
     description="New raw data: observe the sources, crawl, compact, and run every check on them.",
 )
-
-defs = dg.Definitions(assets=[orders_latest, *rollup_assets], jobs=[compaction_job, refresh_job])
