@@ -4,7 +4,7 @@ VENV := .venv
 TOOLS := .venv-tools
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test lint install tools bench clean
+.PHONY: run test lint check-defs install tools bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: install tools lint
+# `dg check defs`: the code location loads and every definition validates (dagster-dg-cli).
+check-defs: install
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/dg check defs --use-active-venv
+
+test: install tools lint check-defs
 	$(VENV)/bin/python -m pytest
 
 run: install

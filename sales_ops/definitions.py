@@ -25,13 +25,13 @@ AREAS = (ingest.defs, catalog.defs, curated.defs, quality.defs, operations.defs)
 
 # Steps run in the run's own process: ours are short I/O-bound calls, and a subprocess per step
 # (Dagster's default) cost ~5 s each, turning a 10 s refresh into a minute.
-EXECUTION = dg.Definitions(executor=dg.in_process_executor)
+EXECUTOR = dg.in_process_executor
 
 
 def build_definitions(resources_override: dict[str, Any] | None = None) -> dg.Definitions:
     """All areas with the default resources (from the environment), or the given ones (tests)."""
     bound = dg.Definitions(resources=resources_override) if resources_override else resources.defs
-    return dg.Definitions.merge(bound, EXECUTION, *AREAS)
+    return dg.Definitions.merge(bound, dg.Definitions(executor=EXECUTOR), *AREAS)
 
 
 defs = build_definitions()

@@ -1,36 +1,31 @@
 """The Glue table `raw_orders` over the raw files, built by the crawler (local stand-in or Glue)."""
 
-from typing import Any
-
 import dagster as dg
 
-from sales_ops.catalog.glue import RAW_TABLE
+from sales_ops.catalog.glue import RAW_PARTITION_KEYS, RAW_TABLE
+from sales_ops.defs import policies
 from sales_ops.defs.resources import CatalogResource, PipelineResource
+from sales_ops.defs.tables import table_metadata, table_schema
+from sales_ops.schema import RAW_COLUMNS
 
-# Jobs that write the catalogue or orders_latest carry this tag; the run queue (the dagster.yaml
-# written by sales_ops/local/devserver.py) runs them one at a time, so they queue instead of failing on
-# the compaction's S3 lock.
-WRITER_TAGS = {"sales_ops/writer": "catalog"}
-
-
-def table_schema(table: dict[str, Any]) -> dg.TableSchema:
-    """A Glue table's columns (partition keys last, as Athena shows them) for the UI."""
-    storage = table.get("StorageDescriptor", {}).get("Columns", [])
-    partitions = table.get("PartitionKeys", [])
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(col["Name"], col.get("Type", "?"), description="partition key" if part else None)
-            for part, cols in ((False, storage), (True, partitions))
-            for col in cols
-        ]
-    )
+# What the crawler is expected to find (numbers are typed by the values it sees: a family).
+RAW_SCHEMA = [(c.name, "|".join(sorted(c.raw_types))) for c in RAW_COLUMNS] + list(RAW_PARTITION_KEYS)
 
 
 @dg.asset(
     deps=["raw_orders_files"],
     group_name="catalog",
     kinds={"glue"},
-    description="Glue table `raw_orders` over the raw files, created and kept current by the crawler.",
+    description=(
+        "Glue table `raw_orders` over the raw files, created by the crawler. Compaction registers "
+        "new dt/hour partitions itself, so the automation crawls only when the table is missing; "
+        "materialize it by hand after a schema change (the raw_schema check tells)."
+    ),
+    pool=policies.WRITER_POOL,
+    retry_policy=policies.WRITER_RETRY,
+    automation_condition=policies.CRAWL_WHEN_MISSING,
+    owners=policies.OWNERS,
+    metadata=table_metadata(RAW_TABLE, RAW_SCHEMA),
 )
 def raw_orders_table(
     context: dg.AssetExecutionContext, catalog: CatalogResource, pipeline: PipelineResource
@@ -52,11 +47,3 @@ def raw_orders_table(
             "dagster/table_name": f"{settings.database}.{RAW_TABLE}",
         }
     )
-
-
-crawl_job = dg.define_asset_job(
-    "crawl_job",
-    selection=dg.AssetSelection.assets("raw_orders_files", raw_orders_table),
-    tags=WRITER_TAGS,
-    description="Observe the raw files and run the crawler so raw_orders has every partition.",
-)

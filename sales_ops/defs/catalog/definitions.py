@@ -1,8 +1,7 @@
-"""Catalog: the Glue table `raw_orders` and the crawler that keeps it current."""
+"""Catalog: the Glue table `raw_orders` and the crawler that creates it."""
 
 import dagster as dg
 
-from sales_ops.defs.catalog.assets import crawl_job, raw_orders_table
-from sales_ops.defs.catalog.schedules import crawl_schedule
+from sales_ops.defs.catalog.assets import raw_orders_table
 
-defs = dg.Definitions(assets=[raw_orders_table], jobs=[crawl_job], schedules=[crawl_schedule])
+defs = dg.Definitions(assets=dg.with_source_code_references([raw_orders_table]))

@@ -1,12 +1,7 @@
-"""Curated: `orders_latest` (compaction) and the rollups."""
+"""Curated: `orders_latest` (compaction) and the rollups, run by declarative automation."""
 
 import dagster as dg
 
-from sales_ops.defs.curated.assets import compaction_job, orders_latest, refresh_job, rollup_assets
-from sales_ops.defs.curated.schedules import compaction_schedule
+from sales_ops.defs.curated.assets import orders_latest, rollup_assets
 
-defs = dg.Definitions(
-    assets=[orders_latest, *rollup_assets],
-    jobs=[compaction_job, refresh_job],
-    schedules=[compaction_schedule],
-)
+defs = dg.Definitions(assets=dg.with_source_code_references([orders_latest, *rollup_assets]))

@@ -7,7 +7,7 @@ from sales_ops.defs.ingest.sensors import raw_objects_sensor
 from sales_ops.defs.ingest.sources import dynamodb_orders, raw_orders_files
 
 defs = dg.Definitions(
-    assets=[order_load, dynamodb_orders, raw_orders_files],
+    assets=dg.with_source_code_references([order_load, dynamodb_orders, raw_orders_files]),
     jobs=[load_job],
     schedules=[load_schedule],
     sensors=[raw_objects_sensor],

@@ -1,25 +1,32 @@
-"""The raw-objects sensor: new raw objects → refresh run.
+"""The raw-objects sensor: new raw objects → an observation of `raw_orders_files`.
 
-S3 sensors keep the last key they saw as their cursor and list with `StartAfter=cursor`, so a
-tick reads only what is new, never the whole prefix. Firehose names objects by time under
+It launches no run itself. The observation carries the newest key as the data version, and the
+declarative automation (policies.py) decides what that new data asks for: compaction, the
+rollups after it, and a crawl only if `raw_orders` is missing. The asset's Automation tab then
+says why each one ran or did not.
+
+The sensor keeps the last key it saw as its cursor and lists with `StartAfter=cursor`, so a tick
+reads only what is new, never the whole prefix. Firehose names objects by time under
 time-ordered prefixes, so keys arrive in lexical order. The exception is a late event that lands
-in an older dt/hour prefix after the cursor has moved past it: the sensor does not see it, but the
-crawl and compaction schedules pick it up (compaction works from its own watermark, not from keys).
+in an older dt/hour prefix after the cursor has moved past it: the sensor does not see it, but
+compaction's hourly backstop picks it up (compaction works from its own state, not from keys).
 """
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from sales_ops.defs.curated.assets import refresh_job
+from sales_ops.defs.ingest.sources import raw_files_version
 from sales_ops.defs.resources import PipelineResource
 from sales_ops.settings import RAW_PREFIX
 
 PAGE_SIZE = 1000
 MAX_KEYS_PER_TICK = 10_000  # a backlog is worked through over several ticks
 INTERVAL_S = 30
+# The tag an observation's data version travels in (what `ObserveResult(data_version=…)` writes;
+# dagster._core.definitions.data_version.DATA_VERSION_TAG, not exported at the top level).
+DATA_VERSION_TAG = "dagster/data_version"
 
 
 def list_new_objects(
@@ -39,60 +46,31 @@ def list_new_objects(
     return objects[:limit]
 
 
-ACTIVE = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-
-
-# A run "in progress" for longer than this is presumed orphaned (its worker died) and no longer
-# holds new objects back; the run queue still keeps writer runs one at a time.
-STALE_AFTER = timedelta(hours=1)
-
-
-def _busy(instance: dg.DagsterInstance, job_name: str) -> int:
-    recent = datetime.now(UTC) - STALE_AFTER
-    return instance.get_runs_count(dg.RunsFilter(job_name=job_name, statuses=ACTIVE, created_after=recent))
-
-
-def new_objects_result(
-    context: dg.SensorEvaluationContext,
-    s3: S3Resource,
-    bucket: str,
-    prefix: str,
-    job: Any,  # an asset job (define_asset_job)
-    what: str,
-) -> dg.SensorResult:
-    objects = list_new_objects(s3.get_client(), bucket, prefix, context.cursor)
-    if not objects:
-        return dg.SensorResult(skip_reason=f"no new {what} after {context.cursor or 'the start'}")
-    newest = objects[-1]["Key"]
-    if _busy(context.instance, job.name):
-        # Coalesce: keep the cursor, so the next tick after this run asks for all of these at once
-        # instead of queueing one run per tick while the stream is busy.
-        return dg.SensorResult(skip_reason=f"{len(objects)} new {what} wait for the {job.name} in progress")
-    context.log.info(f"{len(objects)} new {what}, newest {newest}")
-    request = dg.RunRequest(
-        run_key=newest,  # the same newest key never triggers twice
-        job_name=job.name,
-        tags={
-            "sales_ops/trigger": what.replace(" ", "_"),
-            "sales_ops/new_objects": str(len(objects)),
-            "sales_ops/newest_key": newest[-200:],  # tag values are limited in length
-        },
-    )
-    return dg.SensorResult(run_requests=[request], cursor=newest)
-
-
 @dg.sensor(
-    job=refresh_job,
     minimum_interval_seconds=INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="New objects under raw/orders/ → crawl, compact and check (cursor: last key seen).",
+    description="New objects under raw/orders/ → an observation of raw_orders_files (cursor: last key seen).",
 )
 def raw_objects_sensor(
     context: dg.SensorEvaluationContext, pipeline: PipelineResource, s3: S3Resource
 ) -> dg.SensorResult:
-    return new_objects_result(context, s3, pipeline.settings().bucket, RAW_PREFIX, refresh_job, "raw objects")
+    objects = list_new_objects(s3.get_client(), pipeline.settings().bucket, RAW_PREFIX, context.cursor)
+    if not objects:
+        return dg.SensorResult(skip_reason=f"no new raw objects after {context.cursor or 'the start'}")
+    newest = objects[-1]
+    context.log.info(f"{len(objects)} new raw objects, newest {newest['Key']}")
+    observation = dg.AssetObservation(
+        asset_key="raw_orders_files",
+        description=f"{len(objects)} new raw object(s)",
+        metadata={
+            "new_objects": len(objects),
+            "new_bytes": sum(obj["Size"] for obj in objects),
+            "new_partitions": dg.MetadataValue.json(
+                sorted({obj["Key"].rsplit("/", 1)[0] for obj in objects})[:50]
+            ),
+            "newest_object": newest["Key"],
+            "newest_object_at": dg.MetadataValue.timestamp(newest["LastModified"]),
+        },
+        tags={DATA_VERSION_TAG: raw_files_version(newest["Key"]).value},
+    )
+    return dg.SensorResult(asset_events=[observation], cursor=newest["Key"])

@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from sales_ops.defs import policies
 from sales_ops.defs.ingest.load import order_load
 from sales_ops.defs.resources import DynamoDBResource, PipelineResource
 from sales_ops.settings import RAW_PREFIX
@@ -21,14 +22,17 @@ from sales_ops.settings import RAW_PREFIX
             group_name="ingest",
             kinds={"dynamodb"},
             description="The `orders` table (stream NEW_AND_OLD_IMAGES): the pipeline's source.",
+            automation_condition=policies.every("*/15 * * * *", "observe every 15 minutes"),
+            owners=policies.OWNERS,
         )
     ],
 )
 def dynamodb_orders(dynamodb: DynamoDBResource) -> dg.ObserveResult:
     table = dynamodb.describe()
-    items = dynamodb.item_count()
+    items = dynamodb.item_count()  # never a scan on aws: DescribeTable's ItemCount
     metadata: dict[str, Any] = {
-        "items": items,
+        "items": items.count,
+        "items_approximate": items.approximate,
         "table_size_bytes": table.get("TableSizeBytes", 0),
         "stream_view_type": table.get("StreamSpecification", {}).get("StreamViewType", "none"),
     }
@@ -42,6 +46,12 @@ def dynamodb_orders(dynamodb: DynamoDBResource) -> dg.ObserveResult:
         metadata[f"{lag.stage}_lag_s"] = lag.age_s if lag.age_s is not None else 0.0
     # No data version: an item count does not change on updates, so it would be a misleading one.
     return dg.ObserveResult(asset_key="dynamodb_orders", metadata=metadata)
+
+
+def raw_files_version(newest_key: str) -> dg.DataVersion:
+    """The raw files' data version: the newest key. Firehose names objects by time under
+    time-ordered prefixes, so a new object changes it, and eager downstream assets run."""
+    return dg.DataVersion(newest_key or "empty")
 
 
 def list_objects(s3: S3Resource, bucket: str, prefix: str) -> list[dict[str, Any]]:
@@ -74,16 +84,19 @@ def raw_files_metadata(objects: list[dict[str, Any]]) -> dict[str, Any]:
             deps=["dynamodb_orders"],
             group_name="ingest",
             kinds={"s3"},
-            description=f"JSON lines written by Firehose under {RAW_PREFIX}dt=…/hour=…/.",
+            description=(
+                f"JSON lines written by Firehose under {RAW_PREFIX}dt=…/hour=…/. Observed by the "
+                "raw_objects_sensor (new keys only) and on demand."
+            ),
+            owners=policies.OWNERS,
         )
     ],
 )
 def raw_orders_files(pipeline: PipelineResource, s3: S3Resource) -> dg.ObserveResult:
     objects = list_objects(s3, pipeline.settings().bucket, RAW_PREFIX)
     metadata = raw_files_metadata(objects)
-    # A new object changes the version, so the UI marks raw_orders_table as stale until crawled.
-    version = f"{metadata['objects']}:{metadata.get('newest_object', '')}"
     metadata["location"] = dg.MetadataValue.url(pipeline.settings().s3_uri(RAW_PREFIX))
+    newest_key = max((obj["Key"] for obj in objects), default="")
     return dg.ObserveResult(
-        asset_key="raw_orders_files", metadata=metadata, data_version=dg.DataVersion(version)
+        asset_key="raw_orders_files", metadata=metadata, data_version=raw_files_version(newest_key)
     )

@@ -1,10 +1,11 @@
-"""New Firehose processing-failed objects → the failing check, with its reasons (same S3
-`StartAfter` cursor as the raw-objects sensor)."""
+"""New Firehose processing-failed objects → a run of the failing check, with its reasons (the same
+S3 `StartAfter` cursor as the raw-objects sensor; the newest key is the run key, so the same
+objects never trigger twice)."""
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from sales_ops.defs.ingest.sensors import INTERVAL_S, new_objects_result
+from sales_ops.defs.ingest.sensors import INTERVAL_S, list_new_objects
 from sales_ops.defs.quality.checks import processing_failed_job
 from sales_ops.defs.resources import PipelineResource
 from sales_ops.settings import ERROR_PREFIX
@@ -19,11 +20,20 @@ from sales_ops.settings import ERROR_PREFIX
 def processing_failed_sensor(
     context: dg.SensorEvaluationContext, pipeline: PipelineResource, s3: S3Resource
 ) -> dg.SensorResult:
-    return new_objects_result(
-        context,
-        s3,
-        pipeline.settings().bucket,
-        ERROR_PREFIX,
-        processing_failed_job,
-        "processing-failed objects",
+    objects = list_new_objects(s3.get_client(), pipeline.settings().bucket, ERROR_PREFIX, context.cursor)
+    if not objects:
+        return dg.SensorResult(
+            skip_reason=f"no new processing-failed objects after {context.cursor or 'the start'}"
+        )
+    newest = objects[-1]["Key"]
+    context.log.info(f"{len(objects)} new processing-failed objects, newest {newest}")
+    request = dg.RunRequest(
+        run_key=newest,
+        job_name=processing_failed_job.name,
+        tags={
+            "sales_ops/trigger": "processing_failed_objects",
+            "sales_ops/new_objects": str(len(objects)),
+            "sales_ops/newest_key": newest[-200:],  # tag values are limited in length
+        },
     )
+    return dg.SensorResult(run_requests=[request], cursor=newest)
