@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from sales_ops.catalog import glue
 from sales_ops.curated.rollups import ROLLUP_COLUMNS, ROLLUPS
-from sales_ops.definitions import defs
+from sales_ops.definitions import build_definitions, defs
 from sales_ops.defs import policies
 from sales_ops.defs.catalog.assets import raw_orders_table
 from sales_ops.defs.curated.assets import PRODUCT_ROLLUP, orders_latest, rollup_assets
@@ -167,8 +167,10 @@ def test_observing_the_sources_reads_counts_and_lag_without_launching_anything(l
     run_load(local_stack, 10, rate=0, seed=8)
     wait_delivered(local_stack, timeout=60)
     with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [dynamodb_orders, raw_orders_files], instance=instance, resources=resources_for(local_stack)
+        # What the UI's "Observe sources" launches: the asset job over the observable sources.
+        job = build_definitions(resources_for(local_stack)).resolve_implicit_global_asset_job_def()
+        result = job.execute_in_process(
+            instance=instance, asset_selection=[dynamodb_orders.key, raw_orders_files.key]
         )
     assert result.success
     observed = {e.asset_key.to_user_string(): e for e in result.get_asset_observation_events()}
