@@ -52,9 +52,12 @@ def materialized(base: str, asset: str) -> bool:
     return bool(data and data.get("assetMaterializations"))
 
 
-def screenshot(url: str, out: Path) -> None:
+def screenshot(url: str, out: Path, label: str) -> None:
+    """Open the asset page, click its Automation tab, wait for `label` (a condition's), and shoot."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
@@ -63,7 +66,12 @@ def screenshot(url: str, out: Path) -> None:
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
         driver.get(url)
-        time.sleep(12)  # the UI renders the evaluations after a few GraphQL round trips
+        # The asset page loads its definition first, then the tab's evaluations (GraphQL round trips).
+        wait = WebDriverWait(driver, 180, poll_frequency=1)
+        tab = wait.until(lambda d: d.find_element(By.XPATH, "//a[normalize-space()='Automation']"))
+        tab.click()
+        wait.until(lambda d: label in d.page_source)
+        time.sleep(5)
         driver.save_screenshot(str(out))
     finally:
         driver.quit()
@@ -74,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--asset", default="orders_latest")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "automation-tab.png")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--label", default="eager", help="text of the condition to wait for")
     args = parser.parse_args(argv)
     state = Path(tempfile.mkdtemp(prefix="sales-ops-screenshot-"))
     env = {"SALES_OPS_ENDPOINT": f"http://{LOCAL_HOST}:{free_port()}", "SALES_OPS_STATE_DIR": str(state)}
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             time.sleep(5)
         time.sleep(40)  # one more automation tick, so the tab shows an evaluation after the run
-        screenshot(f"{base}/assets/{args.asset}?view=automation", args.out)
+        screenshot(f"{base}/assets/{args.asset}", args.out, args.label)
         print(f"wrote {args.out}")
         return 0
     finally:

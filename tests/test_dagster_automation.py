@@ -13,6 +13,7 @@ import yaml
 
 import dagster as dg
 from sales_ops.curated.lock import LOCK_KEY, S3Lock
+from sales_ops.curated.rollups import ROLLUPS
 from sales_ops.definitions import build_definitions
 from sales_ops.defs import policies
 from sales_ops.defs.catalog.assets import raw_orders_table
@@ -77,6 +78,10 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
         defs.get_repository_def()
         # Start the sensor after what is already there, as a running deployment would be.
         cursor = newest_raw_key(local_stack)
+
+        def build(assets: list, tags: dict | None = None) -> None:
+            assert dg.materialize(assets, instance=instance, resources=resources, tags=tags).success
+
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert requested(first) == set(), "nothing observed yet, nothing requested"
 
@@ -88,41 +93,41 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
         assert observation.metadata["new_objects"].value >= 1
 
         second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
-        # raw_orders is missing in this instance: crawl, compact, rebuild the rollups, and run the
-        # checks that validate them, all in the same tick.
-        assert requested(second) >= WRITES
-        assert {"orders_latest:unique_order_id", "orders_latest:amounts", "raw_orders_table:raw_schema"} <= (
-            requested(second)
-        )
-        assert "orders_latest:reconciliation" not in requested(second)  # hourly, not per update
-        dg.materialize(
-            [raw_orders_table, orders_latest, *rollup_assets, raw_schema, unique_order_id, amounts],
-            instance=instance,
-            resources=resources,
-        )
+        # raw_orders is missing in this instance: crawl and compact, with the checks that validate
+        # them, in the same tick; the rollups wait for orders_latest's blocking check to pass.
+        checks = {"orders_latest:unique_order_id", "orders_latest:amounts", "raw_orders_table:raw_schema"}
+        assert requested(second) == {"raw_orders_table", "orders_latest", *checks}
+        build([raw_orders_table, orders_latest, raw_schema, unique_order_id, amounts])
+
+        third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+        assert requested(third) == set(ROLLUPS)
+        build(rollup_assets)
 
         # Nothing new: the sensor skips, and the automation requests nothing.
         idle = sensor_tick(local_stack, instance, tick.cursor)
         assert idle.asset_events == [] and "no new raw objects" in idle.skip_message
-        third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
-        assert requested(third) == set()
+        fourth = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=third.cursor)
+        assert requested(fourth) == set()
 
-        # New data again: compaction and rollups, but no crawl (raw_orders exists; compaction
-        # registers the new partitions itself).
+        # New data again: compaction, its checks and the rollups in one run (a failing blocking
+        # check would stop the rollups inside it), but no crawl (raw_orders exists; compaction
+        # registers the new partitions itself); the reconciliation waits for its hour.
         run_load(local_stack, 5, rate=0, seed=132)
         wait_delivered(local_stack, timeout=60)
         assert sensor_tick(local_stack, instance, tick.cursor).asset_events
-        fourth = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=third.cursor)
-        assert WRITES - {"raw_orders_table"} <= requested(fourth)
-        assert "raw_orders_table" not in requested(fourth)
+        fifth = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=fourth.cursor)
+        assert requested(fifth) == {
+            "orders_latest",
+            "orders_latest:unique_order_id",
+            "orders_latest:amounts",
+            *ROLLUPS,
+        }
 
         # A backfill (a run tagged sales_ops/backfill that rebuilt orders_latest) asks for the
         # reconciliation at once, without waiting for the hour.
-        dg.materialize(
-            [orders_latest], instance=instance, resources=resources, tags={policies.BACKFILL_TAG: "1"}
-        )
-        fifth = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=fourth.cursor)
-        assert "orders_latest:reconciliation" in requested(fifth)
+        build([orders_latest], tags={policies.BACKFILL_TAG: "1"})
+        sixth = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=fifth.cursor)
+        assert "orders_latest:reconciliation" in requested(sixth)
 
 
 def shipped_instance_config() -> dict:

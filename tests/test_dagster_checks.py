@@ -184,8 +184,12 @@ def test_amounts_fail_on_a_wrong_total_and_a_negative_quantity(stack: Settings, 
     assert refresh(stack, defs, instance)["amounts"].passed
 
 
-def alerts_tick(stack: Settings, instance: dg.DagsterInstance, cursor: str | None) -> str:
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources_for(stack)) as context:
+def alerts_tick(
+    stack: Settings, defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None
+) -> str:
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources_for(stack), definitions=defs
+    ) as context:
         return alerts_sensor.evaluate_tick(context).cursor
 
 
@@ -196,7 +200,7 @@ def test_reconciliation_warns_while_changes_are_in_flight_and_errors_once_caught
     order_id = ddb.scan(TableName=stack.table, Limit=1)["Items"][0]["order_id"]["S"]
     with webhook_receiver() as receiver:
         monkeypatch.setenv(WEBHOOK_ENV, receiver.url)
-        cursor = alerts_tick(stack, instance, None)  # alerts from here on
+        cursor = alerts_tick(stack, defs, instance, None)  # alerts from here on
         # The stand-ins stopped: the change stays on the DynamoDB stream, in flight.
         supervisor.stop_service(supervisor.WORKERS, stack, timeout=30)
         try:
@@ -222,7 +226,7 @@ def test_reconciliation_warns_while_changes_are_in_flight_and_errors_once_caught
         assert order_id in text(caught_up) and "changed-by-hand" in text(caught_up)
 
         # One alert: the ERROR, not the WARN; with the asset, the check and the reason.
-        alerts_tick(stack, instance, cursor)
+        alerts_tick(stack, defs, instance, cursor)
         (message,) = receiver.messages
         assert message["sales_ops"]["kind"] == "check failed"
         assert (message["sales_ops"]["asset"], message["sales_ops"]["check"]) == (

@@ -2,16 +2,17 @@
 
 - `run_failure_recorder`: a failed run is recorded on the assets it was building (an observation
   with the error, in each asset's event log) and alerted.
-- `alerts_sensor`: reads the event log after its cursor (a storage id) for check evaluations that
-  failed with ERROR severity and for freshness-state changes to FAIL (the FreshnessDaemon's
-  events), and alerts each one once.
+- `alerts_sensor`: reads, after its cursor, each check's execution records (alerting those that
+  failed with ERROR severity) and each asset's freshness state (alerting a change to FAIL, as
+  the FreshnessDaemon records it), and alerts each one once.
 Alerts go where `operations.alerts` says (webhook, SNS on aws).
 """
 
+import json
+import time
 from typing import Any
 
 import dagster as dg
-
 from sales_ops.defs.operations.alerts import Alert, AlertDeliveryError, send
 from sales_ops.defs.resources import PipelineResource
 
@@ -83,13 +84,9 @@ def run_failure_recorder(context: dg.RunFailureSensorContext, pipeline: Pipeline
         send(pipeline.settings(), Alert("run failed", names, error, run_id=run.run_id))
 
 
-def check_alert(record: dg.EventLogRecord) -> Alert | None:
+def check_alert(evaluation: dg.AssetCheckEvaluation, run_id: str | None) -> Alert | None:
     """An alert for a check evaluation that failed with ERROR severity, else None."""
-    event = record.event_log_entry.dagster_event
-    evaluation = event.event_specific_data if event else None
-    if not isinstance(evaluation, dg.AssetCheckEvaluation) or evaluation.passed:
-        return None
-    if evaluation.severity != dg.AssetCheckSeverity.ERROR:
+    if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:
         return None
     reason = evaluation.description or "failed"
     findings = evaluation.metadata.get("findings")
@@ -100,35 +97,45 @@ def check_alert(record: dg.EventLogRecord) -> Alert | None:
         evaluation.asset_key.to_user_string(),
         reason,
         check=evaluation.check_name,
-        run_id=record.event_log_entry.run_id or None,
+        run_id=run_id,
     )
 
 
-def freshness_alert(record: dg.EventLogRecord) -> Alert | None:
-    """An alert for an asset whose freshness state turned FAIL, else None."""
-    event = record.event_log_entry.dagster_event
-    change = event.asset_freshness_state_change_data if event else None
-    if change is None or change.new_state.value != "FAIL":
-        return None
+def freshness_alert(asset: dg.AssetKey, previous: str | None) -> Alert:
     return Alert(
         "freshness",
-        change.key.to_user_string(),
-        f"freshness policy failed (was {change.previous_state.value}): not rebuilt within its window",
+        asset.to_user_string(),
+        f"freshness policy failed (was {previous or 'unknown'}): not rebuilt within its time window",
     )
 
 
-WATCHED = {
-    dg.DagsterEventType.ASSET_CHECK_EVALUATION: check_alert,
-    dg.DagsterEventType.FRESHNESS_STATE_CHANGE: freshness_alert,
-}
+# A check execution still PLANNED this long after it started belongs to a run that died; the
+# cursor moves past it rather than waiting for ever.
+PLANNED_GIVE_UP_S = 3600
 
 
-def _latest_storage_id(instance: dg.DagsterInstance) -> int:
-    latest = [
-        instance.get_event_records(dg.EventRecordsFilter(event_type=event_type), limit=1)
-        for event_type in WATCHED
-    ]
-    return max((records[0].storage_id for records in latest if records), default=0)
+def _new_check_alerts(
+    instance: dg.DagsterInstance, key: dg.AssetCheckKey, after: int | None
+) -> tuple[list[Alert], int | None]:
+    """Alerts for the executions of `key` newer than record id `after`, and the id to resume from.
+
+    Read per check from the asset-check execution records: unlike a cross-run event-log query,
+    this works on every event log storage, sqlite's run-sharded one included.
+    """
+    history = instance.event_log_storage.get_asset_check_execution_history(key, limit=EVENTS_PER_TICK)
+    alerts: list[Alert] = []
+    for record in sorted(history, key=lambda r: r.id):
+        if after is not None and record.id <= after:
+            continue
+        if record.status.value == "PLANNED":  # AssetCheckExecutionRecordStatus
+            if time.time() - record.create_timestamp < PLANNED_GIVE_UP_S:
+                break  # not evaluated yet: resume here next tick
+        elif after is not None and record.evaluation is not None:  # None: the first tick, no history
+            alert = check_alert(record.evaluation, record.run_id)
+            if alert:
+                alerts.append(alert)
+        after = record.id
+    return alerts, after
 
 
 @dg.sensor(
@@ -137,29 +144,33 @@ def _latest_storage_id(instance: dg.DagsterInstance) -> int:
     description="Failing ERROR checks and freshness breaches → an alert each (webhook, SNS on aws).",
 )
 def alerts_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource) -> dg.SensorResult:
-    if context.cursor is None:  # first tick: alert from now on, not the whole history
-        return dg.SensorResult(cursor=str(_latest_storage_id(context.instance)))
-    after = int(context.cursor)
-    records = [
-        (record, to_alert)
-        for event_type, to_alert in WATCHED.items()
-        for record in context.instance.get_event_records(
-            dg.EventRecordsFilter(event_type=event_type, after_cursor=after),
-            limit=EVENTS_PER_TICK,
-            ascending=True,
-        )
-    ]
-    records.sort(key=lambda pair: pair[0].storage_id)
+    """Cursor: the last check-execution record id seen per check, and each asset's last freshness
+    state. The first tick only records where things stand: alerts are for what happens after."""
+    state = json.loads(context.cursor) if context.cursor else {"checks": {}, "freshness": {}}
+    first_tick = context.cursor is None
+    graph = context.repository_def.asset_graph
+    pending: list[Alert] = []
+    for key in sorted(graph.asset_check_keys, key=str):
+        name = key.to_user_string()
+        alerts, after = _new_check_alerts(context.instance, key, state["checks"].get(name))
+        pending += alerts
+        if after is not None:
+            state["checks"][name] = after
+    fresh_keys = [key for key in graph.get_all_asset_keys() if graph.get(key).freshness_policy]
+    for key, record in context.instance.get_freshness_state_records(fresh_keys).items():
+        name, now = key.to_user_string(), record.freshness_state.value
+        previous = state["freshness"].get(name)
+        if now == "FAIL" and previous != "FAIL" and not first_tick:
+            pending.append(freshness_alert(key, previous))
+        state["freshness"][name] = now
     sent = 0
-    for record, to_alert in records:
-        alert = to_alert(record)
-        if alert is not None:
-            try:
-                send(pipeline.settings(), alert)
-            except AlertDeliveryError as exc:
-                # The cursor stays before this alert: the next tick tries it again, nothing is lost.
-                context.log.error(str(exc))
-                return dg.SensorResult(cursor=str(after), skip_reason=f"alert delivery failed: {exc}")
-            sent += 1
-        after = record.storage_id
-    return dg.SensorResult(cursor=str(after), skip_reason=None if sent else "nothing to alert")
+    for alert in pending:
+        try:
+            send(pipeline.settings(), alert)
+        except AlertDeliveryError as exc:
+            # The cursor does not move: the next tick tries again (those before it in this tick
+            # are sent again then): nothing is lost.
+            context.log.error(str(exc))
+            return dg.SensorResult(skip_reason=f"alert delivery failed: {exc}")
+        sent += 1
+    return dg.SensorResult(cursor=json.dumps(state), skip_reason=None if sent else "nothing to alert")
