@@ -53,10 +53,10 @@ def materialized(base: str, asset: str) -> bool:
 
 
 def screenshot(url: str, out: Path, label: str) -> None:
-    """Open the asset page, click its Automation tab, wait for `label` (a condition's), and shoot."""
+    """Open the asset's Automation tab, wait for `label` (a condition's), and shoot."""
     from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
@@ -65,14 +65,19 @@ def screenshot(url: str, out: Path, label: str) -> None:
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
-        driver.get(url)
-        # The asset page loads its definition first, then the tab's evaluations (GraphQL round trips).
-        wait = WebDriverWait(driver, 180, poll_frequency=1)
-        tab = wait.until(lambda d: d.find_element(By.XPATH, "//a[normalize-space()='Automation']"))
-        tab.click()
-        wait.until(lambda d: label in d.page_source)
+        # The asset page loads its definition first, then the tab's evaluations (GraphQL round
+        # trips): reload until the condition's label shows, then shoot.
+        for _ in range(6):
+            driver.get(url)
+            try:
+                WebDriverWait(driver, 60, poll_frequency=1).until(lambda d: label in d.page_source)
+                break
+            except TimeoutException:
+                continue
         time.sleep(5)
         driver.save_screenshot(str(out))
+        if label not in driver.page_source:
+            raise RuntimeError(f"the Automation tab never showed {label!r}; see {out}")
     finally:
         driver.quit()
 
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             time.sleep(5)
         time.sleep(40)  # one more automation tick, so the tab shows an evaluation after the run
-        screenshot(f"{base}/assets/{args.asset}", args.out, args.label)
+        screenshot(f"{base}/assets/{args.asset}?view=automation", args.out, args.label)
         print(f"wrote {args.out}")
         return 0
     finally:

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 import dagster as dg
-from sales_ops.curated.lock import LOCK_KEY, S3Lock
-from sales_ops.curated.rollups import ROLLUPS
+from sales_ops.catalog import glue
+from sales_ops.curated.lock import LOCK_KEY, CompactionLocked, S3Lock
+from sales_ops.curated.rollups import ROLLUP_LOCK_KEY, ROLLUPS, build_rollup
 from sales_ops.definitions import build_definitions
 from sales_ops.defs import policies
 from sales_ops.defs.catalog.assets import raw_orders_table
@@ -24,6 +24,7 @@ from sales_ops.defs.resources import resources_for
 from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import RAW_PREFIX, Settings
+from sales_ops.targets import engine_for
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -130,6 +131,18 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
         assert "orders_latest:reconciliation" in requested(sixth)
 
 
+@pytest.fixture(scope="module")
+def crawled(local_stack: Settings) -> Settings:
+    """Raw data on the stack and the raw_orders table over it (what compaction needs)."""
+    run_load(local_stack, 5, rate=0, seed=133)
+    wait_delivered(local_stack, timeout=60)
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(
+            [raw_orders_table], instance=instance, resources=resources_for(local_stack)
+        ).success
+    return local_stack
+
+
 def shipped_instance_config() -> dict:
     """The pool settings of the repo's dagster/dagster.yaml (what `make run` and aws use)."""
     config = yaml.safe_load((ROOT / "dagster" / "dagster.yaml").read_text())
@@ -141,9 +154,12 @@ def _materialize_in_thread(settings: Settings, instance: dg.DagsterInstance) -> 
 
     def run() -> None:
         # What the UI's "Materialize" button runs: the asset job, no tags.
-        outcome["result"] = dg.materialize(
-            [orders_latest], instance=instance, resources=resources_for(settings), raise_on_error=False
-        )
+        try:
+            outcome["result"] = dg.materialize(
+                [orders_latest], instance=instance, resources=resources_for(settings), raise_on_error=False
+            )
+        except Exception as exc:  # reported by the test, not lost in the thread
+            outcome["error"] = exc
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -154,11 +170,9 @@ def _events(instance: dg.DagsterInstance, event_type: dg.DagsterEventType) -> li
     return instance.get_event_records(dg.EventRecordsFilter(event_type=event_type))
 
 
-def test_a_ui_materialization_during_a_refresh_waits_for_the_writer_slot(
-    local_stack: Settings, tmp_path: Path
-) -> None:
+def test_a_ui_materialization_during_a_refresh_waits_for_the_writer_slot(crawled: Settings) -> None:
+    local_stack = crawled
     with dg.instance_for_test(overrides=shipped_instance_config()) as instance:
-        dg.materialize([raw_orders_table], instance=instance, resources=resources_for(local_stack))
         storage = instance.event_log_storage
         # A refresh in progress: it holds the pool's only slot and the compaction's S3 lock.
         refresh_run = "refresh-in-progress"
@@ -168,20 +182,26 @@ def test_a_ui_materialization_during_a_refresh_waits_for_the_writer_slot(
         assert claim.is_claimed
         with S3Lock(local_stack, LOCK_KEY).held():
             thread, outcome = _materialize_in_thread(local_stack, instance)
-            time.sleep(8)
-            # Queued on the pool: the step has not started, so it cannot fail on the lock.
-            assert thread.is_alive()
+            # Queued on the pool: the step waits for the slot, so it cannot fail on the lock.
+            deadline = time.monotonic() + 90
+            while storage.get_concurrency_info(policies.WRITER_POOL).pending_step_count == 0:
+                assert time.monotonic() < deadline, "the materialization never asked for the writer slot"
+                assert thread.is_alive(), "the materialization ended instead of waiting"
+                time.sleep(0.5)
+            time.sleep(5)  # still waiting a while later, and nothing failed
             info = storage.get_concurrency_info(policies.WRITER_POOL)
-            assert info.pending_step_count == 1 and info.active_run_ids == {refresh_run}
+            assert thread.is_alive() and info.pending_step_count == 1 and info.active_run_ids == {refresh_run}
             assert not _events(instance, dg.DagsterEventType.STEP_FAILURE)
         storage.free_concurrency_slots_for_run(refresh_run)
-        thread.join(timeout=120)
+        thread.join(timeout=600)
+    assert not thread.is_alive(), "the materialization did not finish once the slot was free"
+    assert "error" not in outcome, outcome.get("error")
     assert outcome["result"].success
 
 
-def test_a_retry_recovers_from_a_held_compaction_lock(local_stack: Settings) -> None:
+def test_a_retry_recovers_from_a_held_compaction_lock(crawled: Settings) -> None:
+    local_stack = crawled
     with dg.instance_for_test() as instance:
-        dg.materialize([raw_orders_table], instance=instance, resources=resources_for(local_stack))
         with S3Lock(local_stack, LOCK_KEY).held():
             thread, outcome = _materialize_in_thread(local_stack, instance)
             deadline = time.monotonic() + 60
@@ -190,7 +210,26 @@ def test_a_retry_recovers_from_a_held_compaction_lock(local_stack: Settings) -> 
                 time.sleep(0.5)
         (retry,) = _events(instance, dg.DagsterEventType.STEP_UP_FOR_RETRY)
         assert "CompactionLocked" in str(retry.event_log_entry.dagster_event.event_specific_data)
-        thread.join(timeout=180)
+        thread.join(timeout=600)
+        assert "error" not in outcome, outcome.get("error")
         result = outcome["result"]
         assert result.success
         assert _events(instance, dg.DagsterEventType.STEP_RESTARTED)
+
+
+def test_a_rollup_build_waits_for_another_build_of_the_same_rollup(local_stack: Settings) -> None:
+
+    name = "customer_activity"
+    scratch = f"{name}__build"
+    # Another build in progress: it holds the rollup's lease and has its scratch table registered.
+    with S3Lock(local_stack, ROLLUP_LOCK_KEY.format(name=name)).held():
+        location = local_stack.s3_uri(f"curated/{name}/v=other-build/")
+        glue.put_table(local_stack, glue.parquet_table_input(scratch, [("customer_id", "string")], location))
+        engine = engine_for(local_stack)
+        try:
+            with pytest.raises(CompactionLocked, match=r"rollup-customer_activity\.lock"):
+                build_rollup(local_stack, engine, name)
+        finally:
+            engine.close()
+        assert glue.get_table(local_stack, scratch) is not None, "the other build's table was dropped"
+        glue.delete_table(local_stack, scratch)

@@ -227,6 +227,7 @@ def test_reconciliation_warns_while_changes_are_in_flight_and_errors_once_caught
 
         # One alert: the ERROR, not the WARN; with the asset, the check and the reason.
         alerts_tick(stack, defs, instance, cursor)
+        assert len(receiver.messages) == 1, receiver.messages
         (message,) = receiver.messages
         assert message["sales_ops"]["kind"] == "check failed"
         assert (message["sales_ops"]["asset"], message["sales_ops"]["check"]) == (

@@ -123,6 +123,7 @@ def _new_check_alerts(
     this works on every event log storage, sqlite's run-sharded one included.
     """
     history = instance.event_log_storage.get_asset_check_execution_history(key, limit=EVENTS_PER_TICK)
+    first_tick = after is None  # only note where things stand: no alerts for the history
     alerts: list[Alert] = []
     for record in sorted(history, key=lambda r: r.id):
         if after is not None and record.id <= after:
@@ -130,7 +131,7 @@ def _new_check_alerts(
         if record.status.value == "PLANNED":  # AssetCheckExecutionRecordStatus
             if time.time() - record.create_timestamp < PLANNED_GIVE_UP_S:
                 break  # not evaluated yet: resume here next tick
-        elif after is not None and record.evaluation is not None:  # None: the first tick, no history
+        elif not first_tick and record.evaluation is not None:
             alert = check_alert(record.evaluation, record.run_id)
             if alert:
                 alerts.append(alert)
