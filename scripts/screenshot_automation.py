@@ -53,7 +53,7 @@ def materialized(base: str, asset: str) -> bool:
 
 
 def screenshot(url: str, out: Path, label: str) -> None:
-    """Open the asset's Automation tab, wait for `label` (a condition's), and shoot."""
+    """Open the asset's Automation tab, wait for `label` (an evaluation result), and shoot."""
     from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--asset", default="orders_latest")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "automation-tab.png")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--label", default="eager", help="text of the condition to wait for")
+    parser.add_argument("--label", default="Requested", help="text to wait for on the tab")
     args = parser.parse_args(argv)
     state = Path(tempfile.mkdtemp(prefix="sales-ops-screenshot-"))
     env = {"SALES_OPS_ENDPOINT": f"http://{LOCAL_HOST}:{free_port()}", "SALES_OPS_STATE_DIR": str(state)}
