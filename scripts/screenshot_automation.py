@@ -66,7 +66,7 @@ def screenshot(url: str, out: Path, label: str) -> None:
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
         # The asset page loads its definition first, then the tab's evaluations (GraphQL round
-        # trips): reload until the condition's label shows, then shoot.
+        # trips): reload until the label shows, then shoot.
         for _ in range(6):
             driver.get(url)
             try:
