@@ -5,7 +5,7 @@ VENV := .venv
 TOOLS := .venv-tools
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test check lint typecheck fast-tests install tools bench clean
+.PHONY: run test check check-defs lint typecheck fast-tests install tools bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ fast-tests: install
 check: install
 	$(MAKE) --no-print-directory -j2 --output-sync=target lint typecheck fast-tests
 
-test: install tools lint typecheck
+# `dg check defs`: the code location loads and every definition validates (dagster-dg-cli).
+check-defs: install
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/dg check defs --use-active-venv
+
+test: install tools lint typecheck check-defs
 	$(VENV)/bin/python -m pytest
 
 run: install

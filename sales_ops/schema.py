@@ -58,7 +58,17 @@ ORDER_ATTRIBUTES: tuple[str, ...] = tuple(c.name for c in ORDER_COLUMNS)
 ORDER_VALUE_FIELDS: tuple[str, ...] = ORDER_ATTRIBUTES[1:]
 LATEST_COLUMNS: tuple[Column, ...] = ORDER_COLUMNS + LATEST_ONLY_COLUMNS
 RAW_COLUMNS: tuple[Column, ...] = EVENT_COLUMNS + ORDER_COLUMNS
-COLUMN_DESCRIPTIONS: dict[str, str] = {c.name: c.description for c in (*RAW_COLUMNS, *LATEST_ONLY_COLUMNS)}
+# The partition keys: raw_orders by arrival (Firehose's dt/hour prefixes), orders_latest by order date.
+PARTITION_COLUMNS: tuple[Column, ...] = (
+    Column("dt", "Partition: the UTC date the change arrived in S3 (Firehose prefix)."),
+    Column("hour", "Partition: the UTC hour the change arrived in S3 (Firehose prefix)."),
+    Column("order_date", "Partition: the UTC date of created_at.", "date"),
+)
+# One description per column name, wherever the column appears: Glue's column Comment (what
+# Athena's console shows) and Dagster's column schema are both written from here.
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    c.name: c.description for c in (*RAW_COLUMNS, *LATEST_ONLY_COLUMNS, *PARTITION_COLUMNS)
+}
 
 # The business rules. A sale is a live order whose status is not one of these; amounts are order_total.
 NOT_SALE_STATUSES: tuple[str, ...] = ("CANCELLED", "RETURNED")

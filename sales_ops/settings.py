@@ -65,6 +65,7 @@ class Settings:
     crawler: str = "sales-ops-raw-orders"
     workgroup: str = "sales-ops"
     stack_name: str = "sales-ops"
+    alarm_topic_arn: str | None = None  # aws: the stack's AlarmTopicArn output, where alerts also go
     state_dir: Path = field(default_factory=lambda: Path(".sales-ops").resolve())
 
     @classmethod

@@ -11,18 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import dagster as dg
 import pytest
 
+import dagster as dg
 from sales_ops.catalog import glue
 from sales_ops.definitions import build_definitions
+from sales_ops.defs.operations.alerts import WEBHOOK_ENV
+from sales_ops.defs.operations.sensors import alerts_sensor
+from sales_ops.defs.quality.sensors import processing_failed_sensor
 from sales_ops.defs.resources import resources_for
-from sales_ops.defs.sensors import processing_failed_sensor
 from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import Settings
 from tests.harness import stack_settings
+from tests.webhook import webhook_receiver
 
 pytestmark = pytest.mark.slow  # starts a stack of its own (module fixture)
 
@@ -47,9 +50,19 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield instance
 
 
+# What the automation runs after new raw data (crawl, compaction), here with every check at once.
+refresh_job = dg.define_asset_job(
+    "refresh_for_tests",
+    selection=dg.AssetSelection.assets("raw_orders_table", "orders_latest")
+    | dg.AssetSelection.all_asset_checks(),
+)
+
+
 @pytest.fixture(scope="module")
 def defs(stack: Settings, instance: dg.DagsterInstance) -> dg.Definitions:
-    definitions = build_definitions(resources_for(stack))
+    definitions = dg.Definitions.merge(
+        build_definitions(resources_for(stack)), dg.Definitions(jobs=[refresh_job])
+    )
     definitions.get_repository_def()  # resolved while the instance is current (defs-state storage)
     return definitions
 
@@ -82,9 +95,9 @@ def check(
 
 
 def refresh(stack: Settings, defs: dg.Definitions, instance: dg.DagsterInstance) -> Evaluations:
-    """What the raw-objects sensor starts: observe, crawl, compact, check."""
+    """Crawl, compact, check: what the automation requests once new raw data is observed."""
     wait_delivered(stack, timeout=60)
-    return run(defs, instance, "refresh_job")
+    return run(defs, instance, refresh_job.name)
 
 
 def text(evaluation: dg.AssetCheckEvaluation) -> str:
@@ -173,22 +186,58 @@ def test_amounts_fail_on_a_wrong_total_and_a_negative_quantity(stack: Settings, 
     assert refresh(stack, defs, instance)["amounts"].passed
 
 
-def test_reconciliation_catches_an_item_changed_behind_the_pipeline(stack: Settings, defs, instance) -> None:
+def alerts_tick(
+    stack: Settings, defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None
+) -> str:
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources_for(stack), definitions=defs
+    ) as context:
+        return alerts_sensor.evaluate_tick(context).cursor
+
+
+def test_reconciliation_warns_while_changes_are_in_flight_and_errors_once_caught_up(
+    stack: Settings, defs, instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ddb = stack.client("dynamodb")
     order_id = ddb.scan(TableName=stack.table, Limit=1)["Items"][0]["order_id"]["S"]
-    ddb.update_item(
-        TableName=stack.table,
-        Key={"order_id": {"S": order_id}},
-        UpdateExpression="SET #s = :s, #r = :r",
-        ExpressionAttributeNames={"#s": "status", "#r": "region"},
-        ExpressionAttributeValues={":s": {"S": "RETURNED"}, ":r": {"S": "changed-by-hand"}},
-    )
-    # Checked before compaction: orders_latest still holds the old values.
-    reconciliation = check(defs, instance, "reconciliation")
-    assert not reconciliation.passed
-    assert "1 different" in reconciliation.description
-    assert order_id in text(reconciliation) and "changed-by-hand" in text(reconciliation)
-    # Once the change has flowed through and been compacted, the two agree again.
+    with webhook_receiver() as receiver:
+        monkeypatch.setenv(WEBHOOK_ENV, receiver.url)
+        cursor = alerts_tick(stack, defs, instance, None)  # alerts from here on
+        # The stand-ins stopped: the change stays on the DynamoDB stream, in flight.
+        supervisor.stop_service(supervisor.WORKERS, stack, timeout=30)
+        try:
+            ddb.update_item(
+                TableName=stack.table,
+                Key={"order_id": {"S": order_id}},
+                UpdateExpression="SET #s = :s, #r = :r",
+                ExpressionAttributeNames={"#s": "status", "#r": "region"},
+                ExpressionAttributeValues={":s": {"S": "RETURNED"}, ":r": {"S": "changed-by-hand"}},
+            )
+            lagging = check(defs, instance, "reconciliation")
+            assert not lagging.passed
+            assert lagging.severity == dg.AssetCheckSeverity.WARN
+            assert "in flight" in lagging.description and "1 different" in lagging.description
+        finally:
+            supervisor.up(stack, log=lambda *_: None)
+        # Delivered to S3 but not compacted: the pipeline has caught up and still disagrees.
+        wait_delivered(stack, timeout=60)
+        caught_up = check(defs, instance, "reconciliation")
+        assert not caught_up.passed
+        assert caught_up.severity == dg.AssetCheckSeverity.ERROR
+        assert "1 different" in caught_up.description
+        assert order_id in text(caught_up) and "changed-by-hand" in text(caught_up)
+
+        # One alert: the ERROR, not the WARN; with the asset, the check and the reason.
+        alerts_tick(stack, defs, instance, cursor)
+        assert len(receiver.messages) == 1, receiver.messages
+        (message,) = receiver.messages
+        assert message["sales_ops"]["kind"] == "check failed"
+        assert (message["sales_ops"]["asset"], message["sales_ops"]["check"]) == (
+            "orders_latest",
+            "reconciliation",
+        )
+        assert "1 different" in message["sales_ops"]["reason"] and "reconciliation" in message["text"]
+    # Once the change has been compacted, the two agree again.
     assert refresh(stack, defs, instance)["reconciliation"].passed
 
 

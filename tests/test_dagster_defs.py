@@ -1,23 +1,24 @@
-"""The Dagster definitions: what the code location holds, schedule evaluation, and the assets
-materialized with `materialize` against the real emulator."""
+"""The Dagster definitions: what the code location holds (policies, metadata), the load schedule, and
+the assets materialized with `materialize` against the real emulator."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import dagster as dg
-import pytest
-
-from sales_ops.curated.rollups import ROLLUPS
+from sales_ops.catalog import glue
+from sales_ops.curated.rollups import ROLLUP_COLUMNS, ROLLUPS
 from sales_ops.definitions import build_definitions, defs
-from sales_ops.defs.catalog import raw_orders_table
-from sales_ops.defs.curated import PRODUCT_ROLLUP, orders_latest, rollup_assets
-from sales_ops.defs.load import order_load
+from sales_ops.defs import policies
+from sales_ops.defs.catalog.assets import raw_orders_table
+from sales_ops.defs.curated.assets import PRODUCT_ROLLUP, orders_latest, rollup_assets
+from sales_ops.defs.ingest.load import load_schedule, order_load
+from sales_ops.defs.ingest.sources import dynamodb_orders, raw_orders_files
 from sales_ops.defs.resources import resources_for
-from sales_ops.defs.schedules import compaction_schedule, crawl_schedule, load_schedule
 from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
-from sales_ops.settings import Settings
+from sales_ops.schema import COLUMN_DESCRIPTIONS
+from sales_ops.settings import RAW_PREFIX, Settings
 
 ASSETS = {"order_load", "dynamodb_orders", "raw_orders_files", "raw_orders_table", "orders_latest", *ROLLUPS}
 CHECKS = {
@@ -30,18 +31,28 @@ CHECKS = {
 }
 
 
+WRITERS = {"raw_orders_table", "orders_latest", *ROLLUPS}
+CURATED = {"orders_latest", *ROLLUPS}
+
+
 def test_code_location_holds_every_asset_check_job_sensor_and_schedule() -> None:
     repo = defs.get_repository_def()
     assert {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()} == ASSETS
     checks = {(key.asset_key.to_user_string(), key.name) for key in repo.asset_graph.asset_check_keys}
     assert checks == CHECKS
-    assert {"load_job", "crawl_job", "compaction_job", "refresh_job", "quality_job"} <= set(repo.job_names)
+    # The refresh job and the crawl/compaction schedules are replaced by declarative automation.
+    assert set(repo.job_names) == {"__ASSET_JOB", "load_job", "quality_job", "processing_failed_job"}
     sensors = {s.name: s.default_status for s in repo.sensor_defs}
     assert sensors == {
+        "sales_ops_automation": dg.DefaultSensorStatus.RUNNING,
         "raw_objects_sensor": dg.DefaultSensorStatus.RUNNING,
         "processing_failed_sensor": dg.DefaultSensorStatus.RUNNING,
         "run_failure_recorder": dg.DefaultSensorStatus.RUNNING,
+        "alerts_sensor": dg.DefaultSensorStatus.RUNNING,
     }
+    assert [s.name for s in repo.schedule_defs] == ["mock_load_every_10_minutes"]
+    automation = repo.get_sensor_def("sales_ops_automation")
+    assert automation.run_tags == {"dagster/max_runtime": str(policies.MAX_RUNTIME_S)}
 
 
 def test_lineage_runs_from_the_load_to_the_rollups() -> None:
@@ -53,33 +64,55 @@ def test_lineage_runs_from_the_load_to_the_rollups() -> None:
     assert parents["dynamodb_orders"] == {"order_load"}
     assert parents["raw_orders_files"] == {"dynamodb_orders"}
     assert parents["raw_orders_table"] == {"raw_orders_files"}
-    assert parents["orders_latest"] == {"raw_orders_table"}
+    assert parents["orders_latest"] == {"raw_orders_table", "raw_orders_files"}
     assert all(parents[name] == {"orders_latest"} for name in ROLLUPS)
 
 
-@pytest.mark.parametrize(
-    ("schedule", "job", "cron", "status"),
-    [
-        (crawl_schedule, "crawl_job", "*/15 * * * *", dg.DefaultScheduleStatus.RUNNING),
-        (compaction_schedule, "compaction_job", "5 * * * *", dg.DefaultScheduleStatus.RUNNING),
-        (load_schedule, "load_job", "*/10 * * * *", dg.DefaultScheduleStatus.STOPPED),
-    ],
-)
-def test_schedules_evaluate_to_a_run_of_their_job(schedule, job: str, cron: str, status) -> None:
-    assert (schedule.cron_schedule, schedule.default_status) == (cron, status)
+def test_writers_share_a_pool_retry_with_backoff_and_curated_tables_have_freshness() -> None:
+    graph = defs.get_repository_def().asset_graph
+    for key in graph.get_all_asset_keys():
+        node, name = graph.get(key), key.to_user_string()
+        assets_def = graph.assets_def_for_key(key)
+        if name in WRITERS:
+            assert assets_def.get_op_def_for_asset_key(key).pool == policies.WRITER_POOL, name
+            policy = assets_def.op.retry_policy
+            assert policy.max_retries == 3 and policy.backoff == dg.Backoff.EXPONENTIAL, name
+            assert node.automation_condition is not None, name
+        if name in CURATED:
+            assert node.freshness_policy == policies.CURATED_FRESHNESS, name
+        if name != "order_load":
+            assert node.owners == policies.OWNERS, name
+
+
+def test_curated_tables_carry_schema_descriptions_and_name_before_any_run() -> None:
+    graph = defs.get_repository_def().asset_graph
+    tables = {"raw_orders_table": "raw_orders", **{name: name for name in CURATED}}
+    for name, table in tables.items():
+        metadata = graph.get(dg.AssetKey(name)).metadata
+        assert metadata["dagster/table_name"] == f"sales_ops.{table}"
+        columns = {c.name: c for c in metadata["dagster/column_schema"].columns}
+        assert columns and all(c.description for c in columns.values()), name
+        if name == "orders_latest":
+            assert columns["status"].description == COLUMN_DESCRIPTIONS["status"]
+            assert "order_date" in columns
+    # Links to the source code, shown on each asset's page.
+    code = graph.get(dg.AssetKey("orders_latest")).metadata["dagster/code_references"]
+    assert any("defs/curated/assets.py" in ref.file_path for ref in code.code_references)
+
+
+def test_load_schedule_evaluates_to_a_load_run_and_is_off() -> None:
+    assert (load_schedule.cron_schedule, load_schedule.default_status) == (
+        "*/10 * * * *",
+        dg.DefaultScheduleStatus.STOPPED,
+    )
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 11, 23, 10, 15, tzinfo=UTC)
         )
-        result = schedule.evaluate_tick(context)
-    assert len(result.run_requests) == 1
-    assert schedule.job_name == job
-    # Each tick's run config is valid for its job (the load schedule sets a batch size).
-    assert defs.resolve_job_def(job).run_config_schema.config_type
-    run_config = result.run_requests[0].run_config
-    if job == "load_job":
-        assert run_config["ops"]["order_load"]["config"]["orders"] == 200
-    dg.validate_run_config(defs.resolve_job_def(job), run_config)
+        result = load_schedule.evaluate_tick(context)
+    (request,) = result.run_requests
+    assert request.run_config["ops"]["order_load"]["config"]["orders"] == 200
+    dg.validate_run_config(defs.resolve_job_def("load_job"), request.run_config)
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -114,6 +147,14 @@ def test_materialize_load_crawl_compaction_and_rollups(local_stack: Settings) ->
         assert latest["watermark_after"] != "None"
         for name in ROLLUPS:
             assert _metadata(built, name)["rows"] >= 0
+            # The declared columns (shown before the first build) are what a build registers.
+            table = glue.get_table(local_stack, name)
+            assert glue.table_columns(table) == [(c, t) for c, t, _ in ROLLUP_COLUMNS[name]], name
+            assert all(c.get("Comment") for c in table["StorageDescriptor"]["Columns"]), name
+        # The contract's descriptions are the Glue column comments of the curated table.
+        latest_table = glue.get_table(local_stack, "orders_latest")
+        comments = {c["Name"]: c.get("Comment") for c in latest_table["StorageDescriptor"]["Columns"]}
+        assert comments["order_total"] == COLUMN_DESCRIPTIONS["order_total"]
         top = _metadata(built, PRODUCT_ROLLUP)["top_products"]
         assert top.startswith("| product_name") and top.count("\n") >= 2
 
@@ -122,21 +163,26 @@ def test_materialize_load_crawl_compaction_and_rollups(local_stack: Settings) ->
         assert _metadata(again, "orders_latest")["partitions_rewritten"] == 0
 
 
-def test_refresh_job_observes_sources_and_runs_checks(local_stack: Settings) -> None:
+def test_observing_the_sources_reads_counts_and_lag_without_launching_anything(local_stack: Settings) -> None:
     run_load(local_stack, 10, rate=0, seed=8)
     wait_delivered(local_stack, timeout=60)
-    # Resolved inside the instance context: Dagster looks up its defs-state storage there.
     with dg.instance_for_test() as instance:
-        job = build_definitions(resources_for(local_stack)).resolve_job_def("refresh_job")
-        result = job.execute_in_process(instance=instance)
+        # What the UI's "Observe sources" launches: the asset job over the observable sources.
+        job = build_definitions(resources_for(local_stack)).resolve_implicit_global_asset_job_def()
+        result = job.execute_in_process(
+            instance=instance, asset_selection=[dynamodb_orders.key, raw_orders_files.key]
+        )
     assert result.success
     observed = {e.asset_key.to_user_string(): e for e in result.get_asset_observation_events()}
     assert set(observed) == {"dynamodb_orders", "raw_orders_files"}
     ddb = observed["dynamodb_orders"].event_specific_data.asset_observation.metadata
-    assert ddb["items"].value > 0 and "stream_lag_s" in ddb
-    files = observed["raw_orders_files"].event_specific_data.asset_observation.metadata
-    assert files["objects"].value > 0 and files["bytes"].value > 0 and "newest_object" in files
-    assert {e.check_name for e in result.get_asset_check_evaluations()} == {name for _, name in CHECKS}
-    # The rollups are rebuilt in the same run, so their panels follow new data within a minute.
-    built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert set(ROLLUPS) | {"orders_latest", "raw_orders_table"} <= built
+    # Locally a COUNT scan is cheap and exact; the aws implementation reads DescribeTable instead.
+    assert ddb["items"].value > 0 and ddb["items_approximate"].value is False and "stream_lag_s" in ddb
+    files = observed["raw_orders_files"].event_specific_data.asset_observation
+    assert files.metadata["objects"].value > 0 and files.metadata["bytes"].value > 0
+    # The data version is the newest key, as the raw-objects sensor reports it.
+    pages = local_stack.client("s3").get_paginator("list_objects_v2")
+    keys = [
+        o["Key"] for p in pages.paginate(Bucket=local_stack.bucket, Prefix=RAW_PREFIX) for o in p["Contents"]
+    ]
+    assert files.tags["dagster/data_version"] == max(keys)

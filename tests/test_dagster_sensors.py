@@ -1,4 +1,5 @@
-"""Sensors against the real emulator: the raw-objects cursor, coalescing, and the run-failure recorder.
+"""Sensors against the real emulator: the raw-objects cursor and its observations, and the
+run-failure recorder with its alert.
 
 (The processing-failed sensor is exercised end to end, with a real poison record, in
 test_dagster_checks.py, on a stack of its own: error objects never go away.)
@@ -6,15 +7,18 @@ test_dagster_checks.py, on a stack of its own: error objects never go away.)
 
 from __future__ import annotations
 
-import dagster as dg
 import pytest
 
-from sales_ops.defs.load import order_load
+import dagster as dg
+from sales_ops.defs.ingest.load import order_load
+from sales_ops.defs.ingest.sensors import list_new_objects, raw_objects_sensor
+from sales_ops.defs.operations.alerts import WEBHOOK_ENV
+from sales_ops.defs.operations.sensors import run_failure_recorder
 from sales_ops.defs.resources import resources_for
-from sales_ops.defs.sensors import list_new_objects, raw_objects_sensor, run_failure_recorder
 from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import RAW_PREFIX, Settings
+from tests.webhook import webhook_receiver
 
 
 def raw_keys(settings: Settings) -> list[str]:
@@ -47,24 +51,25 @@ def loaded(local_stack: Settings) -> Settings:
 def test_cursor_advances_and_old_objects_never_retrigger(loaded: Settings) -> None:
     with dg.instance_for_test() as instance:
         first = tick(loaded, instance, None)
-        assert len(first.run_requests) == 1
-        request = first.run_requests[0]
-        assert request.job_name == "refresh_job"
+        # An observation of the raw files, not a run: the automation decides what it asks for.
+        assert first.run_requests == []
+        (observation,) = first.asset_events
+        assert observation.asset_key == dg.AssetKey("raw_orders_files")
         assert first.cursor == max(raw_keys(loaded))
-        assert request.run_key == first.cursor
+        assert observation.tags["dagster/data_version"] == first.cursor
 
         again = tick(loaded, instance, first.cursor)
-        assert again.run_requests == []
+        assert again.asset_events == [] and again.run_requests == []
         assert "no new raw objects" in again.skip_message
 
         load_and_deliver(loaded, 10, seed=102)
         newer = [key for key in raw_keys(loaded) if key > first.cursor]
         assert newer, "the second load wrote no new raw object"
         third = tick(loaded, instance, first.cursor)
-        assert len(third.run_requests) == 1
+        (newer_observation,) = third.asset_events
         assert third.cursor == max(newer) > first.cursor
         # Only what is new was listed: the count the sensor saw is the count after the cursor.
-        assert third.run_requests[0].tags["sales_ops/new_objects"] == str(len(newer))
+        assert newer_observation.metadata["new_objects"].value == len(newer)
 
 
 def test_listing_starts_after_the_cursor_and_pages(loaded: Settings) -> None:
@@ -77,17 +82,11 @@ def test_listing_starts_after_the_cursor_and_pages(loaded: Settings) -> None:
     assert list_new_objects(client, loaded.bucket, RAW_PREFIX, keys[-1]) == []
 
 
-def test_new_objects_wait_while_a_refresh_run_is_in_progress(loaded: Settings) -> None:
-    with dg.instance_for_test() as instance:
-        instance.add_run(dg.DagsterRun(job_name="refresh_job", status=dg.DagsterRunStatus.STARTED))
-        result = tick(loaded, instance, None)
-        assert result.run_requests == []
-        assert "in progress" in result.skip_message
-        assert result.cursor is None  # kept: the next tick asks for all of these at once
-
-
-def test_run_failure_is_recorded_on_the_run_assets(loaded: Settings) -> None:
-    with dg.instance_for_test() as instance:
+def test_run_failure_is_recorded_on_the_run_assets_and_alerted(
+    loaded: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with dg.instance_for_test() as instance, webhook_receiver() as receiver:
+        monkeypatch.setenv(WEBHOOK_ENV, receiver.url)
         result = dg.materialize(
             [order_load],
             instance=instance,
@@ -102,8 +101,15 @@ def test_run_failure_is_recorded_on_the_run_assets(loaded: Settings) -> None:
             dagster_event=failure,
             dagster_instance=instance,
             dagster_run=instance.get_run_by_id(result.run_id),
+            resources={"pipeline": resources_for(loaded)["pipeline"]},
         ).for_run_failure()
         run_failure_recorder(context)
+        # One Slack-style message for the one failure: the asset, the run, the reason.
+        (message,) = receiver.messages
+        assert message["sales_ops"]["kind"] == "run failed"
+        assert message["sales_ops"]["asset"] == "order_load"
+        assert message["sales_ops"]["run_id"] == result.run_id
+        assert "rate must be" in message["text"] and "order_load" in message["text"]
 
         records = instance.fetch_observations(dg.AssetKey("order_load"), limit=5).records
         assert records, "no observation recorded for the failed run"

@@ -7,17 +7,26 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from sales_ops.curated.rollups import ROLLUPS
+from sales_ops.schema import COLUMN_DESCRIPTIONS
 from sales_ops.settings import Settings
 from tests.harness import ROOT, free_port, running_server, stack_env
 
 QUERY = """
 {
-  assetNodes { assetKey { path } isObservable }
+  assetNodes {
+    assetKey { path }
+    isObservable
+    owners { ... on TeamAssetOwner { team } }
+    metadataEntries {
+      label
+      ... on TableSchemaMetadataEntry { schema { columns { name type description } } }
+      ... on TextMetadataEntry { text }
+    }
+  }
   repositoriesOrError {
     ... on RepositoryConnection { nodes { name sensors { name } schedules { name } } }
   }
@@ -37,8 +46,9 @@ def _graphql(base: str, query: str) -> dict:
     return body["data"]
 
 
-@pytest.fixture()
-def webserver(local_stack: Settings, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def webserver(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp_path = tmp_path_factory.mktemp("webserver")
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -58,5 +68,23 @@ def test_webserver_serves_our_assets_sensors_and_schedules(webserver: str) -> No
     assert expected | set(ROLLUPS) <= set(nodes)
     assert nodes["dynamodb_orders"]["isObservable"] and nodes["raw_orders_files"]["isObservable"]
     (repo,) = data["repositoriesOrError"]["nodes"]
-    assert {s["name"] for s in repo["sensors"]} >= {"raw_objects_sensor", "processing_failed_sensor"}
-    assert {s["name"] for s in repo["schedules"]} >= {"crawl_every_15_minutes", "compaction_hourly"}
+    assert {s["name"] for s in repo["sensors"]} >= {
+        "sales_ops_automation",
+        "raw_objects_sensor",
+        "processing_failed_sensor",
+        "alerts_sensor",
+    }
+    assert {s["name"] for s in repo["schedules"]} == {"mock_load_every_10_minutes"}
+
+
+def test_graphql_shows_column_descriptions_table_names_and_owners(webserver: str) -> None:
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in _graphql(webserver, QUERY)["assetNodes"]}
+    for name in ("orders_latest", *ROLLUPS):
+        entries = {e["label"]: e for e in nodes[name]["metadataEntries"]}
+        assert entries["dagster/table_name"]["text"] == f"sales_ops.{name}"
+        columns = {c["name"]: c for c in entries["dagster/column_schema"]["schema"]["columns"]}
+        assert columns and all(c["description"] for c in columns.values()), name
+        assert {"team": "sales-ops"} in nodes[name]["owners"]
+    latest = {e["label"]: e for e in nodes["orders_latest"]["metadataEntries"]}["dagster/column_schema"]
+    described = {c["name"]: c["description"] for c in latest["schema"]["columns"]}
+    assert described["order_total"] == COLUMN_DESCRIPTIONS["order_total"]

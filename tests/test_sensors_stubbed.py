@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import dagster as dg
 import pytest
 from botocore.stub import Stubber
 
+import dagster as dg
+from sales_ops.defs.ingest.sensors import PAGE_SIZE, list_new_objects, raw_objects_sensor
+from sales_ops.defs.quality.sensors import processing_failed_sensor
 from sales_ops.defs.resources import PipelineResource
-from sales_ops.defs.sensors import PAGE_SIZE, list_new_objects, processing_failed_sensor, raw_objects_sensor
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX
 
 BUCKET = "sales-ops-local"
@@ -89,18 +90,19 @@ def tick(
         return sensor.evaluate_tick(context)
 
 
-def test_new_raw_objects_request_one_refresh_keyed_by_the_newest(
+def test_new_raw_objects_are_reported_as_one_observation_and_launch_no_run(
     s3: tuple[Any, Stubber], resources: dict[str, Any]
 ) -> None:
     _, stubber = s3
     stubber.add_response("list_objects_v2", page(KEYS[2:]), listing(StartAfter=KEYS[1]))
     with dg.instance_for_test() as instance:
         result = tick(raw_objects_sensor, instance, resources, KEYS[1])
-    (request,) = result.run_requests
-    assert request.job_name == "refresh_job"
-    assert request.run_key == result.cursor == KEYS[-1]
-    assert request.tags["sales_ops/new_objects"] == "3"
-    assert request.tags["sales_ops/newest_key"] == KEYS[-1]
+    assert result.run_requests == []  # declarative automation decides what runs
+    assert result.cursor == KEYS[-1]
+    (observation,) = result.asset_events
+    assert observation.asset_key == dg.AssetKey("raw_orders_files")
+    assert observation.metadata["new_objects"].value == 3
+    assert observation.metadata["newest_object"].value == KEYS[-1]
 
 
 def test_nothing_new_skips_and_keeps_the_cursor(s3: tuple[Any, Stubber], resources: dict[str, Any]) -> None:
@@ -113,17 +115,17 @@ def test_nothing_new_skips_and_keeps_the_cursor(s3: tuple[Any, Stubber], resourc
     assert result.cursor in (None, KEYS[-1])  # unchanged
 
 
-def test_new_objects_wait_while_a_refresh_run_is_in_progress(
+def test_new_objects_are_reported_even_while_a_run_is_in_progress(
     s3: tuple[Any, Stubber], resources: dict[str, Any]
 ) -> None:
     _, stubber = s3
     stubber.add_response("list_objects_v2", page(KEYS), listing())
     with dg.instance_for_test() as instance:
-        instance.add_run(dg.DagsterRun(job_name="refresh_job", status=dg.DagsterRunStatus.STARTED))
+        instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED))
         result = tick(raw_objects_sensor, instance, resources, None)
-    assert result.run_requests == []
-    assert "5 new raw objects wait for the refresh_job in progress" in result.skip_message
-    assert result.cursor is None  # kept: the next tick asks for all of these at once
+    # No bookkeeping of runs in progress: the observation is recorded, automation coalesces.
+    assert result.cursor == KEYS[-1]
+    assert result.asset_events[0].metadata["new_objects"].value == len(KEYS)
 
 
 def test_processing_failed_objects_trigger_the_failing_check_job(
@@ -133,10 +135,10 @@ def test_processing_failed_objects_trigger_the_failing_check_job(
     errors = [f"{ERROR_PREFIX}processing-failed/2026/03/01/10/orders-raw-1-{i}" for i in range(2)]
     stubber.add_response("list_objects_v2", page(errors), listing(ERROR_PREFIX))
     with dg.instance_for_test() as instance:
-        # A refresh in progress does not hold the failing check back: it is another job.
-        instance.add_run(dg.DagsterRun(job_name="refresh_job", status=dg.DagsterRunStatus.STARTED))
+        # A run in progress does not hold the failing check back: it is another job.
+        instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED))
         result = tick(processing_failed_sensor, instance, resources, None)
     (request,) = result.run_requests
     assert request.job_name == "processing_failed_job"
     assert request.run_key == result.cursor == errors[-1]
-    assert request.tags["sales_ops/trigger"] == "processing-failed_objects"
+    assert request.tags["sales_ops/trigger"] == "processing_failed_objects"

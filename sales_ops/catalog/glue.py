@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from sales_ops.schema import COLUMN_DESCRIPTIONS
 from sales_ops.settings import Settings
 
 RAW_TABLE = "raw_orders"
@@ -23,12 +24,30 @@ TEXT_INPUT = "org.apache.hadoop.mapred.TextInputFormat"
 TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 
 
-def columns_input(columns: list[tuple[str, str]]) -> list[dict[str, str]]:
-    return [{"Name": name, "Type": type_} for name, type_ in columns]
+def columns_input(
+    columns: list[tuple[str, str]], descriptions: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    """Glue columns, each with its description as `Comment` (contract columns by default).
+
+    Glue's Column has an optional `Comment` (at most 255 characters); Athena and the Glue console
+    show it (https://docs.aws.amazon.com/glue/latest/webapi/API_Column.html).
+    """
+    known = COLUMN_DESCRIPTIONS if descriptions is None else descriptions
+    out = []
+    for name, type_ in columns:
+        column = {"Name": name, "Type": type_}
+        if name in known:
+            column["Comment"] = known[name][:255]
+        out.append(column)
+    return out
 
 
 def parquet_table_input(
-    name: str, columns: list[tuple[str, str]], location: str, partition_keys: Sequence[tuple[str, str]] = ()
+    name: str,
+    columns: list[tuple[str, str]],
+    location: str,
+    partition_keys: Sequence[tuple[str, str]] = (),
+    descriptions: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A Glue TableInput for an external Parquet table, as Athena's CTAS would register it.
 
@@ -39,9 +58,9 @@ def parquet_table_input(
         "Name": name,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE", "parquet.compression": "ZSTD"},
-        "PartitionKeys": columns_input(list(partition_keys)),
+        "PartitionKeys": columns_input(list(partition_keys), descriptions),
         "StorageDescriptor": {
-            "Columns": columns_input(columns),
+            "Columns": columns_input(columns, descriptions),
             "Location": location,
             "InputFormat": PARQUET_INPUT,
             "OutputFormat": PARQUET_OUTPUT,

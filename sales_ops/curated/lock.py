@@ -1,4 +1,4 @@
-"""The compaction lease: one S3 object taken with a conditional PUT."""
+"""The writers' lease (compaction, each rollup): one S3 object taken with a conditional PUT."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class CompactionError(RuntimeError):
 
 
 class CompactionLocked(CompactionError):
-    """Another compaction holds the lock (or this one lost it)."""
+    """Another writer (compaction, or a build of the same rollup) holds the lock, or this one lost it."""
 
 
 class S3Lock:
@@ -70,7 +70,8 @@ class S3Lock:
             if body.get("expires_at", 0) > time.time():
                 until = datetime.fromtimestamp(body["expires_at"], UTC).isoformat(timespec="seconds")
                 raise CompactionLocked(
-                    f"another compaction is running ({body.get('owner')}, lease until {until}); "
+                    f"another writer holds {self.key.rsplit('/', 1)[-1]} ({body.get('owner')}, "
+                    f"lease until {until}); "
                     f"if it crashed, its lease expires then (lock: s3://{self.bucket}/{self.key})"
                 )
             try:  # the holder's lease ran out: take it over, atomically against other contenders
@@ -81,7 +82,7 @@ class S3Lock:
             except ClientError as exc:
                 if error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
                     raise
-        raise CompactionLocked(f"could not take the compaction lock s3://{self.bucket}/{self.key}")
+        raise CompactionLocked(f"could not take the writer lock s3://{self.bucket}/{self.key}")
 
     def _read(self) -> tuple[dict[str, Any], str] | None:
         try:

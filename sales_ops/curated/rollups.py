@@ -15,8 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 from sales_ops.catalog import glue
 from sales_ops.curated.compaction import new_version, version_time
+from sales_ops.curated.lock import S3Lock
 from sales_ops.load.shop import CATALOGUE_KEY
 from sales_ops.query import SqlEngine, render_named
+from sales_ops.schema import COLUMN_DESCRIPTIONS
 from sales_ops.settings import CURATED_PREFIX, Settings
 
 ROLLUPS = ("sales_by_product_hourly", "customer_activity", "inventory_status")
@@ -28,6 +30,49 @@ PRODUCT_COLUMNS = [
     ("unit_price", "double"),
     ("opening_stock", "int"),
 ]
+
+# Each rollup's columns as its SQL produces them (name, Hive type, description): Dagster shows them
+# before the first build, and Glue carries the descriptions as column comments. A test asserts
+# that a real build registers exactly these names and types.
+ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "sales_by_product_hourly": (
+        ("order_hour", "timestamp", "Hour of created_at (UTC)."),
+        ("product_id", "string", COLUMN_DESCRIPTIONS["product_id"]),
+        ("product_name", "string", COLUMN_DESCRIPTIONS["product_name"]),
+        ("category", "string", COLUMN_DESCRIPTIONS["category"]),
+        ("orders", "bigint", "Live orders placed in the hour."),
+        ("sales", "bigint", "Of those, sales (not cancelled or returned)."),
+        ("units", "bigint", "Units sold."),
+        ("total_sales", "decimal(38,2)", "Amount sold (sum of order_total over sales)."),
+    ),
+    "customer_activity": (
+        ("customer_id", "string", COLUMN_DESCRIPTIONS["customer_id"]),
+        ("orders", "bigint", "Live orders of the customer."),
+        ("sales", "bigint", "Of those, sales (not cancelled or returned)."),
+        ("spend", "decimal(38,2)", "Amount spent (sum of order_total over sales)."),
+        ("first_order_at", "timestamp", "created_at of the first live order."),
+        ("last_order_at", "timestamp", "created_at of the latest live order."),
+    ),
+    "inventory_status": (
+        ("product_id", "string", COLUMN_DESCRIPTIONS["product_id"]),
+        ("product_name", "string", COLUMN_DESCRIPTIONS["product_name"]),
+        ("category", "string", COLUMN_DESCRIPTIONS["category"]),
+        ("units_sold_1h", "bigint", "Units sold in orders created in the last hour."),
+        ("units_sold_24h", "bigint", "Units sold in orders created in the last 24 hours."),
+        ("units_sold_7d", "bigint", "Units sold in orders created in the last 7 days."),
+        ("units_sold", "bigint", "Units sold in all."),
+        ("opening_stock", "bigint", "Stock in the product catalogue before any sale."),
+        ("stock_left", "bigint", "opening_stock minus units sold."),
+        ("as_of", "timestamp", "When the rollup was built."),
+    ),
+}
+# A rollup build is a writer like compaction: one at a time per rollup, or two builds would drop
+# each other's scratch table. Same lease as compaction, another key.
+ROLLUP_LOCK_KEY = f"{CURATED_PREFIX}_state/rollup-{{name}}.lock"
+
+
+def rollup_descriptions(name: str) -> dict[str, str]:
+    return {column: description for column, _, description in ROLLUP_COLUMNS[name]}
 
 
 @dataclass
@@ -48,9 +93,15 @@ def build_rollups(settings: Settings, engine: SqlEngine, retention_hours: float 
 def build_rollup(
     settings: Settings, engine: SqlEngine, name: str, retention_hours: float = 24
 ) -> RollupReport:
-    """Rebuild one rollup into a new version and point its table at it."""
+    """Rebuild one rollup into a new version and point its table at it, under the rollup's S3 lease
+    (CompactionLocked if another build of it is running)."""
     if name not in ROLLUPS:
         raise ValueError(f"unknown rollup {name!r}; known: {', '.join(ROLLUPS)}")
+    with S3Lock(settings, ROLLUP_LOCK_KEY.format(name=name)).held():
+        return _build_rollup(settings, engine, name, retention_hours)
+
+
+def _build_rollup(settings: Settings, engine: SqlEngine, name: str, retention_hours: float) -> RollupReport:
     started = time.monotonic()
     if name == "inventory_status":
         ensure_products_table(settings)
@@ -68,7 +119,8 @@ def build_rollup(
     if built is None:
         raise RuntimeError(f"the engine did not register {settings.database}.{scratch}")
     columns = glue.table_columns(built)
-    glue.put_table(settings, glue.parquet_table_input(name, columns, location))  # the swap
+    table = glue.parquet_table_input(name, columns, location, descriptions=rollup_descriptions(name))
+    glue.put_table(settings, table)  # the swap
     glue.delete_table(settings, scratch)
     rows = engine.query(f"SELECT count(*) FROM {settings.database}.{name}")
     written = sum(size for key, size in _objects(settings, location) if not key.endswith("/"))

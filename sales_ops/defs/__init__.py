@@ -1,5 +1,7 @@
-"""Dagster definitions by area; `sales_ops.definitions` merges them into one `Definitions`.
+"""Dagster definitions by area, one folder each (`defs/<area>/definitions.py` lists its part);
+`sales_ops.definitions` merges them into one `Definitions`.
 
-resources (per target) · load (mock orders) · catalog (DynamoDB, raw files, crawler) ·
-curated (compaction, rollups) · checks (data quality) · jobs · sensors · schedules
+resources.py (per target) · ingest (mock load, observed DynamoDB table and raw files, raw-objects
+sensor) · catalog (crawler) · curated (compaction, rollups) · quality (checks, processing-failed
+sensor) · operations (run failures)
 """

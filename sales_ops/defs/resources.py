@@ -18,11 +18,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
-import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+import dagster as dg
 from sales_ops.catalog import glue
 from sales_ops.catalog.crawlers import Crawler
 from sales_ops.query import SqlEngine
@@ -66,14 +66,19 @@ class _PerTarget(dg.ConfigurableResource):
         raise NotImplementedError
 
 
+class ItemCount(NamedTuple):
+    items: int
+    approximate: bool
+
+
 class DynamoDBResource(_PerTarget):
     """Interface: the source table, and how far the stream behind it lags."""
 
-    def item_count(self) -> int:
-        """Exact count (a COUNT scan): DescribeTable's ItemCount is refreshed only every ~6 h."""
-        settings = self.pipeline.settings()
-        pages = settings.client("dynamodb").get_paginator("scan")
-        return sum(page["Count"] for page in pages.paginate(TableName=settings.table, Select="COUNT"))
+    def item_count(self) -> ItemCount:
+        """DescribeTable's ItemCount: no read capacity used, but AWS refreshes it only about every
+        six hours, so it is approximate
+        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html)."""
+        return ItemCount(int(self.describe().get("ItemCount", 0)), approximate=True)
 
     def describe(self) -> dict[str, Any]:
         settings = self.pipeline.settings()
@@ -109,17 +114,33 @@ class SqlEngineResource(_PerTarget):
             engine.close()
 
 
-def _implementation(interface: type[_PerTarget], target: Target, doc: str) -> type[_PerTarget]:
+def _implementation(
+    interface: type[_PerTarget], target: Target, doc: str, **methods: Any
+) -> type[_PerTarget]:
     """`interface` bound to `target`'s implementations (a class Dagster shows by its own name)."""
     name = f"{target.name.capitalize()}{interface.__name__}"
-    return type(name, (interface,), {"__doc__": doc, "target": classmethod(lambda cls: target)})
+    attributes = {"__doc__": doc, "target": classmethod(lambda cls: target), **methods}
+    return type(name, (interface,), attributes)
+
+
+def _scanned_item_count(self: DynamoDBResource) -> ItemCount:
+    """Exact (a COUNT scan): cheap on the emulator, where ItemCount is not kept current either."""
+    settings = self.pipeline.settings()
+    pages = settings.client("dynamodb").get_paginator("scan")
+    count = sum(page["Count"] for page in pages.paginate(TableName=settings.table, Select="COUNT"))
+    return ItemCount(count, approximate=False)
 
 
 LocalDynamoDBResource = _implementation(
-    DynamoDBResource, TARGETS["local"], "The emulator's table; lag from the stand-ins' checkpoints."
+    DynamoDBResource,
+    TARGETS["local"],
+    "The emulator's table (items counted by a scan); lag from the stand-ins' checkpoints.",
+    item_count=_scanned_item_count,
 )
 AwsDynamoDBResource = _implementation(
-    DynamoDBResource, TARGETS["aws"], "The stack's table; lag from CloudWatch (Kinesis, Firehose)."
+    DynamoDBResource,
+    TARGETS["aws"],
+    "The stack's table (approximate ItemCount, no scan); lag from CloudWatch (Kinesis, Firehose).",
 )
 LocalCatalogResource = _implementation(
     CatalogResource, TARGETS["local"], "The emulator's Glue catalogue and the local crawler stand-in."

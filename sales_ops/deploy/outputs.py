@@ -19,6 +19,7 @@ from sales_ops.settings import Settings, SettingsError, error_code
 ClientFactory = Callable[[str], Any]
 Progress = Callable[[str], None]
 
+ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
 # Settings field -> stack output that names it.
 SETTINGS_OUTPUTS = {
     "bucket": "BucketName",
@@ -80,5 +81,7 @@ def settings_from_stack(
         endpoint_url=None,
         stack_name=stack_name,
         state_dir=Path(state_dir),
+        # Optional: a stack deployed before the alarms has no topic; alerts then use the webhook only.
+        alarm_topic_arn=outputs.get(ALARM_TOPIC_OUTPUT),
         **{k: v for k, v in names.items() if k in known},
     )

@@ -1,4 +1,5 @@
-"""`make run`: the embedded AWS, a mock load that keeps going, and `dagster dev`, on 127.0.0.1.
+"""`make run`: the embedded AWS, a mock load that keeps going, and `dg dev` (webserver + daemon), on
+127.0.0.1.
 
     python -m sales_ops.local.devserver [--port 3000] [--dashboard-port 8050] [--orders 300] [--rate 10]
                                   [--no-load]
@@ -29,34 +30,23 @@ from pathlib import Path
 from sales_ops.local import supervisor
 from sales_ops.settings import LOCAL_HOST, PROJECT_ROOT, Settings
 
-# Our instance settings: one writer job at a time (see WRITER_TAGS in defs/catalog.py), no
-# telemetry or first-visit tours (this runs offline).
-DAGSTER_YAML = """\
-run_queue:
-  max_concurrent_runs: 4
-  tag_concurrency_limits:
-    - key: sales_ops/writer
-      limit: 1
-telemetry:
-  enabled: false
-nux:
-  enabled: false
-"""
+# The instance config shipped in the repo (pools, run retries and monitoring, freshness), the
+# same file the aws deployment uses.
+DAGSTER_YAML = PROJECT_ROOT / "dagster" / "dagster.yaml"
 
 
 def dagster_home(settings: Settings) -> Path:
-    """`<state dir>/dagster` with our dagster.yaml in it."""
+    """`<state dir>/dagster` with the repo's dagster/dagster.yaml in it."""
     home = settings.state_path("dagster", "dagster.yaml").parent
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    (home / "dagster.yaml").write_text(DAGSTER_YAML.read_text())
     return home
 
 
 def cancel_orphaned_runs(home: Path) -> int:
     """Mark runs left in flight by an earlier session as canceled; returns how many.
 
-    The default run launcher cannot tell that a run's worker is gone, so a run cut off by Ctrl-C
-    (or a crash) would stay STARTED for ever, and the raw-objects sensor, which waits for the
-    refresh in progress, would wait for it.
+    A run cut off by Ctrl-C (or a crash) would stay STARTED until run monitoring noticed, holding
+    its writer-pool slot and keeping the automation from requesting its assets meanwhile.
     """
     import dagster as dg
 
@@ -101,8 +91,10 @@ def load_log(settings: Settings) -> Path:
 
 
 def start_dagster(env: dict[str, str], port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")]
-    cmd += ["-h", LOCAL_HOST, "-p", str(port)]
+    # `dg dev` (dagster-dg-cli): the code location from [tool.dg] in pyproject.toml, in this venv.
+    cmd = [str(Path(sys.executable).with_name("dg")), "dev", "--use-active-venv"]
+    cmd += ["--host", LOCAL_HOST, "--port", str(port)]
+    env = {**env, "VIRTUAL_ENV": sys.prefix}
     # Own session: a process group holding the webserver, daemon, code server and run workers,
     # so that at the end one killpg reaches any of them that did not exit on their own.
     return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, start_new_session=True)

@@ -4,11 +4,12 @@ from decimal import Decimal
 from typing import Any
 
 import dagster as dg
-
-from sales_ops.curated.compaction import compact
-from sales_ops.curated.rollups import ROLLUPS, build_rollup
-from sales_ops.defs.catalog import WRITER_TAGS, table_schema
+from sales_ops.catalog import glue
+from sales_ops.curated.compaction import COLUMNS, compact
+from sales_ops.curated.rollups import ROLLUP_COLUMNS, ROLLUPS, build_rollup, rollup_descriptions
+from sales_ops.defs import policies
 from sales_ops.defs.resources import CatalogResource, PipelineResource, SqlEngineResource
+from sales_ops.defs.tables import table_metadata, table_schema
 from sales_ops.query import SqlEngine
 
 LATEST_TABLE = "orders_latest"
@@ -35,14 +36,22 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+# Compaction reads the raw objects itself (it lists them and registers their partitions), and
+# needs the raw_orders table: both are its inputs. A new raw-files observation triggers it.
 @dg.asset(
-    deps=["raw_orders_table"],
+    deps=["raw_orders_table", "raw_orders_files"],
     group_name="curated",
     kinds={"sql", "parquet"},
     description=(
         "One row per live order (latest event by sequence number, deletes removed), Parquet "
         "partitioned by order_date. Incremental: only partitions touched by new raw events are rewritten."
     ),
+    pool=policies.WRITER_POOL,
+    retry_policy=policies.WRITER_RETRY,
+    automation_condition=policies.COMPACT,
+    freshness_policy=policies.CURATED_FRESHNESS,
+    owners=policies.OWNERS,
+    metadata=table_metadata(LATEST_TABLE, [*COLUMNS, ("order_date", "date")]),
 )
 def orders_latest(
     context: dg.AssetExecutionContext,
@@ -86,12 +95,21 @@ def top_products(engine: SqlEngine, limit: int = TOP_PRODUCTS) -> str:
 
 
 def _rollup_asset(name: str) -> dg.AssetsDefinition:
+    columns = [(column, type_) for column, type_, _ in ROLLUP_COLUMNS[name]]
+    descriptions = rollup_descriptions(name)
+
     @dg.asset(
         name=name,
         deps=[orders_latest],
         group_name="curated",
         kinds={"sql", "parquet"},
         description=f"Rollup `{name}` rebuilt from orders_latest.",
+        pool=policies.WRITER_POOL,
+        retry_policy=policies.WRITER_RETRY,
+        automation_condition=policies.ROLLUP,
+        freshness_policy=policies.CURATED_FRESHNESS,
+        owners=policies.OWNERS,
+        metadata=table_metadata(name, columns, descriptions),
     )
     def _rollup(
         context: dg.AssetExecutionContext, pipeline: PipelineResource, sql: SqlEngineResource
@@ -107,7 +125,11 @@ def _rollup_asset(name: str) -> dg.AssetsDefinition:
                 "versions_removed": report.versions_removed,
                 "location": dg.MetadataValue.url(report.location),
                 "seconds": round(report.seconds, 2),
+                "dagster/table_name": f"{pipeline.settings().database}.{name}",
             }
+            table = glue.get_table(pipeline.settings(), name)
+            if table:
+                metadata["dagster/column_schema"] = table_schema(table, descriptions)
             if name == PRODUCT_ROLLUP:
                 metadata["top_products"] = dg.MetadataValue.md(top_products(engine))
         return dg.MaterializeResult(metadata=metadata)
@@ -116,25 +138,3 @@ def _rollup_asset(name: str) -> dg.AssetsDefinition:
 
 
 rollup_assets = [_rollup_asset(name) for name in ROLLUPS]
-
-compaction_job = dg.define_asset_job(
-    "compaction_job",
-    selection=dg.AssetSelection.assets(orders_latest, *rollup_assets),
-    tags=WRITER_TAGS,
-    description="Hourly: compact new raw events into orders_latest, rebuild the rollups, run their checks.",
-)
-
-refresh_job = dg.define_asset_job(
-    "refresh_job",
-    selection=(
-        dg.AssetSelection.assets("dynamodb_orders", "raw_orders_files", "raw_orders_table", orders_latest)
-        # The rollups too, so panels backed by them are fresh within a minute of new data (until
-        # they move onto declarative automation).
-        | dg.AssetSelection.assets(*rollup_assets)
-        | dg.AssetSelection.checks_for_assets("raw_orders_files")
-    ),
-    tags=WRITER_TAGS,
-    description="New raw data: observe the sources, crawl, compact, rebuild the rollups, run the checks.",
-)
-
-defs = dg.Definitions(assets=[orders_latest, *rollup_assets], jobs=[compaction_job, refresh_job])

@@ -3,7 +3,6 @@
 from dataclasses import asdict
 
 import dagster as dg
-
 from sales_ops.defs.resources import DynamoDBResource, PipelineResource
 from sales_ops.load.shop import run_load
 
@@ -46,4 +45,14 @@ load_job = dg.define_asset_job(
     "load_job", selection=[order_load], description="Write a batch of mock orders to DynamoDB."
 )
 
-defs = dg.Definitions(assets=[order_load], jobs=[load_job])
+LOAD_RUN_CONFIG = {"ops": {"order_load": {"config": {"orders": 200, "rate": 50.0}}}}
+
+# Off by default: turn it on in the UI for a shop that keeps selling.
+load_schedule = dg.ScheduleDefinition(
+    name="mock_load_every_10_minutes",
+    job=load_job,
+    cron_schedule="*/10 * * * *",
+    run_config=LOAD_RUN_CONFIG,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="A batch of 200 mock orders every 10 minutes (off by default).",
+)

@@ -7,9 +7,10 @@ import os
 from typing import Any
 
 import dagster as dg
-
 from sales_ops import quality
-from sales_ops.defs.resources import PipelineResource, SqlEngineResource
+from sales_ops.defs import policies
+from sales_ops.defs.resources import DynamoDBResource, PipelineResource, SqlEngineResource
+from sales_ops.stream_lag import StageLag
 
 # Raw data older than this means the stream has stopped (or the load has): a warning, not an error.
 FRESHNESS_MAX_AGE_S = float(os.environ.get("SALES_OPS_FRESHNESS_MAX_AGE_S", "3600"))
@@ -56,7 +57,11 @@ def to_check_result(
     )
 
 
-@dg.asset_check(asset="raw_orders_table", description="raw_orders has the contract's columns and types.")
+@dg.asset_check(
+    asset="raw_orders_table",
+    description="raw_orders has the contract's columns and types.",
+    automation_condition=policies.WITH_ASSET,
+)
 def raw_schema(pipeline: PipelineResource) -> dg.AssetCheckResult:
     return to_check_result(quality.check_raw_schema(pipeline.settings()))
 
@@ -73,9 +78,11 @@ class FreshnessConfig(dg.Config):
     max_age_s: float = FRESHNESS_MAX_AGE_S
 
 
+# Arrival, not compaction: the curated tables have FreshnessPolicy objects of their own.
 @dg.asset_check(
     asset="raw_orders_files",
     description="Newest raw object at most max_age_s old (default SALES_OPS_FRESHNESS_MAX_AGE_S or 1 h).",
+    automation_condition=policies.every("*/15 * * * *", "every 15 minutes"),
 )
 def freshness(config: FreshnessConfig, pipeline: PipelineResource) -> dg.AssetCheckResult:
     outcome = quality.check_freshness(pipeline.settings(), config.max_age_s)
@@ -83,7 +90,12 @@ def freshness(config: FreshnessConfig, pipeline: PipelineResource) -> dg.AssetCh
 
 
 # Blocking: rollups must not be built on a table with duplicate orders.
-@dg.asset_check(asset="orders_latest", blocking=True, description="order_id is unique in orders_latest.")
+@dg.asset_check(
+    asset="orders_latest",
+    blocking=True,
+    description="order_id is unique in orders_latest.",
+    automation_condition=policies.WITH_ASSET,
+)
 def unique_order_id(sql: SqlEngineResource) -> dg.AssetCheckResult:
     with sql.engine() as engine:
         return to_check_result(quality.check_unique_order_id(engine))
@@ -92,19 +104,40 @@ def unique_order_id(sql: SqlEngineResource) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset="orders_latest",
     description="Amounts are positive and order_total = quantity * unit_price on every row.",
+    automation_condition=policies.WITH_ASSET,
 )
 def amounts(sql: SqlEngineResource) -> dg.AssetCheckResult:
     with sql.engine() as engine:
         return to_check_result(quality.check_amounts(engine))
 
 
+def in_flight(lags: list[StageLag]) -> list[str]:
+    """The stream stages that still hold changes (records pending, or an age behind)."""
+    return [lag.stage for lag in lags if (lag.pending_records or 0) > 0 or (lag.age_s or 0) > 0]
+
+
+# A DynamoDB scan, so on its own cadence (hourly), not with every compaction. While changes are
+# still in flight a difference is expected: WARN. Once the stream has caught up, a difference is a
+# real one: ERROR (and an alert).
 @dg.asset_check(
     asset="orders_latest",
-    description="orders_latest holds exactly the items of a DynamoDB scan (same orders, same values).",
+    description=(
+        "orders_latest holds exactly the items of a DynamoDB scan (same orders, same values); "
+        "WARN while the stream still has changes in flight, ERROR once it has caught up."
+    ),
+    automation_condition=policies.RECONCILE,
 )
-def reconciliation(pipeline: PipelineResource, sql: SqlEngineResource) -> dg.AssetCheckResult:
+def reconciliation(
+    pipeline: PipelineResource, sql: SqlEngineResource, dynamodb: DynamoDBResource
+) -> dg.AssetCheckResult:
     with sql.engine() as engine:
-        return to_check_result(quality.check_reconciliation(pipeline.settings(), engine))
+        outcome = quality.check_reconciliation(pipeline.settings(), engine)
+    lagging = in_flight(dynamodb.monitor().lag())
+    outcome.details["stream_in_flight"] = lagging
+    severity = dg.AssetCheckSeverity.WARN if lagging else dg.AssetCheckSeverity.ERROR
+    if lagging and not outcome.passed:
+        outcome.summary += f" (changes still in flight in: {', '.join(lagging)})"
+    return to_check_result(outcome, severity)
 
 
 ALL_CHECKS = [raw_schema, no_processing_failed, freshness, unique_order_id, amounts, reconciliation]
@@ -120,5 +153,3 @@ processing_failed_job = dg.define_asset_job(
     selection=dg.AssetSelection.checks(no_processing_failed),
     description="The processing-failed check alone (run by its sensor when new error objects appear).",
 )
-
-defs = dg.Definitions(asset_checks=ALL_CHECKS, jobs=[quality_job, processing_failed_job])

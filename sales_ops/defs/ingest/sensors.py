@@ -1,0 +1,76 @@
+"""The raw-objects sensor: new raw objects → an observation of `raw_orders_files`.
+
+It launches no run itself. The observation carries the newest key as the data version, and the
+declarative automation (policies.py) decides what that new data asks for: compaction, the
+rollups after it, and a crawl only if `raw_orders` is missing. The asset's Automation tab then
+says why each one ran or did not.
+
+The sensor keeps the last key it saw as its cursor and lists with `StartAfter=cursor`, so a tick
+reads only what is new, never the whole prefix. Firehose names objects by time under
+time-ordered prefixes, so keys arrive in lexical order. The exception is a late event that lands
+in an older dt/hour prefix after the cursor has moved past it: the sensor does not see it, but
+compaction's hourly backstop picks it up (compaction works from its own state, not from keys).
+"""
+
+from typing import Any
+
+from dagster_aws.s3 import S3Resource
+
+import dagster as dg
+from sales_ops.defs.ingest.sources import raw_files_version
+from sales_ops.defs.resources import PipelineResource
+from sales_ops.settings import RAW_PREFIX
+
+PAGE_SIZE = 1000
+MAX_KEYS_PER_TICK = 10_000  # a backlog is worked through over several ticks
+INTERVAL_S = 30
+# The tag an observation's data version travels in (what `ObserveResult(data_version=…)` writes;
+# dagster._core.definitions.data_version.DATA_VERSION_TAG, not exported at the top level).
+DATA_VERSION_TAG = "dagster/data_version"
+
+
+def list_new_objects(
+    client: Any, bucket: str, prefix: str, start_after: str | None, limit: int = MAX_KEYS_PER_TICK
+) -> list[dict[str, Any]]:
+    """Objects under `prefix` whose key sorts after `start_after`, in key order, at most `limit`."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": PAGE_SIZE}
+    if start_after:
+        kwargs["StartAfter"] = start_after
+    objects: list[dict[str, Any]] = []
+    while len(objects) < limit:
+        page = client.list_objects_v2(**kwargs)
+        objects += page.get("Contents", [])
+        if not page.get("IsTruncated"):
+            break
+        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+    return objects[:limit]
+
+
+@dg.sensor(
+    minimum_interval_seconds=INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="New objects under raw/orders/ → an observation of raw_orders_files (cursor: last key seen).",
+)
+def raw_objects_sensor(
+    context: dg.SensorEvaluationContext, pipeline: PipelineResource, s3: S3Resource
+) -> dg.SensorResult:
+    objects = list_new_objects(s3.get_client(), pipeline.settings().bucket, RAW_PREFIX, context.cursor)
+    if not objects:
+        return dg.SensorResult(skip_reason=f"no new raw objects after {context.cursor or 'the start'}")
+    newest = objects[-1]
+    context.log.info(f"{len(objects)} new raw objects, newest {newest['Key']}")
+    observation = dg.AssetObservation(
+        asset_key="raw_orders_files",
+        description=f"{len(objects)} new raw object(s)",
+        metadata={
+            "new_objects": len(objects),
+            "new_bytes": sum(obj["Size"] for obj in objects),
+            "new_partitions": dg.MetadataValue.json(
+                sorted({obj["Key"].rsplit("/", 1)[0] for obj in objects})[:50]
+            ),
+            "newest_object": newest["Key"],
+            "newest_object_at": dg.MetadataValue.timestamp(newest["LastModified"]),
+        },
+        tags={DATA_VERSION_TAG: raw_files_version(newest["Key"]).value},
+    )
+    return dg.SensorResult(asset_events=[observation], cursor=newest["Key"])

@@ -1,0 +1,88 @@
+"""The control-plane policies, in one place: who may write at once, when assets run, how fresh they
+must be, how they retry, and who owns them. The areas' assets and checks take these by name.
+
+Checked against dagster 1.13.27 (`dagster/_core/definitions/declarative_automation/
+automation_condition.py`, `freshness.py`, `instance/config.py`) and the Dagster docs on pools,
+declarative automation, freshness policies and op retries.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+
+# Every asset that writes the Glue catalogue or the curated tables takes a slot of this pool. The
+# instance config (dagster/dagster.yaml: `concurrency.pools`, op granularity, limit 1) gives it one
+# slot, so a second writer, a UI "Materialize" click included, waits for the slot instead of
+# failing on the S3 lock. The S3 locks stay as the guard for CLI runs, which Dagster does not see.
+WRITER_POOL = "sales_ops_writer"
+
+# A throttled Glue/Athena call or a writer lock held by a CLI run is transient: retry with
+# exponential backoff (10 s, 20 s, 40 s, plus jitter) before the run fails.
+WRITER_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+# Runs the automation launches carry a maximum runtime; run monitoring (dagster.yaml) cancels a run
+# past it, so a hung writer cannot hold the pool slot for ever. UI runs get the instance default.
+MAX_RUNTIME_S = 1800
+
+OWNERS = ["team:sales-ops"]
+
+HOURLY = "5 * * * *"  # at :05, so the hour's last raw files have landed
+
+# Declarative automation. Each condition's label is what the asset's Automation tab shows.
+# Crawl only when `raw_orders` does not exist yet: compaction registers new dt/hour partitions
+# itself, so a periodic crawl would only add Glue cost (the aws issue); run it by hand after a
+# schema change (the raw_schema check says when).
+CRAWL_WHEN_MISSING = (
+    dg.AutomationCondition.missing()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("crawl when raw_orders is missing")
+
+# Once an hour whatever happened: late events under an already-seen dt/hour prefix are invisible to
+# the raw-objects sensor's StartAfter cursor; compaction finds them from its own state.
+HOURLY_BACKSTOP = (
+    dg.AutomationCondition.cron_tick_passed(HOURLY).since_last_handled()  # type: ignore[misc]
+    & ~dg.AutomationCondition.in_progress()
+).with_label("hourly backstop")
+
+# orders_latest: as soon as new raw data is observed (eager), and hourly.
+COMPACT = (dg.AutomationCondition.eager() | HOURLY_BACKSTOP).with_label("eager or hourly")
+
+# The rollups: after each orders_latest update, but only once its blocking checks passed.
+ROLLUP = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager, after blocking checks passed")
+
+# Checks that validate a new materialization run with it (requested in the same tick).
+WITH_ASSET = dg.AutomationCondition.eager().with_label("with each update of the asset")
+
+
+def every(cron: str, label: str) -> dg.AutomationCondition:
+    """A check on its own cadence, whether or not the asset changed (e.g. raw-data freshness)."""
+    return (
+        dg.AutomationCondition.cron_tick_passed(cron).since_last_handled()  # type: ignore[misc]
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label(label)
+
+
+# Freshness (the FreshnessDaemon, `freshness.enabled` in dagster.yaml): a curated table is fresh if
+# it was rebuilt within the hour; the hourly backstop keeps that true on a quiet shop.
+CURATED_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=2), warn_window=timedelta(hours=1)
+)
+
+# A run carrying this tag rebuilt the curated tables from a baseline (the backfill); the
+# reconciliation runs right after one, besides its hourly tick.
+BACKFILL_TAG = "sales_ops/backfill"
+
+# Typed for both asset and check keys: dagster 1.13's annotations otherwise narrow it to assets.
+RECONCILE: dg.AutomationCondition[Any] = (
+    every(HOURLY, "hourly")
+    | dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.newly_updated()
+        & dg.AutomationCondition.executed_with_tags(tag_keys={BACKFILL_TAG})
+    ).with_label("after a backfill")
+).with_label("hourly, and after a backfill")

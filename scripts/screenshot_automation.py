@@ -1,0 +1,120 @@
+"""Screenshot of an asset's Automation tab (docs/automation-tab.png), with headless Chromium.
+
+    .venv/bin/python scripts/screenshot_automation.py [--asset orders_latest] [--out docs/automation-tab.png]
+
+Starts a stack of its own on free ports (never 4566/3000), a mock load, and `dg dev` as `make run`
+does; waits until the automation has materialized the asset, then photographs its Automation tab
+and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from sales_ops.load.shop import run_load
+from sales_ops.local import supervisor
+from sales_ops.local.devserver import child_env, dagster_home, start_dagster, stop_group
+from sales_ops.local.progress import wait_delivered
+from sales_ops.settings import LOCAL_HOST, PROJECT_ROOT, Settings
+
+MATERIALIZED = """
+query ($path: [String!]!) {
+  assetOrError(assetKey: {path: $path}) {
+    ... on Asset { assetMaterializations(limit: 1) { timestamp } }
+  }
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOCAL_HOST, 0))
+        return sock.getsockname()[1]
+
+
+def materialized(base: str, asset: str) -> bool:
+    body = json.dumps({"query": MATERIALIZED, "variables": {"path": [asset]}}).encode()
+    request = urllib.request.Request(
+        f"{base}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            data = json.load(response)["data"]["assetOrError"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    return bool(data and data.get("assetMaterializations"))
+
+
+def screenshot(url: str, out: Path, label: str) -> None:
+    """Open the asset's Automation tab, wait for `label` (an evaluation result), and shoot."""
+    from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1500,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        # The asset page loads its definition first, then the tab's evaluations (GraphQL round
+        # trips): reload until the label shows, then shoot.
+        for _ in range(6):
+            driver.get(url)
+            try:
+                WebDriverWait(driver, 60, poll_frequency=1).until(lambda d: label in d.page_source)
+                break
+            except TimeoutException:
+                continue
+        time.sleep(5)
+        driver.save_screenshot(str(out))
+        if label not in driver.page_source:
+            raise RuntimeError(f"the Automation tab never showed {label!r}; see {out}")
+    finally:
+        driver.quit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--asset", default="orders_latest")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "automation-tab.png")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--label", default="Requested", help="text to wait for on the tab")
+    args = parser.parse_args(argv)
+    state = Path(tempfile.mkdtemp(prefix="sales-ops-screenshot-"))
+    env = {"SALES_OPS_ENDPOINT": f"http://{LOCAL_HOST}:{free_port()}", "SALES_OPS_STATE_DIR": str(state)}
+    settings = Settings.from_env("local", env=env)
+    port = free_port()
+    base = f"http://{LOCAL_HOST}:{port}"
+    supervisor.up(settings)
+    dagster = None
+    try:
+        run_load(settings, 60, rate=0, seed=13)
+        wait_delivered(settings, timeout=120)
+        dagster = start_dagster(child_env(settings, dagster_home(settings)), port)
+        deadline = time.monotonic() + args.timeout
+        while not materialized(base, args.asset):
+            if time.monotonic() > deadline:
+                print(f"{args.asset} was not materialized within {args.timeout:.0f}s", file=sys.stderr)
+                return 1
+            time.sleep(5)
+        time.sleep(40)  # one more automation tick, so the tab shows an evaluation after the run
+        screenshot(f"{base}/assets/{args.asset}?view=automation", args.out, args.label)
+        print(f"wrote {args.out}")
+        return 0
+    finally:
+        if dagster is not None:
+            stop_group(dagster, 30)
+        supervisor.down(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
