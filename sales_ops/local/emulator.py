@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -194,13 +195,80 @@ def _fast_kinesis_put_records() -> None:
     KinesisResponse.put_records = put_records
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+ALLOWED_ORIGINS_ENV = "SALES_OPS_ALLOWED_ORIGINS"
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded", "text/plain")
+
+
+def loopback_host(host: str) -> bool:
+    """True for 127.0.0.1, localhost and [::1], with or without a port (anything else: DNS rebinding)."""
+    host = host.strip().lower()
+    name = host.split("]", 1)[0] + "]" if host.startswith("[") else host.split(":", 1)[0]
+    return name in LOOPBACK_HOSTS
+
+
+def allowed_origins(env: dict[str, str] | None = None) -> frozenset[str]:
+    """Origins allowed to call the emulator from a browser: none, unless listed (comma-separated)."""
+    raw = (os.environ if env is None else env).get(ALLOWED_ORIGINS_ENV, "")
+    return frozenset(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
+
+
+class LocalOnlyMiddleware:
+    """Refuse what a web page in the user's browser could send to the emulator.
+
+    Loopback binding does not stop the user's own browser: any page can send requests to
+    127.0.0.1, and moto answers preflights by echoing the Origin. As LocalStack does (its CORS
+    enforcement, relaxed only by DISABLE_CORS_CHECKS / EXTRA_CORS_ALLOWED_ORIGINS), a request is
+    refused with 403 when
+    - its Host is not 127.0.0.1/localhost/[::1] (DNS rebinding);
+    - it carries an Origin (or, without one, a Referer) that is not in the allowed list (none by
+      default; SALES_OPS_ALLOWED_ORIGINS adds some) or `Sec-Fetch-Site: cross-site`. SDKs and the
+      CLI send none of these;
+    - it is a form POST (multipart/urlencoded/text/plain): browsers send those without a preflight,
+      and boto3 never does.
+    Preflights (OPTIONS) from allowed origins are still answered by moto; from others, 403 with
+    no Access-Control-Allow-* header.
+    """
+
+    def __init__(self, app, origins: frozenset[str] | None = None) -> None:
+        self.app = app
+        self.origins = allowed_origins() if origins is None else origins
+
+    def refusal(self, environ: dict) -> str | None:
+        if not loopback_host(environ.get("HTTP_HOST", "")):
+            return "Host header is not 127.0.0.1/localhost"
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is None and environ.get("HTTP_REFERER"):
+            parsed = urlparse(environ["HTTP_REFERER"])
+            origin = f"{parsed.scheme}://{parsed.netloc}"
+        if origin is not None and origin.strip().rstrip("/").lower() not in self.origins:
+            return f"cross-origin request from {origin!r} refused ({ALLOWED_ORIGINS_ENV} allows origins)"
+        if environ.get("HTTP_SEC_FETCH_SITE", "").lower() == "cross-site":
+            return "cross-site browser request refused"
+        content_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+        if environ.get("REQUEST_METHOD") == "POST" and content_type in FORM_TYPES:
+            return f"form POST ({content_type}) refused: browsers send these without a preflight"
+        return None
+
+    def __call__(self, environ: dict, start_response):
+        reason = self.refusal(environ)
+        if reason is None:
+            return self.app(environ, start_response)
+        log.warning("refused %s %s: %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), reason)
+        body = json.dumps({"__type": "AccessDeniedException", "message": reason}).encode()
+        start_response(
+            "403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+
 def bind_server(port: int) -> BaseWSGIServer:
-    """moto's WSGI app on 127.0.0.1 only.
+    """moto's WSGI app on 127.0.0.1 only, behind LocalOnlyMiddleware.
 
     Bound here rather than through moto's ThreadedMotoServer, whose start() waits without a
     timeout for a thread that dies when the port is taken, leaving the process hanging.
     """
-    app = DomainDispatcherApplication(create_backend_app)
+    app = LocalOnlyMiddleware(DomainDispatcherApplication(create_backend_app))
     return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
