@@ -108,3 +108,62 @@ def test_emulator_refuses_a_form_post_to_the_bucket(space, origin):
     assert status == 403
     listed = space.client("s3").list_objects_v2(Bucket=space.bucket, Prefix="raw/")
     assert listed.get("KeyCount", 0) == 0
+
+
+# --- the dashboard ---------------------------------------------------------------------------
+@pytest.fixture()
+def dashboard(local_stack):
+    from starlette.testclient import TestClient
+
+    from sales_ops.dashboard.app import create_app
+
+    with TestClient(create_app(local_stack), base_url="http://127.0.0.1:8050") as client:
+        yield client
+
+
+@pytest.mark.parametrize("host", ["evil.example:8711", "127.0.0.1.nip.io:8050", "attacker.localhost.evil"])
+@pytest.mark.parametrize("path", ["/", "/api/metrics", "/static/dashboard.js"])
+def test_dashboard_refuses_a_foreign_host_header(dashboard, host, path):
+    response = dashboard.get(path, headers={"Host": host})
+    assert response.status_code == 403
+    assert "Host" in response.json()["error"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8050", "localhost:8050", "[::1]:8050", "localhost"])
+def test_dashboard_serves_loopback_host_names(dashboard, host):
+    assert dashboard.get("/", headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Origin": EVIL}, {"Referer": EVIL + "/x.html"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}],
+)
+def test_dashboard_api_refuses_cross_site_calls(dashboard, headers):
+    response = dashboard.get("/api/metrics", headers=headers)
+    assert response.status_code == 403
+    assert "panels" not in response.json()
+
+
+def test_dashboard_api_answers_its_own_page(dashboard):
+    response = dashboard.get("/api/metrics", headers={"Origin": "http://127.0.0.1:8050"})
+    assert response.status_code == 200 and "panels" in response.json()
+
+
+def test_dashboard_fails_fast_when_the_emulator_is_down(tmp_path):
+    import time
+
+    from starlette.testclient import TestClient
+
+    from sales_ops.dashboard.app import create_app
+    from tests.conftest import free_port, stack_settings
+
+    down = stack_settings(tmp_path, free_port())  # nothing listens there
+    with TestClient(create_app(down), base_url="http://127.0.0.1:8050") as client:
+        started = time.monotonic()
+        response = client.get("/api/metrics")
+        elapsed = time.monotonic() - started
+        assert client.get("/").status_code == 200
+    assert response.status_code == 503
+    assert "embedded AWS not running" in response.json()["error"]
+    assert "Traceback" not in response.text and "Error:" not in response.text
+    assert elapsed < 3, f"took {elapsed:.1f}s"

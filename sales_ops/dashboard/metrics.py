@@ -65,6 +65,20 @@ def collect_metrics(settings: Settings, engine: SqlEngine) -> dict[str, Any]:
     }
 
 
+class EmbeddedAwsDown(RuntimeError):
+    """The local target's emulator does not answer: say so at once instead of waiting on retries."""
+
+
+def require_reachable(settings: Settings) -> None:
+    """EmbeddedAwsDown unless the emulator's port accepts a connection (local target only)."""
+    from sales_ops.local.supervisor import port_open
+
+    if settings.is_local and not port_open(settings.port):
+        raise EmbeddedAwsDown(
+            f"embedded AWS not running on {settings.endpoint_url}: start it with `sales-ops local up`"
+        )
+
+
 class MetricsCache:
     """collect_metrics at most once per `ttl` seconds, however many browsers ask.
 
@@ -89,6 +103,7 @@ class MetricsCache:
     def get(self) -> dict[str, Any]:
         with self._lock:
             if self._value is None or time.monotonic() - self._at >= self.ttl:
+                require_reachable(self.settings)
                 if self._engine is None:
                     self._engine = self._engine_factory(self.settings)
                 self._value = collect_metrics(self.settings, self._engine)

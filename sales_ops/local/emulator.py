@@ -16,10 +16,11 @@ import signal
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from sales_ops.guard import foreign_origin, loopback_host, normal_origin
 
 log = logging.getLogger("sales_ops.emulator")
 
@@ -195,22 +196,14 @@ def _fast_kinesis_put_records() -> None:
     KinesisResponse.put_records = put_records
 
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 ALLOWED_ORIGINS_ENV = "SALES_OPS_ALLOWED_ORIGINS"
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded", "text/plain")
-
-
-def loopback_host(host: str) -> bool:
-    """True for 127.0.0.1, localhost and [::1], with or without a port (anything else: DNS rebinding)."""
-    host = host.strip().lower()
-    name = host.split("]", 1)[0] + "]" if host.startswith("[") else host.split(":", 1)[0]
-    return name in LOOPBACK_HOSTS
 
 
 def allowed_origins(env: dict[str, str] | None = None) -> frozenset[str]:
     """Origins allowed to call the emulator from a browser: none, unless listed (comma-separated)."""
     raw = (os.environ if env is None else env).get(ALLOWED_ORIGINS_ENV, "")
-    return frozenset(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
+    return frozenset(normal_origin(o) for o in raw.split(",") if o.strip())
 
 
 class LocalOnlyMiddleware:
@@ -237,14 +230,11 @@ class LocalOnlyMiddleware:
     def refusal(self, environ: dict) -> str | None:
         if not loopback_host(environ.get("HTTP_HOST", "")):
             return "Host header is not 127.0.0.1/localhost"
-        origin = environ.get("HTTP_ORIGIN")
-        if origin is None and environ.get("HTTP_REFERER"):
-            parsed = urlparse(environ["HTTP_REFERER"])
-            origin = f"{parsed.scheme}://{parsed.netloc}"
-        if origin is not None and origin.strip().rstrip("/").lower() not in self.origins:
-            return f"cross-origin request from {origin!r} refused ({ALLOWED_ORIGINS_ENV} allows origins)"
-        if environ.get("HTTP_SEC_FETCH_SITE", "").lower() == "cross-site":
-            return "cross-site browser request refused"
+        wsgi = {"origin": "HTTP_ORIGIN", "referer": "HTTP_REFERER", "sec-fetch-site": "HTTP_SEC_FETCH_SITE"}
+        headers = {key: environ[name] for key, name in wsgi.items() if name in environ}
+        foreign = foreign_origin(headers, self.origins)
+        if foreign:
+            return f"{foreign} ({ALLOWED_ORIGINS_ENV} lists allowed origins)"
         content_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
         if environ.get("REQUEST_METHOD") == "POST" and content_type in FORM_TYPES:
             return f"form POST ({content_type}) refused: browsers send these without a preflight"
