@@ -167,3 +167,147 @@ def test_dashboard_fails_fast_when_the_emulator_is_down(tmp_path):
     assert "embedded AWS not running" in response.json()["error"]
     assert "Traceback" not in response.text and "Error:" not in response.text
     assert elapsed < 3, f"took {elapsed:.1f}s"
+
+
+# --- user SQL on the local engine --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sql_space(local_stack, tmp_path_factory):
+    """One bucket and database for the SQL probes (an engine takes seconds to open here)."""
+    from tests.conftest import drop_bucket, own_space
+
+    settings = own_space(local_stack, tmp_path_factory.mktemp("sql"), "sql")
+    yield settings
+    drop_bucket(settings)
+
+
+@pytest.fixture(scope="module")
+def engine(sql_space):
+    from sales_ops.query import DuckDBEngine
+
+    space = sql_space
+    space.client("s3").put_object(Bucket=space.bucket, Key="notes/hello.txt", Body=b"hello from the bucket")
+    with DuckDBEngine(space) as eng:
+        yield eng
+
+
+def _refused(engine, sql: str, *words: str) -> str:
+    from sales_ops.query import QueryError
+
+    with pytest.raises(QueryError) as refused:
+        engine.query(sql)
+    message = str(refused.value)
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def test_user_sql_reads_no_local_file(engine, sql_space, tmp_path):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("k,v\npassword,hunter2\n")
+    state = sql_space.state_dir
+    for sql in [
+        f"SELECT * FROM read_text('{secret}')",
+        f"SELECT * FROM read_csv('{secret}')",
+        f"SELECT * FROM read_blob('{secret}')",
+        f"SELECT * FROM read_json_auto('{state}/**/*.json')",
+        f"SELECT * FROM read_text('file://{secret}')",
+        f"SELECT * FROM read_text('{state}/duckdb/spill/../../../{secret.name}')",
+        "SELECT * FROM read_text('/etc/passwd')",
+    ]:
+        message = _refused(engine, sql, "refused")
+        assert "hunter2" not in message
+
+
+def test_user_sql_fetches_no_url(engine, sql_space):
+    for sql in [
+        f"SELECT * FROM read_text('http://127.0.0.1:{sql_space.port}/{sql_space.bucket}/notes/hello.txt')",
+        "SELECT * FROM read_text('https://example.com/')",
+        "SELECT * FROM read_csv('http://169.254.169.254/latest/meta-data/')",
+        "SELECT * FROM read_text('s3://another-bucket/x')",
+    ]:
+        _refused(engine, sql, "refused")
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("INSTALL httpfs", "INSTALL"),
+        ("LOAD httpfs", "LOAD"),
+        ("ATTACH '/tmp/x.duckdb' AS x", "ATTACH"),
+        ("COPY (SELECT 1) TO '/tmp/hostile.parquet'", "COPY"),
+        ("SET enable_external_access = true", "SET"),
+        ("PRAGMA enable_external_access", "PRAGMA"),
+    ],
+)
+def test_statements_outside_athena_are_refused_by_their_name(engine, sql, kind):
+    _refused(engine, sql, f"does not run {kind} statements")
+
+
+def test_the_bucket_itself_is_still_readable(engine, sql_space):
+    rows = engine.query(f"SELECT content FROM read_text('{sql_space.s3_uri('notes/hello.txt')}')").rows
+    assert rows == [("hello from the bucket",)]
+
+
+def test_insert_into_a_table_located_on_local_disk_is_refused(engine, sql_space, tmp_path):
+    from sales_ops.catalog import glue
+
+    target = tmp_path / "exfil"
+    target.mkdir()
+    glue.put_table(sql_space, glue.parquet_table_input("local_dir", [("a", "int")], f"file://{target}/", []))
+    _refused(engine, "INSERT INTO local_dir SELECT 1", "writes go to", sql_space.s3_uri())
+    glue.put_table(sql_space, glue.parquet_table_input("bare_dir", [("a", "int")], f"{target}/", []))
+    _refused(engine, "INSERT INTO bare_dir SELECT 1", "writes go to")
+    assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("zone", ["raw/orders/dt=2026-01-01/hour=00/", "curated/orders_latest/", "errors/x/"])
+def test_user_ctas_cannot_write_into_the_managed_zones(engine, sql_space, zone):
+    sql = f"CREATE TABLE evil WITH (external_location = '{sql_space.s3_uri(zone)}') AS SELECT 1 AS a"
+    _refused(engine, sql, "managed by the pipeline")
+    sneaky = sql_space.s3_uri("athena-results/../" + zone)
+    _refused(engine, f"CREATE TABLE evil WITH (external_location = '{sneaky}') AS SELECT 1 AS a", "..")
+    listed = sql_space.client("s3").list_objects_v2(Bucket=sql_space.bucket, Prefix=zone.split("/")[0])
+    assert listed.get("KeyCount", 0) == 0
+    from sales_ops.catalog import glue
+
+    assert glue.get_table(sql_space, "evil") is None
+
+
+def test_user_insert_into_a_curated_table_is_refused_but_the_pipeline_writes(engine, sql_space):
+    location = sql_space.s3_uri("curated/mine/")
+    engine.execute(f"CREATE TABLE mine WITH (external_location = '{location}') AS SELECT 1 AS a")
+    _refused(engine, "INSERT INTO mine SELECT 2", "managed by the pipeline")
+    _refused(engine, "DROP TABLE mine", "managed by the pipeline")
+    engine.execute("INSERT INTO mine SELECT 3")  # the project's own path
+    assert sorted(engine.query("SELECT a FROM mine").rows) == [(1,), (3,)]
+
+
+def test_drop_table_drops_a_users_table(engine, sql_space):
+    from sales_ops.catalog import glue
+    from sales_ops.query import MissingTableError
+
+    engine.query("CREATE TABLE scratch AS SELECT 1 AS a")  # lands under athena-results/
+    assert glue.get_table(sql_space, "scratch") is not None
+    engine.query("DROP TABLE scratch")
+    assert glue.get_table(sql_space, "scratch") is None
+    with pytest.raises(MissingTableError):
+        engine.query("DROP TABLE scratch")
+    engine.query("DROP TABLE IF EXISTS scratch")
+
+
+@pytest.mark.parametrize(
+    ("sql", "words"),
+    [
+        ("SELECT 1; SELECT 2", ["2 statements", "one statement"]),
+        ("CREATE TEMP TABLE t AS SELECT 1", ["temporary"]),
+        ("SELECT " + "(" * 3000 + "1" + ")" * 3000, ["nested too deeply"]),
+        ("SHOW TABLES", ["sales-ops tables"]),
+        ("DESCRIBE orders_latest", ["sales-ops describe"]),
+    ],
+)
+def test_odd_statements_get_a_clear_refusal(engine, sql, words):
+    _refused(engine, sql, *words)
+
+
+def test_a_trailing_semicolon_is_fine(engine):
+    assert engine.query("SELECT 42 AS x;").rows == [(42,)]
