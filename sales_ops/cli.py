@@ -565,7 +565,9 @@ def _print_result(result, output: str) -> None:
         writer.writerows([["" if v is None else _text(v) for v in row] for row in result.rows])
         err.print(stats, markup=False)
     else:
-        table = Table(*[_cell(c) for c in result.columns])
+        table = Table()
+        for column in result.columns:
+            table.add_column(_cell(column))
         for row in result.rows:
             table.add_row(*[_cell(v) for v in row])
         console.print(table)

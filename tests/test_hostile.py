@@ -311,3 +311,259 @@ def test_odd_statements_get_a_clear_refusal(engine, sql, words):
 
 def test_a_trailing_semicolon_is_fine(engine):
     assert engine.query("SELECT 42 AS x;").rows == [(42,)]
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
+    import os
+    import subprocess
+    import sys
+
+    env = {**(env or os.environ), "COLUMNS": "200", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "sales_ops.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def cli_env(local_stack):
+    from tests.conftest import stack_env
+
+    return stack_env(local_stack)
+
+
+def _no_traceback(result) -> None:
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+
+
+def test_markup_emoji_and_escapes_in_data_are_printed_as_data(cli_env):
+    sql = "SELECT '[/]' AS a, '[red]r[/red]' AS b, ':x: :smile:' AS c, chr(27) || '[31mred' || chr(7) AS d"
+    result = _cli("query", sql, env=cli_env)
+    _no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "[/]" in out and "[red]r[/red]" in out and ":x: :smile:" in out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b[31mred\\x07" in out
+
+
+def test_json_output_covers_every_type_and_stays_valid(cli_env):
+    sql = (
+        "SELECT ARRAY[1, 2] AS arr, (SELECT array_agg(x) FROM UNNEST(ARRAY['a', 'b']) AS t(x)) AS agg, "
+        "CAST('6f1c2d3e-0000-4000-8000-000000000001' AS UUID) AS id, TIME '10:11:12' AS t, "
+        "INTERVAL '2' DAY AS span, CAST('NaN' AS DOUBLE) AS n, CAST('Infinity' AS DOUBLE) AS inf, "
+        "CAST('-Infinity' AS DOUBLE) AS ninf, "
+        "CAST(14.34 AS DECIMAL(10, 2)) AS price, 1 AS x, 2 AS x, MAP(ARRAY['k'], ARRAY[1]) AS m"
+    )
+    result = _cli("query", sql, "--format", "json", env=cli_env)
+    _no_traceback(result)
+    assert result.returncode == 0, result.stderr
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"invalid JSON constant {name}")
+
+    (row,) = json.loads(result.stdout, parse_constant=no_constants)
+    assert row["arr"] == [1, 2] and sorted(row["agg"]) == ["a", "b"]
+    assert row["id"] == "6f1c2d3e-0000-4000-8000-000000000001"
+    assert row["t"] == "10:11:12" and row["span"] == "P2DT0H0M0S"
+    assert (row["n"], row["inf"], row["ninf"]) == ("NaN", "Infinity", "-Infinity")
+    assert row["price"] == 14.34 and row["x"] == 1 and row["x_2"] == 2
+    assert row["m"] == {"k": 1}
+
+
+def test_csv_output_has_no_python_reprs(cli_env):
+    sql = (
+        "SELECT ARRAY[CAST(14.34 AS DECIMAL(10, 2))] AS prices, CAST(NULL AS VARCHAR) AS nothing, 'x,y' AS s"
+    )
+    result = _cli("query", sql, "--format", "csv", env=cli_env)
+    _no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "prices,nothing,s"
+    assert lines[1] == '[14.34],,"x,y"'
+    assert "Decimal(" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--param", "k"], ["--param wants NAME=VALUE"]),
+        (["--param", "database=foo"], ["takes no parameter database"]),
+        (["--param", "nope=1"], ["takes no parameter nope"]),
+    ],
+)
+def test_named_query_parameters_are_checked(cli_env, args, words):
+    result = _cli("query", "--named", "top_customers", *args, env=cli_env)
+    _no_traceback(result)
+    assert result.returncode in (1, 2)
+    for word in words:
+        assert word in result.stderr
+
+
+def test_people_cannot_run_the_compaction_sql_by_name(cli_env):
+    result = _cli(
+        "query", "--named", "compact_orphans", "--param", "order_ids=x", env=cli_env
+    )  # a SELECT: allowed
+    _no_traceback(result)
+    result = _cli("query", "DROP TABLE raw_orders", env=cli_env)
+    _no_traceback(result)
+
+
+def test_tables_and_describe(cli_env, local_stack):
+    import uuid as uuid_module
+
+    from sales_ops.catalog import glue
+
+    name = f"hostile_{uuid_module.uuid4().hex[:6]}"
+    glue.put_table(
+        local_stack,
+        glue.parquet_table_input(
+            name, [("a", "int"), ("b", "string")], local_stack.s3_uri("x/"), [("d", "string")]
+        ),
+    )
+    try:
+        listed = _cli("tables", "--json", env=cli_env)
+        assert listed.returncode == 0, listed.stderr
+        assert name in [t["name"] for t in json.loads(listed.stdout)]
+        described = _cli("describe", name, env=cli_env)
+        assert described.returncode == 0, described.stderr
+        assert "string" in described.stdout and "parquet" in described.stdout
+        missing = _cli("describe", "no_such_table", env=cli_env)
+        assert missing.returncode == 1 and "no table 'no_such_table'" in missing.stderr
+        _no_traceback(missing)
+    finally:
+        glue.delete_table(local_stack, name)
+
+
+def test_version_help_and_list():
+    version = _cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("sales-ops ")
+    helped = _cli("query", "--help")
+    assert "<bool>" not in helped.stdout and "<str>" not in helped.stdout
+    assert "table|json|csv" in helped.stdout
+    listed = _cli("query", "--list")
+    assert "amounts are order_total." in " ".join(listed.stdout.split())
+
+
+# Every numeric option: negative, zero where meaningless, NaN, inf, huge: a clear refusal (exit 2)
+# before any work; the endpoint has nothing listening, so work started would fail differently.
+NUMERIC = [
+    (["load", "--orders", "1", "--rate"], ["-1", "nan", "inf", "1e308"]),
+    (["load", "--orders", "1", "--timeout"], ["-1", "0", "nan", "inf", "1e308"]),
+    (["load", "--orders"], ["-1", "nan", "inf", "99999999999999"]),
+    (["load", "--orders", "1", "--seed"], ["nan", "inf"]),
+    (["crawl", "--timeout"], ["-1", "0", "nan", "inf", "1e308"]),
+    (["compact", "--retention-hours"], ["-1", "nan", "inf", "1e8"]),
+    (["compact", "--lookback-hours"], ["-5", "0", "nan", "inf", "1e8"]),
+    (["rollup", "--retention-hours"], ["-1", "nan", "inf", "1e8"]),
+    (["check", "--max-age"], ["-1", "0", "nan", "inf", "1e308"]),
+    (["dashboard", "--port"], ["-1", "0", "70000", "nan", "inf"]),
+]
+
+
+@pytest.mark.parametrize(("args", "value"), [(a, v) for a, values in NUMERIC for v in values])
+def test_numeric_options_are_validated_before_any_work(args, value, tmp_path):
+    from typer.testing import CliRunner
+
+    from sales_ops.cli import app
+    from tests.conftest import free_port
+
+    env = {"SALES_OPS_ENDPOINT": f"http://127.0.0.1:{free_port()}", "SALES_OPS_STATE_DIR": str(tmp_path)}
+    result = CliRunner().invoke(app, [*args, value], env=env)
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "not running" not in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "value"),
+    [(["compact", "--retention-hours"], "0"), (["load", "--orders", "0", "--rate"], "0")],
+)
+def test_meaningful_zeros_are_accepted(args, value, tmp_path):
+    from typer.testing import CliRunner
+
+    from sales_ops.cli import app
+    from tests.conftest import free_port
+
+    env = {"SALES_OPS_ENDPOINT": f"http://127.0.0.1:{free_port()}", "SALES_OPS_STATE_DIR": str(tmp_path)}
+    result = CliRunner().invoke(app, [*args, value], env=env)
+    assert result.exit_code == 1 and "embedded AWS not running" in result.output  # validation passed
+
+
+def test_check_fails_fast_when_the_emulator_is_down(tmp_path):
+    import os
+    import time
+
+    from tests.conftest import free_port
+
+    env = {
+        **os.environ,
+        "SALES_OPS_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "SALES_OPS_STATE_DIR": str(tmp_path),
+    }
+    started = time.monotonic()
+    result = _cli("check", env=env)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1 and "embedded AWS not running" in result.stderr
+    _no_traceback(result)
+    assert elapsed < 15, f"took {elapsed:.0f}s"
+
+
+def test_load_streams_and_stops_promptly_on_ctrl_c(cli_env, local_stack):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def items() -> int:
+        pages = local_stack.client("dynamodb").get_paginator("scan")
+        return sum(p["Count"] for p in pages.paginate(TableName=local_stack.table, Select="COUNT"))
+
+    before = items()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sales_ops.cli",
+            "load",
+            "--orders",
+            "50000000",
+            "--rate",
+            "300",
+            "--seed",
+            "15",
+        ],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 40  # interpreter start-up is slow on a busy 2-core machine
+        while items() == before and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.5)
+        assert items() > before, "nothing written: the 50M-order plan is not streamed"
+        time.sleep(3)
+        with open(f"/proc/{proc.pid}/status") as fh:
+            rss_kib = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, errs = proc.communicate(timeout=30)
+        stopped_after = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in errs
+    assert proc.returncode == 130
+    assert stopped_after < 5, f"took {stopped_after:.1f}s to stop"
+    assert rss_kib < 300 * 1024, f"RSS {rss_kib // 1024} MiB while writing"
+    line = out.strip().splitlines()[-1]
+    assert line.startswith("interrupted: wrote "), out
+    inserts, deletes = (int(line.split(f" {w}")[0].rsplit(" ", 1)[-1]) for w in ("inserts", "deletes"))
+    assert items() - before == inserts - deletes
