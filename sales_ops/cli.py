@@ -323,7 +323,8 @@ def load(
         console.print(
             f"{'interrupted: ' if summary.interrupted else ''}"
             f"wrote {summary.orders} orders: {summary.inserts} inserts, {summary.updates} updates, "
-            f"{summary.deletes} deletes in {summary.seconds:.1f}s ({summary.rate:.0f} changes/s)"
+            f"{summary.deletes} deletes in {summary.seconds:.1f}s ({summary.rate:.0f} changes/s)",
+            soft_wrap=True,
         )
         if "delivered_after_s" in result:
             console.print(f"every change reached S3 {result['delivered_after_s']}s after the last write")

@@ -563,7 +563,7 @@ def test_load_streams_and_stops_promptly_on_ctrl_c(cli_env, local_stack):
     assert proc.returncode == 130
     assert stopped_after < 5, f"took {stopped_after:.1f}s to stop"
     assert rss_kib < 300 * 1024, f"RSS {rss_kib // 1024} MiB while writing"
-    line = out.strip().splitlines()[-1]
+    line = out.strip().splitlines()[-1]  # one line, even piped
     assert line.startswith("interrupted: wrote "), out
     inserts, deletes = (int(line.split(f" {w}")[0].rsplit(" ", 1)[-1]) for w in ("inserts", "deletes"))
     assert items() - before == inserts - deletes
