@@ -50,6 +50,48 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MANAGED_ZONES = (RAW_PREFIX.split("/")[0] + "/", ERROR_PREFIX.split("/")[0] + "/", CURATED_PREFIX)
 # What Athena's DML/DDL subset the engine runs starts with (anything else is refused by name).
 STATEMENT_KINDS = ("SELECT", "WITH", "VALUES", "(", "INSERT", "CREATE", "DROP")
+# Statements of DuckDB (and SQL) that the local engine never runs, refused by name before parsing.
+COMMAND_WORDS = frozenset(
+    [
+        "INSTALL",
+        "LOAD",
+        "ATTACH",
+        "DETACH",
+        "COPY",
+        "SET",
+        "RESET",
+        "PRAGMA",
+        "CALL",
+        "EXPORT",
+        "IMPORT",
+        "CHECKPOINT",
+        "USE",
+        "SHOW",
+        "DESCRIBE",
+        "SUMMARIZE",
+        "UPDATE",
+        "DELETE",
+        "ALTER",
+        "TRUNCATE",
+        "MERGE",
+        "VACUUM",
+        "ANALYZE",
+        "EXPLAIN",
+        "PREPARE",
+        "EXECUTE",
+        "DEALLOCATE",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "ABORT",
+        "START",
+        "GRANT",
+        "REVOKE",
+        "FROM",
+        "PIVOT",
+        "UNPIVOT",
+    ]
+)
 # sqlglot logs "Falling back to parsing as a 'Command'" for what it cannot parse; we refuse those
 # statements with our own message.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
@@ -190,9 +232,11 @@ class DuckDBEngine(_EngineBase):
         with self._lock:
             try:
                 kind = _first_word(sql)
-                if kind not in STATEMENT_KINDS:  # before parsing: sqlglot may misread them (INSTALL)
+                if kind in COMMAND_WORDS:  # before parsing: sqlglot misreads some (INSTALL x → alias)
                     raise QueryError(f"the local engine does not run {kind} statements{_hint(kind)}", sql)
                 statements = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
+                if kind not in STATEMENT_KINDS:
+                    raise QueryError(f"the local engine does not run {kind} statements", sql)
                 if not statements:
                     raise QueryError("empty statement", sql)
                 if len(statements) > 1:  # as Athena: one statement per query
