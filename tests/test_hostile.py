@@ -567,3 +567,66 @@ def test_load_streams_and_stops_promptly_on_ctrl_c(cli_env, local_stack):
     assert line.startswith("interrupted: wrote "), out
     inserts, deletes = (int(line.split(f" {w}")[0].rsplit(" ", 1)[-1]) for w in ("inserts", "deletes"))
     assert items() - before == inserts - deletes
+
+
+# --- one malformed raw object ----------------------------------------------------------------
+def test_a_malformed_raw_object_is_quarantined_and_compaction_goes_on(space):
+    from datetime import UTC, datetime, timedelta
+
+    from sales_ops.catalog.crawlers import LocalCrawler
+    from sales_ops.curated.compaction import compact
+    from sales_ops.curated.quarantine import QUARANTINE_PREFIX
+    from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
+    from sales_ops.quality import check_no_quarantined
+    from sales_ops.query import DuckDBEngine
+    from sales_ops.settings import RAW_PREFIX
+
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    stream = ChangeStream(seed=15)
+    changes = plan_changes(60, end - timedelta(hours=5), end, seed=15)
+    first, second = changes[:30], changes[30:]
+    s3 = space.client("s3")
+    bad_key = f"{RAW_PREFIX}dt={end:%Y-%m-%d}/hour={end:%H}/evil-upload"
+    with DuckDBEngine(space) as engine:
+        write_lines(space, list(raw_lines(first, stream)))
+        s3.put_object(Bucket=space.bucket, Key=bad_key, Body=b'{"order_id": "x"}\nnot json at all\n')
+        LocalCrawler(space).run()
+        report = compact(space, engine)
+        assert report.partitions_rewritten, "compaction did not go on"
+        assert [q["source"] for q in report.quarantined] == [bad_key]
+        assert "line 2: not JSON" in report.quarantined[0]["reason"]
+        assert s3.list_objects_v2(Bucket=space.bucket, Prefix=bad_key).get("KeyCount", 0) == 0
+        kept = s3.get_object(Bucket=space.bucket, Key=QUARANTINE_PREFIX + bad_key)
+        assert kept["Body"].read().startswith(b'{"order_id"')  # nothing lost
+        assert "not JSON" in kept["Metadata"]["reason"]
+
+        outcome = check_no_quarantined(space)
+        assert not outcome.passed
+        assert bad_key in outcome.summary and "line 2: not JSON" in outcome.summary
+
+        # The next run is not wedged either: new data still compacts.
+        write_lines(space, list(raw_lines(second, stream)))
+        LocalCrawler(space).run()
+        assert compact(space, engine).new_objects > 0
+
+
+def test_quarantined_objects_fail_the_dagster_check_with_their_reason(local_stack):
+    import dagster as dg
+
+    from sales_ops.curated.quarantine import quarantine
+    from sales_ops.defs.checks import no_quarantined_objects
+    from sales_ops.defs.resources import PipelineResource
+
+    s3 = local_stack.client("s3")
+    key = "raw/orders/dt=1999-01-01/hour=00/hostile-probe"
+    s3.put_object(Bucket=local_stack.bucket, Key=key, Body=b"\x00\x01 binary")
+    moved = quarantine(local_stack, key, "not UTF-8 text (byte 2)")
+    try:
+        pipeline = PipelineResource(**local_stack.resource_config())
+        result = no_quarantined_objects(pipeline=pipeline)
+        assert isinstance(result, dg.AssetCheckResult)
+        assert result.passed is False
+        assert key in result.description and "not UTF-8" in result.description
+        assert "quarantined" in result.metadata
+    finally:
+        s3.delete_object(Bucket=local_stack.bucket, Key=moved.key)
