@@ -192,7 +192,7 @@ def local_status(
 
 
 def _print_status(report: dict) -> None:
-    console.print(f"state dir {report['state_dir']}", markup=False)
+    console.print(f"state dir {report['state_dir']}", markup=False, soft_wrap=True)
     for name, pid in report["processes"].items():
         state = f"[green]running[/] (pid {pid})" if pid else "[red]stopped[/]"
         console.print(f"{name:9} {state}")

@@ -630,3 +630,69 @@ def test_quarantined_objects_fail_the_dagster_check_with_their_reason(local_stac
         assert "quarantined" in result.metadata
     finally:
         s3.delete_object(Bucket=local_stack.bucket, Key=moved.key)
+
+
+# --- pidfiles and the state dir ------------------------------------------------------------------
+def test_a_stale_pidfile_never_names_or_kills_another_process(tmp_path, local_stack):
+    import subprocess
+
+    from sales_ops.local import supervisor
+    from tests.conftest import free_port, stack_settings
+
+    mine = stack_settings(tmp_path / "state", free_port())
+    bystander = subprocess.Popen(["sleep", "120"])
+    try:
+        emulator_of_another_stack = supervisor.EMULATOR.pid(local_stack)
+        assert emulator_of_another_stack is not None
+        supervisor.EMULATOR.pidfile(mine).write_text(str(bystander.pid))
+        supervisor.WORKERS.pidfile(mine).write_text(str(emulator_of_another_stack))
+
+        assert supervisor.processes(mine) == {"emulator": None, "workers": None}
+        supervisor.down(mine, log=lambda *_: None)
+        assert bystander.poll() is None, "down killed an unrelated process"
+        assert supervisor.EMULATOR.pid(local_stack) == emulator_of_another_stack, "down killed another stack"
+        assert not supervisor.EMULATOR.pidfile(mine).exists()
+
+        supervisor.EMULATOR.pidfile(mine).write_text(str(bystander.pid))
+        supervisor.up(mine, log=lambda *_: None)  # starts its own, at once, despite the stale pidfile
+        try:
+            assert supervisor.EMULATOR.pid(mine) not in (None, bystander.pid)
+        finally:
+            supervisor.down(mine, log=lambda *_: None)
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_the_state_dir_is_anchored_to_the_project_and_shown(tmp_path):
+    import os
+
+    from sales_ops.settings import PROJECT_ROOT
+    from tests.conftest import free_port
+
+    env = {k: v for k, v in os.environ.items() if k != "SALES_OPS_STATE_DIR"}
+    env["SALES_OPS_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "sales_ops.cli", "local", "status", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    _no_traceback(result)
+    assert json.loads(result.stdout)["state_dir"] == str(PROJECT_ROOT / ".sales-ops")
+    assert not (tmp_path / ".sales-ops").exists()
+    shown = subprocess.run(
+        [sys.executable, "-m", "sales_ops.cli", "local", "status"],
+        capture_output=True,
+        text=True,
+        env={**env, "SALES_OPS_STATE_DIR": str(tmp_path / "elsewhere")},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert f"state dir {tmp_path / 'elsewhere'}" in shown.stdout

@@ -21,6 +21,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from sales_ops.guard import foreign_origin, loopback_host, normal_origin
+from sales_ops.settings import DEFAULT_STATE_DIR
 
 log = logging.getLogger("sales_ops.emulator")
 
@@ -294,7 +295,7 @@ def _snapshot_logged(state_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=4566)
-    parser.add_argument("--state-dir", type=Path, default=Path(".sales-ops"))
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--snapshot-every", type=float, default=15.0, help="seconds between snapshots")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
