@@ -696,3 +696,22 @@ def test_the_state_dir_is_anchored_to_the_project_and_shown(tmp_path):
         timeout=120,
     )
     assert f"state dir {tmp_path / 'elsewhere'}" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("sql", "words"),
+    [
+        ("CREATE FUNCTION f() RETURNS int RETURN 1", ["error:"]),
+        ("SELECT " + "(" * 3000 + "1" + ")" * 3000, ["nested too deeply"]),
+        ("CREATE TEMP TABLE t AS SELECT 1", ["temporary tables"]),
+        ("INSTALL httpfs", ["does not run INSTALL statements"]),
+        ("SELECT 1; SELECT 2", ["one statement at a time"]),
+    ],
+)
+def test_cli_refusals_are_one_clear_line(cli_env, sql, words):
+    result = _cli("query", sql, env=cli_env)
+    _no_traceback(result)
+    assert result.returncode == 1
+    assert "Falling back to parsing" not in result.stderr
+    for word in words:
+        assert word in result.stderr
