@@ -106,8 +106,8 @@ HOURS_MAX = 24 * 365 * 10  # ten years: more is a typo
 @contextmanager
 def friendly_errors() -> Iterator[None]:
     """Known failures become one clear line and a non-zero exit, not a traceback."""
-    from sales_ops.dashboard.metrics import EmbeddedAwsDown
     from sales_ops.local.progress import DeliveryTimeout
+    from sales_ops.local.reachable import EmbeddedAwsDown
     from sales_ops.local.supervisor import EmulatorError
 
     try:
@@ -127,7 +127,7 @@ def friendly_errors() -> Iterator[None]:
 
 def running(cfg: Settings) -> Settings:
     """cfg, once the local target's emulator is known to answer (fails at once, not after retries)."""
-    from sales_ops.dashboard.metrics import require_reachable
+    from sales_ops.local.reachable import require_reachable
 
     require_reachable(cfg)
     return cfg

@@ -22,8 +22,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from sales_ops.dashboard.metrics import EmbeddedAwsDown, MetricsCache
+from sales_ops.dashboard.metrics import MetricsCache
 from sales_ops.guard import foreign_origin, loopback_host
+from sales_ops.local.reachable import EmbeddedAwsDown
 from sales_ops.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sales_ops.local.reachable import require_reachable
 from sales_ops.quality import check_freshness, check_no_processing_failed
 from sales_ops.query import MissingTableError, SqlEngine
 from sales_ops.settings import Settings
@@ -63,20 +64,6 @@ def collect_metrics(settings: Settings, engine: SqlEngine) -> dict[str, Any]:
         "seconds": round(time.monotonic() - started, 3),
         "panels": panels,
     }
-
-
-class EmbeddedAwsDown(RuntimeError):
-    """The local target's emulator does not answer: say so at once instead of waiting on retries."""
-
-
-def require_reachable(settings: Settings) -> None:
-    """EmbeddedAwsDown unless the emulator's port accepts a connection (local target only)."""
-    from sales_ops.local.supervisor import port_open
-
-    if settings.is_local and not port_open(settings.port):
-        raise EmbeddedAwsDown(
-            f"embedded AWS not running on {settings.endpoint_url}: start it with `sales-ops local up`"
-        )
 
 
 class MetricsCache:

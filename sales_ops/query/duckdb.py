@@ -235,10 +235,10 @@ class DuckDBEngine(_EngineBase):
                 if kind in COMMAND_WORDS:  # before parsing: sqlglot misreads some (INSTALL x → alias)
                     raise QueryError(f"the local engine does not run {kind} statements{_hint(kind)}", sql)
                 statements = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
-                if kind not in STATEMENT_KINDS:
-                    raise QueryError(f"the local engine does not run {kind} statements", sql)
                 if not statements:
                     raise QueryError("empty statement", sql)
+                if kind not in STATEMENT_KINDS:
+                    raise QueryError(f"the local engine does not run {kind} statements", sql)
                 if len(statements) > 1:  # as Athena: one statement per query
                     raise QueryError(f"{len(statements)} statements given: run one statement at a time", sql)
                 result = self._statement(statements[0], views, trusted, kind)
