@@ -404,13 +404,21 @@ def test_named_query_parameters_are_checked(cli_env, args, words):
         assert word in result.stderr
 
 
-def test_people_cannot_run_the_compaction_sql_by_name(cli_env):
-    result = _cli(
-        "query", "--named", "compact_orphans", "--param", "order_ids=x", env=cli_env
-    )  # a SELECT: allowed
-    _no_traceback(result)
-    result = _cli("query", "DROP TABLE raw_orders", env=cli_env)
-    _no_traceback(result)
+def test_people_cannot_drop_a_pipeline_table_from_the_cli(cli_env, local_stack):
+    import uuid as uuid_module
+
+    from sales_ops.catalog import glue
+
+    name = f"hostile_{uuid_module.uuid4().hex[:6]}"
+    location = local_stack.s3_uri(f"curated/{name}/")
+    glue.put_table(local_stack, glue.parquet_table_input(name, [("a", "int")], location, []))
+    try:
+        result = _cli("query", f"DROP TABLE {name}", env=cli_env)
+        _no_traceback(result)
+        assert result.returncode == 1 and "managed by the pipeline" in result.stderr
+        assert glue.get_table(local_stack, name) is not None
+    finally:
+        glue.delete_table(local_stack, name)
 
 
 def test_tables_and_describe(cli_env, local_stack):
