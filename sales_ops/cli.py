@@ -62,8 +62,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     target: Annotated[
-        Literal["local", "aws"] | None,
-        typer.Option(help="local (embedded, default) or aws (deployed stack); env SALES_OPS_TARGET."),
+        str | None,
+        typer.Option(
+            help="local (embedded, default) or aws (deployed stack); env SALES_OPS_TARGET.",
+            metavar="local|aws",  # checked by Settings, which says what is wrong
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
