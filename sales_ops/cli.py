@@ -23,16 +23,18 @@ from rich.text import Text
 from sales_ops.settings import Settings, SettingsError
 
 
-def _flag_type(original):
-    """--help shows a type for options that take a value, none for flags (typer shows <bool>)."""
+def _help_type(original):
+    """--help shows informative types only: none for flags (typer shows <bool>) or plain text (<str>)."""
 
     def display_type_rich(self, ctx):
-        return None if self.is_flag else original(self, ctx)
+        shown = None if getattr(self, "is_flag", False) else original(self, ctx)
+        return None if shown == "<str>" else shown
 
     return display_type_rich
 
 
-typer.core.TyperOption.display_type_rich = _flag_type(typer.core.TyperOption.display_type_rich)
+for _param in (typer.core.TyperOption, typer.core.TyperArgument):
+    _param.display_type_rich = _help_type(_param.display_type_rich)
 
 app = typer.Typer(
     help="Operate the real-time sales pipeline: embedded AWS, load, catalogue, compaction, queries.",
