@@ -723,3 +723,20 @@ def test_cli_refusals_are_one_clear_line(cli_env, sql, words):
     assert "Falling back to parsing" not in result.stderr
     for word in words:
         assert word in result.stderr
+
+
+# --- last: the pipeline is still healthy after every probe above ----------------------------------
+def test_check_still_passes_after_the_hostile_probes(local_stack):
+    from sales_ops.curated.compaction import compact
+    from sales_ops.load.shop import run_load
+    from sales_ops.local.progress import wait_delivered
+    from sales_ops.quality import run_checks
+    from sales_ops.targets import crawler_for, engine_for
+
+    run_load(local_stack, orders=20, rate=0, seed=1515)
+    wait_delivered(local_stack, timeout=300)
+    crawler_for(local_stack).run()
+    with engine_for(local_stack) as engine:
+        compact(local_stack, engine)
+        outcomes = run_checks(local_stack, engine)
+    assert [o.name for o in outcomes if not o.passed] == [], [o.summary for o in outcomes if not o.passed]
