@@ -4,22 +4,41 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+import typer.core
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from sales_ops.settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # imported where used: `sales-ops --help` stays quick
     from sales_ops.query import QueryResult
+
+
+def _help_type(original):
+    """--help shows informative types only: none for flags (typer shows <bool>) or plain text (<str>)."""
+
+    def display_type_rich(self, ctx):
+        shown = None if getattr(self, "is_flag", False) else original(self, ctx)
+        return None if shown == "<str>" else shown
+
+    return display_type_rich
+
+
+for _param in (typer.core.TyperOption, typer.core.TyperArgument):
+    _param.display_type_rich = _help_type(_param.display_type_rich)  # type: ignore[method-assign]
 
 app = typer.Typer(
     help="Operate the real-time sales pipeline: embedded AWS, load, catalogue, compaction, queries.",
@@ -29,20 +48,35 @@ app = typer.Typer(
 local_app = typer.Typer(help="The embedded AWS on 127.0.0.1 and its stand-ins.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 
-console = Console()
-err = Console(stderr=True)
+# Data is printed as data: no rich markup or :emoji: codes in what we print (see `_cell`).
+console = Console(emoji=False, highlight=False)
+err = Console(stderr=True, emoji=False, highlight=False)
 
 
 class State:
     target: str | None = None
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"sales-ops {version('sales-ops')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     target: Annotated[
         str | None,
-        typer.Option(help="local (embedded, default) or aws (deployed stack); env SALES_OPS_TARGET."),
+        typer.Option(
+            help="local (embedded, default) or aws (deployed stack); env SALES_OPS_TARGET.",
+            metavar="local|aws",  # checked by Settings, which says what is wrong
+        ),
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     State.target = target
 
@@ -52,19 +86,42 @@ def settings() -> Settings:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(Text("error: ", style="bold red") + Text(_printable(message)))
     return typer.Exit(code)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Control characters (ESC sequences, backspace, bells…) shown escaped, never sent to the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def bounded(option: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    """Exit 2 with a clear message unless low ≤ value ≤ high (low < value if low_open).
+
+    NaN and ±inf never pass. Checked before any work starts: typer's own min/max let NaN through.
+    """
+    ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        lower = f"> {low:g}" if low_open else f"≥ {low:g}"
+        raise fail(f"{option} must be {lower} and ≤ {high:g} (got {value})", 2)
+
+
+HOURS_MAX = 24 * 365 * 10  # ten years: more is a typo
 
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
     """Known failures become one clear line and a non-zero exit, not a traceback."""
     from sales_ops.local.progress import DeliveryTimeout
+    from sales_ops.local.reachable import EmbeddedAwsDown
     from sales_ops.local.supervisor import EmulatorError
 
     try:
         yield
-    except (SettingsError, EmulatorError, DeliveryTimeout, ValueError) as exc:
+    except (SettingsError, EmulatorError, DeliveryTimeout, EmbeddedAwsDown, ValueError) as exc:
         raise fail(str(exc)) from None
     except EndpointConnectionError as exc:
         raise fail(
@@ -75,6 +132,14 @@ def friendly_errors() -> Iterator[None]:
         raise fail("no AWS credentials found: configure a profile or AWS_* variables") from None
     except ClientError as exc:
         raise fail(f"AWS said: {exc}") from None
+
+
+def running(cfg: Settings) -> Settings:
+    """cfg, once the local target's emulator is known to answer (fails at once, not after retries)."""
+    from sales_ops.local.reachable import require_reachable
+
+    require_reachable(cfg)
+    return cfg
 
 
 def require_local(cfg: Settings, what: str) -> None:
@@ -117,7 +182,12 @@ def local_status(
     with friendly_errors():
         cfg = settings()
         require_local(cfg, "local status")
-        report: dict = {"endpoint": cfg.endpoint_url, "processes": processes(cfg), "stages": []}
+        report: dict = {
+            "endpoint": cfg.endpoint_url,
+            "state_dir": str(cfg.state_dir),
+            "processes": processes(cfg),
+            "stages": [],
+        }
         if report["processes"]["emulator"] and port_open(cfg.port):
             counters = worker_status(cfg)
             for lag in pipeline_lag(cfg):
@@ -131,6 +201,7 @@ def local_status(
 
 
 def _print_status(report: dict) -> None:
+    console.print(f"state dir {report['state_dir']}", markup=False, soft_wrap=True)
     for name, pid in report["processes"].items():
         state = f"[green]running[/] (pid {pid})" if pid else "[red]stopped[/]"
         console.print(f"{name:9} {state}")
@@ -220,7 +291,9 @@ def destroy(
 # --- load ------------------------------------------------------------------------------------
 @app.command("load")
 def load(
-    orders: Annotated[int, typer.Option(help="How many orders to create (each has several changes).", min=0)],
+    orders: Annotated[
+        int, typer.Option(help="How many orders to create (each has several changes).", min=0, max=10**9)
+    ],
     rate: Annotated[float, typer.Option(help="Changes per second; 0 = as fast as possible.")] = 500.0,
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible orders and lifecycles.")] = None,
     wait: Annotated[bool, typer.Option(help="Return only when every change has reached S3.")] = False,
@@ -238,45 +311,45 @@ def load(
         raise fail("--rate must be ≥ 0 (0 means as fast as possible)", 2)
     if continuous and (rate == 0 or wait):
         raise fail("--continuous needs a --rate above 0, and never ends: no --wait", 2)
+    bounded("--rate", rate, 0, 1e6)
+    bounded("--timeout", timeout, 0, 86400, low_open=True)
     with friendly_errors():
-        cfg = settings()
+        cfg = running(settings())
         if wait:
             require_local(cfg, "--wait")
         with Progress(
             TextColumn("[bold]load"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("changes"),
-            TimeRemainingColumn(),
+            TextColumn("{task.completed} changes"),
+            TimeElapsedColumn(),
             console=err,
             transient=as_json,
             disable=not err.is_terminal,
         ) as progress:
             task = progress.add_task("load", total=None)
             summary = run_load(
-                cfg,
-                orders,
-                rate=rate,
-                seed=seed,
-                on_total=lambda n: progress.update(task, total=n),
-                on_progress=lambda n: progress.advance(task, n),
+                cfg, orders, rate=rate, seed=seed, on_progress=lambda n: progress.advance(task, n)
             )
         if continuous:
             err.print(f"continuous load at {rate:g} changes/s; Ctrl-C stops it")
             with contextlib.suppress(KeyboardInterrupt):  # the summary counts what was written
                 run_live_load(cfg, rate, seed=None if seed is None else seed + 1, summary=summary)
         result = {**asdict(summary), "changes": summary.changes, "changes_per_s": round(summary.rate, 1)}
-        if wait:
+        if wait and not summary.interrupted:
             result["delivered_after_s"] = round(wait_delivered(cfg, timeout), 2)
     if as_json:
         print(json.dumps(result))
     else:
         console.print(
+            f"{'interrupted: ' if summary.interrupted else ''}"
             f"wrote {summary.orders} orders: {summary.inserts} inserts, {summary.updates} updates, "
-            f"{summary.deletes} deletes in {summary.seconds:.1f}s ({summary.rate:.0f} changes/s)"
+            f"{summary.deletes} deletes in {summary.seconds:.1f}s ({summary.rate:.0f} changes/s)",
+            soft_wrap=True,
         )
-        if wait:
+        if "delivered_after_s" in result:
             console.print(f"every change reached S3 {result['delivered_after_s']}s after the last write")
+    if summary.interrupted:
+        raise typer.Exit(130)
 
 
 # --- catalogue, compaction, rollups, queries, checks ------------------------------------------
@@ -294,20 +367,64 @@ def data_errors() -> Iterator[None]:
 
 
 def _plain(value: object) -> object:
-    """JSON/CSV-friendly values: exact decimals stay exact, times become ISO-8601."""
-    from datetime import date, datetime
+    """JSON-ready values, recursively: exact decimals stay exact, times become ISO-8601, intervals
+    ISO-8601 durations, UUIDs text, NaN and ±Infinity the strings "NaN", "Infinity", "-Infinity"
+    (JSON has no such numbers)."""
+    from datetime import date, datetime, time
     from decimal import Decimal
+    from uuid import UUID
 
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            return _plain(float(value))
         if value == value.to_integral_value() and abs(value) < 2**53:
             return int(value)
         as_float = float(value)
         return as_float if Decimal(repr(as_float)) == value else str(value)
-    if isinstance(value, datetime | date):
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return _duration(value)
+    if isinstance(value, UUID):
+        return str(value)
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return value
+
+
+def _duration(delta: timedelta) -> str:
+    """An ISO-8601 duration, e.g. P1DT2H3M4.5S (or -P… for a negative interval)."""
+    sign, delta = ("-", -delta) if delta < timedelta(0) else ("", delta)
+    hours, rest = divmod(delta.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    secs = f"{seconds + delta.microseconds / 1e6:g}"
+    return f"{sign}P{delta.days}DT{hours}H{minutes}M{secs}S"
+
+
+def _text(value: object) -> str:
+    """A value as CSV/table text: NULL-free scalars as is, nested values as JSON, never a Python repr."""
+    plain = _plain(value)
+    if isinstance(plain, dict | list):
+        return json.dumps(plain, ensure_ascii=False)
+    return str(plain)
+
+
+def _unique(columns: list[str]) -> list[str]:
+    """Column names made unique for JSON objects: a second `x` becomes `x_2`."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in columns:
+        n = seen[name] = seen.get(name, 0) + 1
+        while n > 1 and f"{name}_{n}" in columns:
+            n += 1
+        out.append(name if n == 1 else f"{name}_{n}")
+    return out
 
 
 def _size(n: float) -> str:
@@ -327,8 +444,9 @@ def crawl(
     """Run the crawler: catalogue raw/orders/ as raw_orders (new partitions, new columns)."""
     from sales_ops.targets import crawler_for
 
+    bounded("--timeout", timeout, 0, 86400, low_open=True)
     with friendly_errors(), data_errors():
-        report = crawler_for(settings()).run(wait=wait, timeout=timeout)
+        report = crawler_for(running(settings())).run(wait=wait, timeout=timeout)
     if as_json:
         print(json.dumps(asdict(report)))
         return
@@ -354,8 +472,10 @@ def compact_cmd(
     from sales_ops.curated.compaction import compact
     from sales_ops.targets import engine_for
 
+    bounded("--retention-hours", retention_hours, 0, HOURS_MAX)
+    bounded("--lookback-hours", lookback_hours, 0, HOURS_MAX, low_open=True)
     with friendly_errors(), data_errors():
-        cfg = settings()
+        cfg = running(settings())
         engine = engine_for(cfg)
         try:
             report = compact(cfg, engine, full, retention_hours, lookback_hours)
@@ -390,8 +510,9 @@ def rollup_cmd(
     unknown = sorted(set(name or ()) - set(ROLLUPS))
     if unknown:
         raise fail(f"unknown rollup(s) {', '.join(unknown)}; known: {', '.join(ROLLUPS)}", 2)
+    bounded("--retention-hours", retention_hours, 0, HOURS_MAX)
     with friendly_errors(), data_errors():
-        cfg = settings()
+        cfg = running(settings())
         engine = engine_for(cfg)
         try:
             reports = [build_rollup(cfg, engine, n, retention_hours) for n in (name or ROLLUPS)]
@@ -406,29 +527,44 @@ def rollup_cmd(
 
 @app.command("query")
 def query_cmd(
-    sql: Annotated[str | None, typer.Argument(help="SQL in Athena's dialect (Trino).")] = None,
-    named: Annotated[str | None, typer.Option("--named", help="A query of sales_ops/sql/ by name.")] = None,
-    output: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
-    param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE for a named query.")] = None,
+    sql: Annotated[str | None, typer.Argument(help="SQL in Athena's dialect (Trino).", metavar="SQL")] = None,
+    named: Annotated[
+        str | None, typer.Option("--named", help="A named query (see --list).", metavar="NAME")
+    ] = None,
+    output: Annotated[
+        Literal["table", "json", "csv"], typer.Option("--format", help="Output format.")
+    ] = "table",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="A parameter of the named query (repeatable).", metavar="NAME=VALUE"),
+    ] = None,
     list_named: Annotated[bool, typer.Option("--list", help="List the named queries.")] = False,
 ) -> None:
     """Run SQL or a named query on Athena (aws) or DuckDB (local); shows bytes scanned and time."""
-    from sales_ops.query import named_queries
+    from sales_ops.query import named_queries, render_named
     from sales_ops.targets import engine_for
 
     if list_named:
         for query_name, description in named_queries().items():
-            console.print(f"[bold]{query_name}[/]  {description}")
+            console.print(Text(query_name, style="bold") + Text(f"  {description}"), soft_wrap=True)
         return
-    if output not in ("table", "json", "csv"):
-        raise fail(f"--format must be table, json or csv, not {output!r}", 2)
     if (sql is None) == (named is None):
         raise fail("give either SQL or --named NAME (see `sales-ops query --list`)", 2)
-    params = dict(p.split("=", 1) for p in param or [] if "=" in p)
+    if param and not named:
+        raise fail("--param is for --named queries", 2)
+    params: dict[str, str] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise fail(f"--param wants NAME=VALUE, got {item!r}", 2)
+        params[key] = value
     with friendly_errors(), data_errors():
-        engine = engine_for(settings())
+        cfg = settings()
+        # A named query run by a person is a person's SQL: same limits as any other (see engine).
+        text = render_named(named, cfg.database, **params) if named else (sql or "")
+        engine = engine_for(running(cfg))
         try:
-            result = engine.named(named, **params) if named else engine.query(sql or "")
+            result = engine.query(text)
         finally:
             engine.close()
     _print_result(result, output)
@@ -440,19 +576,94 @@ def _print_result(result: QueryResult, output: str) -> None:
     scanned = _size(result.bytes_scanned)
     stats = f"{len(result.rows)} row(s), {scanned} scanned, {result.seconds:.2f}s ({result.engine})"
     if output == "json":
-        print(json.dumps([{k: _plain(v) for k, v in row.items()} for row in result.as_dicts()]))
-        err.print(stats)
+        names = _unique(result.columns)
+        rows = [dict(zip(names, (_plain(v) for v in row), strict=True)) for row in result.rows]
+        print(json.dumps(rows, ensure_ascii=False, allow_nan=False))
+        err.print(stats, markup=False)
     elif output == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(result.columns)
-        writer.writerows([[_plain(v) for v in row] for row in result.rows])
-        err.print(stats)
+        writer.writerows([["" if v is None else _text(v) for v in row] for row in result.rows])
+        err.print(stats, markup=False)
     else:
-        table = Table(*result.columns)
+        table = Table()
+        for column in result.columns:
+            table.add_column(_cell(column))
         for row in result.rows:
-            table.add_row(*["NULL" if v is None else str(_plain(v)) for v in row])
+            table.add_row(*[_cell(v) for v in row])
         console.print(table)
-        console.print(stats)
+        console.print(stats, markup=False)
+
+
+def _cell(value: object) -> Text:
+    """A table cell as literal text: no markup, no emoji codes, control characters escaped."""
+    if value is None:
+        return Text("NULL", style="dim")
+    return Text(_printable(_text(value)))
+
+
+@app.command("tables")
+def tables_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tables as JSON.")] = False,
+) -> None:
+    """List the tables of the Glue catalog (what SQL can name), with their format and location."""
+    from sales_ops.catalog import glue
+
+    with friendly_errors():
+        cfg = running(settings())
+        found = [_table_summary(t) for t in glue.list_tables(cfg)]
+    if as_json:
+        print(json.dumps(found))
+        return
+    table = Table("table", "format", "columns", "partition keys", "location")
+    for t in found:
+        row = [t["name"], t["format"], str(len(t["columns"])), ", ".join(t["partition_keys"]), t["location"]]
+        table.add_row(*[_cell(v) for v in row])
+    console.print(table)
+    console.print(f"{len(found)} table(s) in database {cfg.database}", markup=False)
+
+
+@app.command("describe")
+def describe_cmd(
+    name: Annotated[str, typer.Argument(help="A table, as `tables` lists it (optionally database.table).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the description as JSON.")] = False,
+) -> None:
+    """Columns and types of a table, its partition keys, format and location."""
+    from sales_ops.catalog import glue
+
+    with friendly_errors():
+        cfg = running(settings())
+        database, _, table_name = name.lower().rpartition(".")
+        found = glue.get_table(cfg, table_name, database or cfg.database)
+    if found is None:
+        raise fail(f"no table {name!r} in database {database or cfg.database}; see `sales-ops tables`")
+    summary = _table_summary(found)
+    if as_json:
+        print(json.dumps(summary))
+        return
+    table = Table("column", "type", "partition key")
+    for column, type_ in summary["columns"]:
+        table.add_row(_cell(column), _cell(type_), "")
+    for key, type_ in summary["partition_key_types"]:
+        table.add_row(_cell(key), _cell(type_), "yes")
+    console.print(table)
+    console.print(f"{summary['format']} at {summary['location']}", markup=False)
+
+
+def _table_summary(table: dict) -> dict:
+    from sales_ops.catalog import glue
+
+    sd = table.get("StorageDescriptor", {})
+    serde = (sd.get("SerdeInfo", {}).get("SerializationLibrary") or "").lower()
+    keys = glue.partition_keys(table)
+    return {
+        "name": table["Name"],
+        "format": "parquet" if "parquet" in serde else "json" if "json" in serde else serde or "?",
+        "location": sd.get("Location", ""),
+        "columns": glue.table_columns(table),
+        "partition_keys": [k for k, _ in keys],
+        "partition_key_types": keys,
+    }
 
 
 @app.command("check")
@@ -465,8 +676,9 @@ def check_cmd(
     from sales_ops.quality import run_checks
     from sales_ops.targets import engine_for
 
+    bounded("--max-age", max_age, 0, HOURS_MAX * 3600, low_open=True)
     with friendly_errors(), data_errors():
-        cfg = settings()
+        cfg = running(settings())
         engine = engine_for(cfg)
         try:
             outcomes = run_checks(cfg, engine, max_age_s=max_age, reconcile=reconcile)
@@ -476,8 +688,8 @@ def check_cmd(
         print(json.dumps([asdict(o) for o in outcomes], default=str))
     else:
         for o in outcomes:
-            mark = "[green]PASS[/]" if o.passed else "[bold red]FAIL[/]"
-            console.print(f"{mark} {o.name}: {o.summary}")
+            mark = Text("PASS", style="green") if o.passed else Text("FAIL", style="bold red")
+            console.print(mark + Text(_printable(f" {o.name}: {o.summary}")))
     if not all(o.passed for o in outcomes):
         raise typer.Exit(1)
 
@@ -485,7 +697,7 @@ def check_cmd(
 # --- dashboard -------------------------------------------------------------------------------
 @app.command("dashboard")
 def dashboard(
-    port: Annotated[int, typer.Option(help="Port on the loopback interface.")] = 8050,
+    port: Annotated[int, typer.Option(help="Port on the loopback interface.", min=1, max=65535)] = 8050,
     host: Annotated[str, typer.Option(help="Loopback address to bind (127.0.0.1 or ::1).")] = "127.0.0.1",
 ) -> None:
     """Serve the live sales dashboard (refreshes itself every few seconds) until Ctrl-C."""

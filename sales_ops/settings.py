@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,9 @@ RAW_PREFIX = "raw/orders/"
 ERROR_PREFIX = "errors/processing-failed/"
 CURATED_PREFIX = "curated/"
 ATHENA_RESULTS_PREFIX = "athena-results/"
+# Pidfiles, logs, checkpoints, the emulator snapshot: anchored to the checkout, not to the working
+# directory (run from elsewhere, a relative dir found no emulator and left a stray .sales-ops/).
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".sales-ops"
 
 
 class SettingsError(ValueError):
@@ -66,14 +69,14 @@ class Settings:
     workgroup: str = "sales-ops"
     stack_name: str = "sales-ops"
     alarm_topic_arn: str | None = None  # aws: the stack's AlarmTopicArn output, where alerts also go
-    state_dir: Path = field(default_factory=lambda: Path(".sales-ops").resolve())
+    state_dir: Path = DEFAULT_STATE_DIR
 
     @classmethod
     def from_env(cls, target: str | None = None, env: dict[str, str] | None = None) -> Settings:
         """Settings for `target` (or SALES_OPS_TARGET), with SALES_OPS_* overrides from `env`."""
         env = dict(os.environ if env is None else env)
         target = target_from_env(env, target)
-        state_dir = Path(env.get("SALES_OPS_STATE_DIR", ".sales-ops")).resolve()
+        state_dir = Path(env.get("SALES_OPS_STATE_DIR") or DEFAULT_STATE_DIR).expanduser().resolve()
         if target == "local":
             settings = cls(target="local", state_dir=state_dir)
             if "SALES_OPS_ENDPOINT" in env:

@@ -70,6 +70,7 @@ def defs(stack: Settings, instance: dg.DagsterInstance) -> dg.Definitions:
 CHECK_OPS = {
     "raw_schema": "raw_orders_table_raw_schema",
     "no_processing_failed": "raw_orders_files_no_processing_failed",
+    "no_quarantined_objects": "raw_orders_files_no_quarantined_objects",
     "freshness": "raw_orders_files_freshness",
     "unique_order_id": "orders_latest_unique_order_id",
     "amounts": "orders_latest_amounts",
@@ -128,6 +129,7 @@ def test_every_check_passes_on_good_data(stack: Settings, defs, instance) -> Non
     assert set(evaluations) == {
         "raw_schema",
         "no_processing_failed",
+        "no_quarantined_objects",
         "freshness",
         "unique_order_id",
         "amounts",

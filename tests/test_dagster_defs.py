@@ -24,6 +24,7 @@ ASSETS = {"order_load", "dynamodb_orders", "raw_orders_files", "raw_orders_table
 CHECKS = {
     ("raw_orders_table", "raw_schema"),
     ("raw_orders_files", "no_processing_failed"),
+    ("raw_orders_files", "no_quarantined_objects"),
     ("raw_orders_files", "freshness"),
     ("orders_latest", "unique_order_id"),
     ("orders_latest", "amounts"),

@@ -78,7 +78,7 @@ def scalar(engine: SqlEngine, sql: str) -> int:
 
 def test_metrics_api_has_every_panel_and_the_named_total(pipeline: tuple[Settings, SqlEngine]) -> None:
     settings, engine = pipeline
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8050") as client:
         response = client.get("/api/metrics")
         again = client.get("/api/metrics")
     assert response.status_code == 200
@@ -108,7 +108,7 @@ def test_metrics_api_has_every_panel_and_the_named_total(pipeline: tuple[Setting
 
 
 def test_page_and_assets_come_from_our_server(local_stack: Settings) -> None:
-    with TestClient(create_app(local_stack)) as client:
+    with TestClient(create_app(local_stack), base_url="http://127.0.0.1:8050") as client:
         page = client.get("/")
         script = client.get("/static/dashboard.js")
         plotly = client.get("/static/plotly.min.js")
@@ -136,7 +136,7 @@ def test_panels_on_missing_tables_say_no_data_yet(local_stack: Settings) -> None
         assert panels[name]["message"].startswith("no data yet"), panels[name]
     assert panels["failed_records"]["status"] == "ok"
 
-    with TestClient(create_app(empty)) as client:
+    with TestClient(create_app(empty), base_url="http://127.0.0.1:8050") as client:
         response = client.get("/api/metrics")
     assert response.status_code == 200
     assert response.json()["panels"]["total"]["status"] == "no_data"

@@ -289,6 +289,7 @@ def test_cli_crawl_compact_rollup_check(loaded: Loaded) -> None:
     assert {o["name"] for o in outcomes} == {
         "raw_schema",
         "no_processing_failed",
+        "no_quarantined_objects",
         "freshness",
         "unique_order_id",
         "amounts",

@@ -117,6 +117,16 @@ def require_table(settings: Settings, name: str) -> dict[str, Any]:
     return table
 
 
+def list_tables(settings: Settings, database: str | None = None) -> list[dict[str, Any]]:
+    """Every table of the database, sorted by name."""
+    pages = (
+        settings.client("glue")
+        .get_paginator("get_tables")
+        .paginate(DatabaseName=database or settings.database)
+    )
+    return sorted((t for page in pages for t in page["TableList"]), key=lambda t: t["Name"])
+
+
 def put_table(settings: Settings, table_input: dict[str, Any], database: str | None = None) -> bool:
     """Create the table, or update it in place (one atomic call); True when it was created."""
     glue = settings.client("glue")

@@ -31,14 +31,15 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sales_ops.catalog import glue
 from sales_ops.curated.lock import LOCK_KEY, CompactionError, S3Lock
+from sales_ops.curated.quarantine import Quarantined, quarantine_unreadable
 from sales_ops.curated.state import _RAW_KEY, CompactionState, RawObject, list_raw
-from sales_ops.query import Sql, SqlEngine, literal
+from sales_ops.query import QueryError, Sql, SqlEngine, literal
 from sales_ops.schema import LATEST_COLUMNS
 from sales_ops.settings import CURATED_PREFIX, RAW_PREFIX, Settings
 
@@ -49,6 +50,8 @@ DELETED = "-deleted"
 DATES_PER_WRITE = 50
 PATHS_IN_SQL = 1000  # Athena takes ≤ 256 KB of SQL; beyond this, new objects are chosen by partition
 ORPHANS_PER_QUERY = 500
+MAX_HOURS = 24 * 365 * 10
+MAX_QUARANTINED = 100  # more unreadable objects in one run is not stray data: stop and say so
 
 COLUMNS: list[tuple[str, str]] = [(c.name, c.latest_type) for c in LATEST_COLUMNS]
 
@@ -68,6 +71,7 @@ class CompactionReport:
     full: bool = False
     new_objects: int = 0
     version: str | None = None
+    quarantined: list[dict[str, str]] = field(default_factory=list)  # raw objects moved aside
 
 
 def new_version() -> str:
@@ -108,6 +112,12 @@ class Compaction:
         lock: S3Lock | None = None,
         dates_per_write: int = DATES_PER_WRITE,
     ) -> None:
+        if not (0 <= retention_hours <= MAX_HOURS and 0 < lookback_hours <= MAX_HOURS):
+            # NaN fails both comparisons; a negative lookback would move the horizon into the future
+            raise ValueError(
+                f"retention_hours must be in [0, {MAX_HOURS}] and lookback_hours in (0, {MAX_HOURS}], "
+                f"not {retention_hours} and {lookback_hours}"
+            )
         self.settings = settings
         self.engine = engine
         self.full = full
@@ -117,6 +127,7 @@ class Compaction:
         self.dates_per_write = dates_per_write
         self.bytes_read = 0
         self.state = CompactionState()
+        self.quarantined: list[Quarantined] = []
 
     def run(self) -> CompactionReport:
         started = time.monotonic()
@@ -125,7 +136,15 @@ class Compaction:
         if plan is None:
             removed = self.cleanup()
             return CompactionReport(
-                0, [], self.bytes_read, 0, before, before, removed, time.monotonic() - started
+                0,
+                [],
+                self.bytes_read,
+                0,
+                before,
+                before,
+                removed,
+                time.monotonic() - started,
+                quarantined=[asdict(q) for q in self.quarantined],
             )
         for batch in plan.batches(self.dates_per_write):
             self.write(plan, batch)
@@ -144,6 +163,7 @@ class Compaction:
             full=self.full,
             new_objects=len(plan.objects),
             version=plan.version,
+            quarantined=[asdict(q) for q in self.quarantined],
         )
 
     # 1. what is new, and which dates it touches -------------------------------------------
@@ -155,8 +175,20 @@ class Compaction:
             return None
         self._register_raw_partitions(objects)
         first_run = not self.state.processed and self.state.horizon is None
-        selector = Sql("TRUE") if self.full or first_run else _selector(objects, self.settings.bucket)
-        dates = self._touched_dates(selector)
+        for _ in range(MAX_QUARANTINED + 1):
+            selector = Sql("TRUE") if self.full or first_run else _selector(objects, self.settings.bucket)
+            try:
+                dates = self._touched_dates(selector)
+                break
+            except QueryError as exc:  # a malformed raw object: move it aside and go on
+                moved = quarantine_unreadable(self.settings, exc, [o.key for o in objects])
+                if not moved or len(self.quarantined) >= MAX_QUARANTINED:
+                    raise
+                self.quarantined += moved
+                gone = {q.source for q in moved}
+                objects = [o for o in objects if o.key not in gone]
+        if not objects and not self.full:
+            return None
         current = current_versions(self.settings)
         return Plan(new_version(), objects, selector, sorted(dates), current, self.full)
 

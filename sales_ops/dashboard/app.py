@@ -21,8 +21,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sales_ops.dashboard.metrics import MetricsCache
+from sales_ops.guard import foreign_origin, loopback_host
+from sales_ops.local.reachable import EmbeddedAwsDown
 from sales_ops.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -49,7 +52,7 @@ def plotly_js() -> Path:
 
 def create_app(
     settings: Settings, cache_seconds: float | None = None, refresh_seconds: int = REFRESH_SECONDS
-) -> Starlette:
+) -> LocalOnly:
     """The dashboard app; metrics are cached `cache_seconds` (default: 2 s local, 120 s Athena)."""
     if cache_seconds is None:
         # Athena bills every query (10 MB minimum each): on AWS, all pages share one result.
@@ -64,9 +67,12 @@ def create_app(
     def metrics(request: Request) -> Response:
         try:
             body = cache.get()
-        except Exception as exc:  # e.g. no credentials for Athena: say so, in JSON, to the page
+        except EmbeddedAwsDown as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503, headers=NO_STORE)
+        except Exception:  # e.g. no credentials for Athena: the details go to the log, not the page
             log.exception("dashboard metrics failed")
-            return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=503, headers=NO_STORE)
+            error = "metrics unavailable: see the dashboard's log"
+            return JSONResponse({"error": error}, status_code=503, headers=NO_STORE)
         return JSONResponse({**body, "refresh_seconds": refresh_seconds}, headers=NO_STORE)
 
     def plotly(request: Request) -> Response:
@@ -85,7 +91,31 @@ def create_app(
         Route("/static/plotly.min.js", plotly),  # before the mount, which would 404 it
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return LocalOnly(Starlette(routes=routes, lifespan=lifespan))
+
+
+class LocalOnly:
+    """ASGI guard: a loopback Host only (no DNS rebinding), and no cross-site calls to the API.
+
+    Starlette's TrustedHostMiddleware cuts the port at the first ':' and so cannot match [::1].
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            reason = None
+            if not loopback_host(headers.get("host", "")):
+                reason = "Host header is not 127.0.0.1/localhost"
+            elif scope["path"].startswith("/api/"):
+                same = {f"http://{headers['host'].lower()}"}
+                reason = foreign_origin(headers, same)
+            if reason:
+                await JSONResponse({"error": reason}, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def is_loopback(host: str) -> bool:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sales_ops.local.reachable import require_reachable
 from sales_ops.quality import check_freshness, check_no_processing_failed
 from sales_ops.query import MissingTableError, SqlEngine
 from sales_ops.settings import Settings
@@ -89,6 +90,7 @@ class MetricsCache:
     def get(self) -> dict[str, Any]:
         with self._lock:
             if self._value is None or time.monotonic() - self._at >= self.ttl:
+                require_reachable(self.settings)
                 if self._engine is None:
                     self._engine = self._engine_factory(self.settings)
                 self._value = collect_metrics(self.settings, self._engine)

@@ -9,6 +9,7 @@ and the lifecycles reproducible (timestamps are the wall clock: they are when th
 
 from __future__ import annotations
 
+import queue
 import random
 import sys
 import threading
@@ -29,6 +30,8 @@ CHANNELS = (("web", 45), ("mobile", 40), ("marketplace", 10), ("store", 5))
 REGIONS = (("us-east", 30), ("us-west", 25), ("eu-west", 25), ("ap-south", 12), ("sa-east", 8))
 CATALOGUE_SEED = 20261123  # the shop's catalogue is the same whatever the load's seed
 CATALOGUE_KEY = "reference/products/products.jsonl"
+MAX_CUSTOMERS = 500_000
+_DONE = object()  # end of a writer lane
 
 _CATEGORIES = {
     "electronics": (
@@ -114,6 +117,7 @@ class LoadSummary:
     updates: int = 0
     deletes: int = 0
     seconds: float = 0.0
+    interrupted: bool = False  # stopped early (Ctrl-C); the counts are what was written
 
     @property
     def changes(self) -> int:
@@ -139,8 +143,10 @@ class Shop:
         self.customers: list[str] = []
 
     def _customer(self) -> str:
-        # Two orders in three come from a returning customer, favouring the loyal ones.
-        if self.customers and self.rng.random() < 0.66:
+        # Two orders in three come from a returning customer, favouring the loyal ones. The pool
+        # stops growing at MAX_CUSTOMERS so that a huge load runs in bounded memory.
+        full = len(self.customers) >= MAX_CUSTOMERS
+        if self.customers and (full or self.rng.random() < 0.66):
             return self.customers[int(len(self.customers) * self.rng.random() ** 2)]
         customer = f"cus-{uuid.UUID(int=self.rng.getrandbits(128), version=4).hex[:10]}"
         self.customers.append(customer)
@@ -232,14 +238,15 @@ class RateLimiter:
         self.next_at = time.monotonic()
         self.lock = threading.Lock()
 
-    def acquire(self, n: int) -> None:
+    def acquire(self, n: int, stop: threading.Event | None = None) -> None:
+        """Wait for the right to send n events (returns early once `stop` is set)."""
         if not self.interval:
             return
         with self.lock:
             at = self.next_at = max(self.next_at, time.monotonic()) + n * self.interval
         delay = at - n * self.interval - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            (stop or threading.Event()).wait(delay)
 
 
 class TableWriter:
@@ -262,57 +269,125 @@ class TableWriter:
         changes: Iterator[Change],
         summary: LoadSummary,
         on_progress: Callable[[int], None] = lambda n: None,
+        stop: threading.Event | None = None,
     ) -> None:
-        lanes: list[list[Change]] = [[] for _ in range(self.threads)]
-        for change in changes:
-            lanes[zlib.crc32(change.order_id.encode()) % self.threads].append(change)
+        """Stream `changes` to the table through one bounded queue per thread (memory stays flat).
+
+        Ctrl-C, or setting `stop`, stops it promptly: each thread finishes the batch it is sending,
+        and `summary` counts exactly what was written (`interrupted` set on Ctrl-C).
+        """
+        stop = stop if stop is not None else threading.Event()
+        lanes: list[queue.Queue] = [queue.Queue(maxsize=self.LANE) for _ in range(self.threads)]
         errors: list[BaseException] = []
+        counted = threading.Lock()
         workers = [
-            threading.Thread(target=self._lane, args=(lane, summary, on_progress, errors)) for lane in lanes
+            threading.Thread(
+                target=self._lane, args=(lane, summary, counted, on_progress, errors, stop), daemon=True
+            )
+            for lane in lanes
         ]
         for worker in workers:
             worker.start()
-        for worker in workers:
-            worker.join()
+        try:
+            for change in changes:
+                lane = lanes[zlib.crc32(change.order_id.encode()) % self.threads]
+                if not self._put(lane, change, stop, errors):
+                    break
+            for lane in lanes:
+                self._put(lane, _DONE, stop, errors)
+            for worker in workers:
+                worker.join()
+        except KeyboardInterrupt:
+            stop.set()
+            summary.interrupted = True
+            for worker in workers:
+                worker.join()
         if errors:
             raise errors[0]
 
+    LANE = 2_000  # changes waiting per thread
+
+    @staticmethod
+    def _put(lane: queue.Queue, item: object, stop: threading.Event, errors: list) -> bool:
+        """Queue an item unless writing has stopped (a thread failed); False when it has."""
+        while not (errors or stop.is_set()):
+            try:
+                lane.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def _lane(
-        self, lane: list[Change], summary: LoadSummary, on_progress: Callable[[int], None], errors: list
+        self,
+        lane: queue.Queue,
+        summary: LoadSummary,
+        counted: threading.Lock,
+        on_progress: Callable[[int], None],
+        errors: list,
+        stop: threading.Event,
     ) -> None:
         try:
             state: dict[str, dict] = {}
-            batch: list[dict] = []
-            keys: set[str] = set()
-            for change in lane:
-                if change.order_id in keys or len(batch) == self.BATCH:
-                    self._flush(batch, on_progress)
-                    batch, keys = [], set()
-                keys.add(change.order_id)
-                batch.append(self._request(change, state, summary))
-            self._flush(batch, on_progress)
+            carry: object = None
+            while not stop.is_set():
+                first = carry if carry is not None else self._take(lane, stop)
+                carry = None
+                if first is None or first is _DONE:
+                    return
+                assert isinstance(first, Change)
+                batch, carry = self._batch(lane, first)
+                requests = [self._request(change, state) for change in batch]
+                self._flush([r for r, _ in requests], stop)
+                with counted:
+                    for _, kind in requests:
+                        setattr(summary, kind, getattr(summary, kind) + 1)
+                        summary.orders += kind == "inserts"
+                on_progress(len(batch))
+                if carry is _DONE:
+                    return
         except BaseException as exc:  # surfaced by write(): a thread must not fail silently
             errors.append(exc)
+            stop.set()
 
-    def _request(self, change: Change, state: dict[str, dict], summary: LoadSummary) -> dict:
+    @staticmethod
+    def _take(lane: queue.Queue, stop: threading.Event) -> object:
+        while not stop.is_set():
+            try:
+                return lane.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        return None
+
+    def _batch(self, lane: queue.Queue, first: Change) -> tuple[list[Change], object]:
+        """Up to BATCH queued changes, never one order twice; returns the batch and what is left over."""
+        batch, keys = [first], {first.order_id}
+        while len(batch) < self.BATCH:
+            try:
+                change = lane.get_nowait()
+            except queue.Empty:
+                return batch, None
+            if change is _DONE or change.order_id in keys:
+                return batch, change
+            batch.append(change)
+            keys.add(change.order_id)
+        return batch, None
+
+    def _request(self, change: Change, state: dict[str, dict]) -> tuple[dict, str]:
+        """The write request for a change, and which counter it adds to once written."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         if change.op == "delete":
             state.pop(change.order_id, None)
-            summary.deletes += 1
-            return {"DeleteRequest": {"Key": {"order_id": {"S": change.order_id}}}}
-        if change.order_id in state:
-            summary.updates += 1
-        else:
-            summary.inserts += 1
-            summary.orders += 1
+            return {"DeleteRequest": {"Key": {"order_id": {"S": change.order_id}}}}, "deletes"
+        kind = "updates" if change.order_id in state else "inserts"
         order = state.setdefault(change.order_id, {})
         order.update(change.fields)
-        return {"PutRequest": {"Item": _to_item(order, now)}}
+        return {"PutRequest": {"Item": _to_item(order, now)}}, kind
 
-    def _flush(self, batch: list[dict], on_progress: Callable[[int], None]) -> None:
+    def _flush(self, batch: list[dict], stop: threading.Event) -> None:
         if not batch:
             return
-        self.limiter.acquire(len(batch))
+        self.limiter.acquire(len(batch), stop)
         pending, attempt = batch, 0
         while pending:
             response = self.ddb.batch_write_item(RequestItems={self.table: pending})
@@ -320,7 +395,6 @@ class TableWriter:
             if pending:
                 attempt += 1
                 time.sleep(min(0.05 * 2**attempt, 2.0))
-        on_progress(len(batch))
 
 
 def write_catalogue(settings: Settings) -> None:
@@ -351,19 +425,19 @@ def run_load(
     seed: int | None = None,
     threads: int = 2,
     on_progress: Callable[[int], None] = lambda n: None,
-    on_total: Callable[[int], None] = lambda n: None,
 ) -> LoadSummary:
-    """Plan `orders` orders and write all their changes at up to `rate` changes/s (0 = unlimited)."""
+    """Write `orders` orders' changes, planned as they go, at up to `rate` changes/s (0 = unlimited).
+
+    Interrupted (Ctrl-C), it returns what it wrote with `interrupted` set.
+    """
     if orders < 0:
         raise ValueError("orders must be ≥ 0")
-    if rate < 0:
-        raise ValueError("rate must be ≥ 0 (0 means as fast as possible)")
-    changes = list(Shop(seed).changes(orders))
-    on_total(len(changes))
+    if not 0 <= rate < float("inf"):
+        raise ValueError("rate must be a number ≥ 0 (0 means as fast as possible)")
     write_catalogue(settings)
     summary = LoadSummary()
     started = time.monotonic()
-    TableWriter(settings, rate, threads).write(iter(changes), summary, on_progress)
+    TableWriter(settings, rate, threads).write(Shop(seed).changes(orders), summary, on_progress)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -389,15 +463,10 @@ def run_live_load(
     write_catalogue(settings)
     writer = TableWriter(settings, rate, threads=1)
     summary = summary if summary is not None else LoadSummary()
-    state: dict[str, dict] = {}
     started = time.monotonic() - summary.seconds
     try:
-        for change in Shop(seed).changes(sys.maxsize, in_flight=LIVE_IN_FLIGHT):
-            if stop is not None and stop.is_set():
-                break
-            writer._flush([writer._request(change, state, summary)], on_progress)
-            if change.op == "delete":
-                state.pop(change.order_id, None)
+        changes = Shop(seed).changes(sys.maxsize, in_flight=LIVE_IN_FLIGHT)
+        writer.write(changes, summary, on_progress, stop=stop)
     finally:
         summary.seconds = time.monotonic() - started
     return summary

@@ -15,11 +15,18 @@ import pickle
 import signal
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from sales_ops.guard import foreign_origin, loopback_host, normal_origin
+from sales_ops.settings import DEFAULT_STATE_DIR
 
 log = logging.getLogger("sales_ops.emulator")
 
@@ -197,13 +204,69 @@ def _fast_kinesis_put_records() -> None:
     KinesisResponse.put_records = put_records  # type: ignore[method-assign,assignment]  # a body string
 
 
+ALLOWED_ORIGINS_ENV = "SALES_OPS_ALLOWED_ORIGINS"
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded", "text/plain")
+
+
+def allowed_origins(env: dict[str, str] | None = None) -> frozenset[str]:
+    """Origins allowed to call the emulator from a browser: none, unless listed (comma-separated)."""
+    raw = (os.environ if env is None else env).get(ALLOWED_ORIGINS_ENV, "")
+    return frozenset(normal_origin(o) for o in raw.split(",") if o.strip())
+
+
+class LocalOnlyMiddleware:
+    """Refuse what a web page in the user's browser could send to the emulator.
+
+    Loopback binding does not stop the user's own browser: any page can send requests to
+    127.0.0.1, and moto answers preflights by echoing the Origin. As LocalStack does (its CORS
+    enforcement, relaxed only by DISABLE_CORS_CHECKS / EXTRA_CORS_ALLOWED_ORIGINS), a request is
+    refused with 403 when
+    - its Host is not 127.0.0.1/localhost/[::1] (DNS rebinding);
+    - it carries an Origin (or, without one, a Referer) that is not in the allowed list (none by
+      default; SALES_OPS_ALLOWED_ORIGINS adds some) or `Sec-Fetch-Site: cross-site`. SDKs and the
+      CLI send none of these;
+    - it is a form POST (multipart/urlencoded/text/plain): browsers send those without a preflight,
+      and boto3 never does.
+    Preflights (OPTIONS) from allowed origins are still answered by moto; from others, 403 with
+    no Access-Control-Allow-* header.
+    """
+
+    def __init__(self, app: WSGIApplication, origins: frozenset[str] | None = None) -> None:
+        self.app = app
+        self.origins = allowed_origins() if origins is None else origins
+
+    def refusal(self, environ: dict) -> str | None:
+        if not loopback_host(environ.get("HTTP_HOST", "")):
+            return "Host header is not 127.0.0.1/localhost"
+        wsgi = {"origin": "HTTP_ORIGIN", "referer": "HTTP_REFERER", "sec-fetch-site": "HTTP_SEC_FETCH_SITE"}
+        headers = {key: environ[name] for key, name in wsgi.items() if name in environ}
+        foreign = foreign_origin(headers, self.origins)
+        if foreign:
+            return f"{foreign} ({ALLOWED_ORIGINS_ENV} lists allowed origins)"
+        content_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+        if environ.get("REQUEST_METHOD") == "POST" and content_type in FORM_TYPES:
+            return f"form POST ({content_type}) refused: browsers send these without a preflight"
+        return None
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        reason = self.refusal(environ)
+        if reason is None:
+            return self.app(environ, start_response)
+        log.warning("refused %s %s: %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), reason)
+        body = json.dumps({"__type": "AccessDeniedException", "message": reason}).encode()
+        start_response(
+            "403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+
 def bind_server(port: int) -> BaseWSGIServer:
-    """moto's WSGI app on 127.0.0.1 only.
+    """moto's WSGI app on 127.0.0.1 only, behind LocalOnlyMiddleware.
 
     Bound here rather than through moto's ThreadedMotoServer, whose start() waits without a
     timeout for a thread that dies when the port is taken, leaving the process hanging.
     """
-    app = DomainDispatcherApplication(create_backend_app)
+    app = LocalOnlyMiddleware(DomainDispatcherApplication(create_backend_app))
     return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
@@ -239,7 +302,7 @@ def _snapshot_logged(state_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=4566)
-    parser.add_argument("--state-dir", type=Path, default=Path(".sales-ops"))
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--snapshot-every", type=float, default=15.0, help="seconds between snapshots")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -36,12 +36,33 @@ class Service:
         return settings.state_path("logs", f"{self.name}.log")
 
     def pid(self, settings: Settings) -> int | None:
-        """The pid from the pidfile if that process is alive."""
+        """The pid from the pidfile if that process is alive and is this service of this state dir.
+
+        A stale pidfile (after a crash or a reboot) can name a pid since reused by an unrelated
+        process: it must never be called "running", nor be killed by `down`.
+        """
         try:
             pid = int(self.pidfile(settings).read_text())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if _alive(pid) and self.is_ours(pid, settings) else None
+
+    def is_ours(self, pid: int, settings: Settings) -> bool:
+        """The process runs `python -m <this module>` for this state dir (checked on its command line
+        and, for the workers, which take the state dir from the environment, its environment)."""
+        args = _cmdline(pid)
+        if args is None or "-m" not in args or self.module not in args:
+            return False
+        if "--state-dir" in args:
+            at = args.index("--state-dir") + 1
+            return at < len(args) and Path(args[at]).resolve() == settings.state_dir.resolve()
+        env = _environ(pid)
+        if env is None:
+            return True
+        return (
+            "SALES_OPS_STATE_DIR" in env
+            and Path(env["SALES_OPS_STATE_DIR"]).resolve() == settings.state_dir.resolve()
+        )
 
 
 EMULATOR = Service("emulator", "sales_ops.local.emulator")
@@ -62,6 +83,30 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return True
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    """The process's arguments (None when it cannot be read: gone, or another user's)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+    except FileNotFoundError:
+        if not Path("/proc/self").exists():  # no procfs (macOS): ask ps
+            found = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True)
+            return found.stdout.split() or None
+        return None
+    except OSError:
+        return None
+
+
+def _environ(pid: int) -> dict[str, str] | None:
+    """The process's environment where procfs shows it, else None (then not checked)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            pairs = [e.decode(errors="replace").partition("=") for e in fh.read().split(b"\0") if e]
+    except OSError:
+        return None
+    return {k: v for k, _, v in pairs}
 
 
 def port_open(port: int, host: str = LOCAL_HOST) -> bool:

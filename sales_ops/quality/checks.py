@@ -99,6 +99,27 @@ def check_no_processing_failed(settings: Settings, since: datetime | None = None
     return CheckOutcome(name, False, summary, details)
 
 
+def check_no_quarantined(settings: Settings) -> CheckOutcome:
+    """No raw object moved aside by compaction as unreadable (errors/quarantine/)."""
+    from sales_ops.curated.quarantine import QUARANTINE_PREFIX, list_quarantined
+
+    name = "no_quarantined_objects"
+    found = list_quarantined(settings)
+    if not found:
+        return CheckOutcome(name, True, "no quarantined raw objects", {"objects": 0})
+    first = found[0]
+    summary = (
+        f"{len(found)} raw object(s) quarantined by compaction as unreadable, e.g. {first.source}: "
+        f"{first.reason}; inspect {settings.s3_uri(QUARANTINE_PREFIX)}, then delete them "
+        "(or fix them and put them back under raw/)"
+    )
+    details = {
+        "objects": len(found),
+        "quarantined": [{"key": q.key, "source": q.source, "reason": q.reason} for q in found[: SAMPLES * 4]],
+    }
+    return CheckOutcome(name, False, summary, details)
+
+
 def check_freshness(settings: Settings, max_age_s: float) -> CheckOutcome:
     """The newest raw object is at most max_age_s old (looked for in the newest partition only)."""
     name = "freshness"
@@ -233,6 +254,7 @@ def run_checks(
     checks: list[tuple[str, Callable[[], CheckOutcome]]] = [
         ("raw_schema", lambda: check_raw_schema(settings)),
         ("no_processing_failed", lambda: check_no_processing_failed(settings)),
+        ("no_quarantined_objects", lambda: check_no_quarantined(settings)),
         ("freshness", lambda: check_freshness(settings, max_age_s)),
         ("unique_order_id", lambda: check_unique_order_id(engine)),
         ("amounts", lambda: check_amounts(engine)),

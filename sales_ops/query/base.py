@@ -35,24 +35,29 @@ class SqlEngine(Protocol):
 
 
 class _EngineBase:
-    """What both engines share: every statement goes through the engine's own `_run`."""
+    """What both engines share: every statement goes through the engine's own `_run`.
+
+    `query` is for people's SQL (the CLI): the local engine does not let it write into the raw,
+    errors or curated zones. `execute` and `named` run the project's own SQL (compaction,
+    rollups, checks, the dashboard), which may.
+    """
 
     settings: Settings
 
-    def _run(self, sql: str) -> QueryResult:
+    def _run(self, sql: str, trusted: bool) -> QueryResult:
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
 
     def query(self, sql: str) -> QueryResult:
-        return self._run(sql)
+        return self._run(sql, trusted=False)
 
     def execute(self, sql: str) -> QueryResult:
-        return self._run(sql)
+        return self._run(sql, trusted=True)
 
     def named(self, name: str, **params: Any) -> QueryResult:
-        return self._run(render_named(name, self.settings.database, **params))
+        return self._run(render_named(name, self.settings.database, **params), trusted=True)
 
     def __enter__(self) -> Self:
         return self

@@ -19,6 +19,7 @@ really reads again (and sees new data).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -36,9 +37,65 @@ from sales_ops.query.base import QueryResult, _EngineBase
 from sales_ops.query.errors import MissingTableError, QueryError
 from sales_ops.query.templates import literal
 from sales_ops.query.types import duckdb_to_hive, hive_to_duckdb
-from sales_ops.settings import ATHENA_RESULTS_PREFIX, LOCAL_CREDENTIALS, Settings
+from sales_ops.settings import (
+    ATHENA_RESULTS_PREFIX,
+    CURATED_PREFIX,
+    ERROR_PREFIX,
+    LOCAL_CREDENTIALS,
+    RAW_PREFIX,
+    Settings,
+)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Zones of the bucket only the pipeline writes: Firehose (raw, errors), compaction and rollups.
+MANAGED_ZONES = (RAW_PREFIX.split("/")[0] + "/", ERROR_PREFIX.split("/")[0] + "/", CURATED_PREFIX)
+# What Athena's DML/DDL subset the engine runs starts with (anything else is refused by name).
+STATEMENT_KINDS = ("SELECT", "WITH", "VALUES", "(", "INSERT", "CREATE", "DROP")
+# Statements of DuckDB (and SQL) that the local engine never runs, refused by name before parsing.
+COMMAND_WORDS = frozenset(
+    [
+        "INSTALL",
+        "LOAD",
+        "ATTACH",
+        "DETACH",
+        "COPY",
+        "SET",
+        "RESET",
+        "PRAGMA",
+        "CALL",
+        "EXPORT",
+        "IMPORT",
+        "CHECKPOINT",
+        "USE",
+        "SHOW",
+        "DESCRIBE",
+        "SUMMARIZE",
+        "UPDATE",
+        "DELETE",
+        "ALTER",
+        "TRUNCATE",
+        "MERGE",
+        "VACUUM",
+        "ANALYZE",
+        "EXPLAIN",
+        "PREPARE",
+        "EXECUTE",
+        "DEALLOCATE",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "ABORT",
+        "START",
+        "GRANT",
+        "REVOKE",
+        "FROM",
+        "PIVOT",
+        "UNPIVOT",
+    ]
+)
+# sqlglot logs "Falling back to parsing as a 'Command'" for what it cannot parse; we refuse those
+# statements with our own message.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 
 def _one_row(cursor: Any) -> tuple[Any, ...]:
@@ -115,7 +172,11 @@ class DuckDBEngine(_EngineBase):
         self.settings = settings
         self.glue = settings.client("glue")
         self.s3 = settings.client("s3")
-        config: dict[str, Any] = {"autoinstall_known_extensions": False}
+        config: dict[str, Any] = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "allow_persistent_secrets": False,  # no ~/.duckdb/stored_secrets: nothing local to read
+        }
         if memory_limit:
             config["memory_limit"] = memory_limit
         # Remote reads wait on the network more than they compute: more threads than cores help.
@@ -130,8 +191,24 @@ class DuckDBEngine(_EngineBase):
         # Sizes from HEAD are cached per URL: every object we read is immutable (Firehose and the
         # compaction write new keys, never overwrite), so a later query skips the HEAD.
         self.con.execute("SET enable_http_metadata_cache = true")
-        self.con.execute(f"SET temp_directory = '{settings.state_path('duckdb', 'spill')}'")
+        spill = settings.state_path("duckdb", "spill")
+        self.con.execute(f"SET temp_directory = '{spill}'")
         self.con.execute("CALL enable_logging('HTTP')")
+        self._lock_down(f"{spill}/")
+
+    def _lock_down(self, spill: str) -> None:
+        """No file or network access beyond the pipeline's bucket, for good (docs/design.md §2.6).
+
+        Athena can read and write S3 only; DuckDB can read any local file (read_text, read_csv,
+        ATTACH), fetch any URL through httpfs, INSTALL/LOAD extensions and COPY anywhere. With
+        `enable_external_access = false` only `allowed_directories` stay reachable (prefix match,
+        remote URLs included), and `lock_configuration` stops SQL from changing that back.
+        See https://duckdb.org/docs/stable/operations_manual/securing_duckdb/overview.
+        """
+        bucket = _dir(self.settings.s3_uri())
+        self.con.execute("SET allowed_directories = ?", [[bucket, spill]])
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
 
     def _secret_sql(self) -> str:
         if self.settings.is_local:
@@ -154,27 +231,34 @@ class DuckDBEngine(_EngineBase):
         self.con.close()
 
     # statements -------------------------------------------------------------------------------
-    def _run(self, sql: str) -> QueryResult:
+    def _run(self, sql: str, trusted: bool) -> QueryResult:
         import duckdb
         import sqlglot
-        from sqlglot.errors import ParseError, UnsupportedError
+        from sqlglot.errors import ParseError, TokenError, UnsupportedError
 
         started = time.monotonic()
         views: dict[str, str] = {}
         with self._lock:
             try:
+                kind = _first_word(sql)
+                if kind in COMMAND_WORDS:  # before parsing: sqlglot misreads some (INSTALL x → alias)
+                    raise QueryError(f"the local engine does not run {kind} statements{_hint(kind)}", sql)
                 statements = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
                 if not statements:
                     raise QueryError("empty statement", sql)
-                read = written = 0
-                for statement in statements:  # the last one's rows; every one's bytes
-                    result = self._statement(statement, views)
-                    read, written = read + result.bytes_scanned, written + result.bytes_written
-                result.bytes_scanned, result.bytes_written = read, written
-            except ParseError as exc:
+                if kind not in STATEMENT_KINDS:
+                    raise QueryError(f"the local engine does not run {kind} statements", sql)
+                if len(statements) > 1:  # as Athena: one statement per query
+                    raise QueryError(f"{len(statements)} statements given: run one statement at a time", sql)
+                result = self._statement(statements[0], views, trusted, kind)
+            except (ParseError, TokenError) as exc:
                 raise QueryError(_parse_message(exc), sql) from None
             except UnsupportedError as exc:
                 raise QueryError(f"cannot run this in DuckDB: {exc}", sql) from None
+            except RecursionError:
+                raise QueryError("the statement is nested too deeply to parse", sql) from None
+            except duckdb.PermissionException as exc:
+                raise QueryError(_permission_message(exc, self.settings.s3_uri()), sql) from None
             except duckdb.Error as exc:
                 raise _duckdb_error(exc, views, sql) from None
             finally:
@@ -183,19 +267,39 @@ class DuckDBEngine(_EngineBase):
         result.seconds = time.monotonic() - started
         return result
 
-    def _statement(self, statement: Any, views: dict[str, str]) -> QueryResult:
+    def _statement(self, statement: Any, views: dict[str, str], trusted: bool, kind: str) -> QueryResult:
         from sqlglot import exp
 
         if isinstance(statement, exp.Insert):
-            return self._measured(lambda: self._insert(statement, views))
+            return self._measured(lambda: self._insert(statement, views, trusted))
         if isinstance(statement, exp.Create) and statement.kind == "TABLE" and statement.expression:
-            return self._measured(lambda: self._ctas(statement, views))
+            if statement.args.get("temporary") or _has_temporary(statement):
+                raise QueryError("CREATE TEMP TABLE: Athena has no temporary tables; use a WITH clause")
+            return self._measured(lambda: self._ctas(statement, views, trusted))
         if isinstance(statement, exp.Drop) and statement.kind == "TABLE":
-            return self._drop(statement)
+            return self._drop(statement, trusted)
         if isinstance(statement, exp.Query):
             return self._measured(lambda: self._select(statement, views))
-        kind = statement.this if isinstance(statement, exp.Command) else type(statement).__name__
-        raise QueryError(f"the local engine does not run {str(kind).upper()} statements")
+        hint = {
+            "SHOW": " (list tables with `sales-ops tables`)",
+            "DESCRIBE": " (use `sales-ops describe TABLE`)",
+        }
+        raise QueryError(f"the local engine does not run {kind} statements{hint.get(kind, '')}")
+
+    def _check_write(self, location: str, trusted: bool, what: str) -> None:
+        """Writes go to the pipeline's bucket only; people's SQL never into its managed zones."""
+        parsed = urlparse(location)
+        if parsed.scheme != "s3" or parsed.netloc != self.settings.bucket:
+            raise QueryError(f"{what}: writes go to {self.settings.s3_uri()} only, not {location}")
+        key = parsed.path.lstrip("/")
+        if any(part in (".", "..") for part in key.split("/")):
+            raise QueryError(f"{what}: '.' and '..' are not allowed in a location ({location})")
+        zone = next((z for z in MANAGED_ZONES if key.startswith(z)), None)
+        if zone and not trusted:
+            raise QueryError(
+                f"{what}: {self.settings.s3_uri(zone)} is managed by the pipeline; only its own "
+                "compaction and rollups write there"
+            )
 
     def _measured(self, run: Callable[[], tuple[list[str], list[tuple]]]) -> QueryResult:
         self.con.execute("CALL truncate_duckdb_logs()")
@@ -209,7 +313,7 @@ class DuckDBEngine(_EngineBase):
         columns = [d[0] for d in cursor.description or []]
         return columns, [tuple(row) for row in cursor.fetchall()]
 
-    def _insert(self, statement: Any, views: dict[str, str]) -> tuple[list[str], list[tuple]]:
+    def _insert(self, statement: Any, views: dict[str, str], trusted: bool) -> tuple[list[str], list[tuple]]:
         from sqlglot import exp
 
         target = statement.this
@@ -218,6 +322,7 @@ class DuckDBEngine(_EngineBase):
             names = [c.name.lower() for c in target.expressions]
             target = target.this
         table = self._table(target.db or self.settings.database, target.name)
+        self._check_write(table.location, trusted, f"INSERT INTO {table.qualified}")
         if table.format != "parquet":
             raise QueryError(f"INSERT INTO {table.qualified}: the local engine writes Parquet tables only")
         body = statement.expression
@@ -240,7 +345,7 @@ class DuckDBEngine(_EngineBase):
         count = self._copy(select, table.location, [c for c, _ in table.partition_keys], table)
         return ["rows"], [(count,)]
 
-    def _ctas(self, statement: Any, views: dict[str, str]) -> tuple[list[str], list[tuple]]:
+    def _ctas(self, statement: Any, views: dict[str, str], trusted: bool) -> tuple[list[str], list[tuple]]:
         from sqlglot import exp
 
         target = statement.this.this if isinstance(statement.this, exp.Schema) else statement.this
@@ -252,6 +357,7 @@ class DuckDBEngine(_EngineBase):
             props.get("external_location")
             or self.settings.s3_uri(f"{ATHENA_RESULTS_PREFIX}tables/{uuid.uuid4()}/")
         )
+        self._check_write(location, trusted, f"CREATE TABLE {database}.{name}")
         if glue.get_table(self.settings, name, database) is not None:
             raise QueryError(f"Table {database}.{name} already exists")
         bucket, prefix = _split_s3(location)
@@ -328,15 +434,21 @@ class DuckDBEngine(_EngineBase):
         ]
         glue.put_partitions(self.settings, table.glue, entries)
 
-    def _drop(self, statement: Any) -> QueryResult:
-        for target in statement.expressions:
-            database = (target.db or self.settings.database).lower()
-            glue = self.glue
-            try:
-                glue.delete_table(DatabaseName=database, Name=target.name.lower())
-            except glue.exceptions.EntityNotFoundException:
+    def _drop(self, statement: Any, trusted: bool) -> QueryResult:
+        """As Athena's DROP TABLE on an external table: the catalog entry goes, the data stays."""
+        targets = statement.args.get("tables") or [statement.this]
+        for target in targets:
+            database, name = (target.db or self.settings.database).lower(), target.name.lower()
+            found = glue.get_table(self.settings, name, database)
+            if found is None:
                 if not statement.args.get("exists"):
-                    raise MissingTableError(f"{database}.{target.name.lower()}") from None
+                    raise MissingTableError(f"{database}.{name}")
+                continue
+            location = found.get("StorageDescriptor", {}).get("Location", "")
+            key = urlparse(location).path.lstrip("/")
+            if not trusted and any(key.startswith(zone) for zone in MANAGED_ZONES):
+                raise QueryError(f"DROP TABLE {database}.{name}: the table is managed by the pipeline")
+            glue.delete_table(self.settings, name, database)
         return QueryResult([], [], 0, 0.0, self.name)
 
     # resolution -------------------------------------------------------------------------------
@@ -701,6 +813,36 @@ def _ctas_properties(statement: Any) -> dict[str, Any]:
         elif isinstance(prop, exp.Property):
             props[prop.name.lower()] = prop.args["value"].name
     return props
+
+
+def _first_word(sql: str) -> str:
+    """The statement's keyword as written (INSTALL, SHOW…), for refusals; sqlglot may misname it."""
+    import sqlglot
+
+    try:
+        tokens = sqlglot.tokenize(sql, read="trino")
+    except Exception:  # a refusal message must not fail itself
+        return "this"
+    return tokens[0].text.upper() if tokens else "this"
+
+
+def _hint(kind: str) -> str:
+    hints = {"SHOW": "list tables with `sales-ops tables`", "DESCRIBE": "use `sales-ops describe TABLE`"}
+    return f" ({hints[kind]})" if kind in hints else ""
+
+
+def _has_temporary(statement: Any) -> bool:
+    from sqlglot import exp
+
+    props = statement.args.get("properties")
+    return bool(props) and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)
+
+
+def _permission_message(exc: Exception, bucket: str) -> str:
+    """DuckDB's permission error, said as what it means here."""
+    target = re.search(r'Cannot access (?:file|directory) "([^"]*)"', str(exc))
+    what = f" ({target.group(1)})" if target else ""
+    return f"refused{what}: SQL here reads and writes only {bucket}, no local files, URLs or extensions"
 
 
 def _parse_message(exc: Any) -> str:

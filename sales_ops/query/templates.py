@@ -38,19 +38,22 @@ def named_queries() -> dict[str, str]:
     out = {}
     for path in sorted(PEOPLE_SQL.glob("*.sql")):
         lines = path.read_text().lstrip().splitlines()
-        comment = [line.removeprefix("--").strip() for line in lines if line.startswith("--")][:3]
-        out[path.stem] = " ".join(_take_sentence(comment))
+        comment = []
+        for line in lines:  # the whole leading comment, never cut mid-sentence
+            if not line.startswith("--"):
+                break
+            comment.append(line.removeprefix("--").strip())
+        out[path.stem] = " ".join(c for c in comment if c)
     return out
 
 
-def _take_sentence(lines: list[str]) -> list[str]:
-    """Comment lines up to the end of the first sentence."""
-    out = []
-    for line in lines:
-        out.append(line)
-        if line.endswith("."):
-            break
-    return out
+def named_parameters(name: str) -> list[str]:
+    """The parameters `<name>.sql` takes (its {placeholders} other than the business rules)."""
+    path = sql_path(name)
+    if path is None:
+        return []
+    found = dict.fromkeys(_PARAM.findall(path.read_text()))
+    return [p for p in found if p not in SQL_RULES and p != "database"]
 
 
 def sql_path(name: str) -> Path | None:
@@ -60,14 +63,22 @@ def sql_path(name: str) -> Path | None:
     return next((d / f"{name}.sql" for d in SQL_DIRS if (d / f"{name}.sql").exists()), None)
 
 
-def render_named(name: str, database: str, **params: Any) -> str:
-    """The SQL of `<name>.sql` with {placeholders} filled in (the business rules included)."""
+def render_named(name: str, database: str, /, **params: Any) -> str:
+    """The SQL of `<name>.sql` with {placeholders} filled in (the business rules included).
+
+    A parameter the query does not take is an error, not silently dropped.
+    """
     path = sql_path(name)
     if path is None:
         known = ", ".join(named_queries())
         raise QueryError(f"no named query {name!r}; known: {known}")
     if not re.fullmatch(r"[A-Za-z0-9_]+", database):
         raise QueryError(f"invalid database name {database!r}")
+    takes = named_parameters(name)
+    unknown = sorted(set(params) - set(takes))
+    if unknown:
+        accepted = ", ".join(takes) if takes else "none"
+        raise QueryError(f"{name} takes no parameter {', '.join(unknown)} (it takes: {accepted})")
     return render(path.read_text(), database=Sql(database), **params)
 
 

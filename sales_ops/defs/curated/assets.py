@@ -75,6 +75,7 @@ def orders_latest(
         "watermark_before": str(report.watermark_before),
         "watermark_after": str(report.watermark_after),
         "versions_removed": report.versions_removed,
+        "quarantined_raw_objects": dg.MetadataValue.json(report.quarantined),
         "version": str(report.version),
         "seconds": round(report.seconds, 2),
         "full_rebuild": config.full,

@@ -74,6 +74,14 @@ def no_processing_failed(pipeline: PipelineResource) -> dg.AssetCheckResult:
     return to_check_result(quality.check_no_processing_failed(pipeline.settings()))
 
 
+@dg.asset_check(
+    asset="raw_orders_files",
+    description="No raw object quarantined by compaction as unreadable (errors/quarantine/), with reasons.",
+)
+def no_quarantined_objects(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    return to_check_result(quality.check_no_quarantined(pipeline.settings()))
+
+
 class FreshnessConfig(dg.Config):
     max_age_s: float = FRESHNESS_MAX_AGE_S
 
@@ -140,7 +148,15 @@ def reconciliation(
     return to_check_result(outcome, severity)
 
 
-ALL_CHECKS = [raw_schema, no_processing_failed, freshness, unique_order_id, amounts, reconciliation]
+ALL_CHECKS = [
+    raw_schema,
+    no_processing_failed,
+    no_quarantined_objects,
+    freshness,
+    unique_order_id,
+    amounts,
+    reconciliation,
+]
 
 quality_job = dg.define_asset_job(
     "quality_job",
