@@ -336,6 +336,10 @@ def compact_cmd(
     retention_hours: Annotated[float, typer.Option(help="Keep superseded versions this long.")] = 24.0,
     lookback_hours: Annotated[float, typer.Option(help="How far back to look for late raw objects.")] = 72.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    break_lock: Annotated[
+        bool, typer.Option("--break-lock", help="Remove the compaction lock first (shows its holder, asks).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="--break-lock without asking.")] = False,
 ) -> None:
     """Compact new raw events into orders_latest (only the order_date partitions they touch)."""
     from sales_ops.curated.compaction import compact
@@ -343,6 +347,8 @@ def compact_cmd(
 
     with friendly_errors(), data_errors():
         cfg = settings()
+        if break_lock:
+            _break_compaction_lock(cfg, yes)
         engine = engine_for(cfg)
         try:
             report = compact(cfg, engine, full, retention_hours, lookback_hours)
@@ -362,6 +368,21 @@ def compact_cmd(
         )
     if report.versions_removed:
         console.print(f"removed {report.versions_removed} superseded version(s)")
+
+
+def _break_compaction_lock(cfg, yes: bool) -> None:
+    """Show the lock's holder, confirm, and remove it (for a holder the lease does not clear)."""
+    from sales_ops.curated import lock
+
+    holder = lock.read_holder(cfg)
+    if holder is None:
+        console.print("the compaction lock is free")
+        return
+    console.print(f"compaction lock held by {lock.describe(holder)}")
+    if not yes and not typer.confirm("Break it? A compaction still running would stop at its next step"):
+        raise typer.Exit(1)
+    lock.break_lock(cfg)
+    console.print("compaction lock removed")
 
 
 @app.command("rollup")
