@@ -108,12 +108,13 @@ def local_status(
 ) -> None:
     """Processes, and each stage's lag (records not yet passed on) and counters."""
     from sales_ops.local.progress import pipeline_lag, worker_status
-    from sales_ops.local.supervisor import port_open, processes
+    from sales_ops.local.supervisor import port_open, processes, restarts
 
     with friendly_errors():
         cfg = settings()
         require_local(cfg, "local status")
         report: dict = {"endpoint": cfg.endpoint_url, "processes": processes(cfg), "stages": []}
+        report["restarts"] = restarts(cfg)
         if report["processes"]["emulator"] and port_open(cfg.port):
             counters = worker_status(cfg)
             for lag in pipeline_lag(cfg):
@@ -127,8 +128,14 @@ def local_status(
 
 
 def _print_status(report: dict) -> None:
+    from datetime import datetime
+
     for name, pid in report["processes"].items():
         state = f"[green]running[/] (pid {pid})" if pid else "[red]stopped[/]"
+        restarted = report.get("restarts", {}).get(name)
+        if restarted:
+            at = datetime.fromtimestamp(restarted["last_at"]).strftime("%H:%M:%S")
+            state += f", restarted {restarted['restarts']}x (last {at})"
         console.print(f"{name:9} {state}")
     if not report["stages"]:
         return

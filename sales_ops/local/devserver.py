@@ -4,8 +4,10 @@
                                   [--no-load]
 
 DAGSTER_HOME is `<state dir>/dagster/`, `.sales-ops/dagster/` by default (runs, schedules and
-sensor cursors survive restarts). The first load runs in the background while Dagster starts, so
-the raw-objects sensor picks up its data and the UI fills in within a minute. Ctrl-C (or SIGTERM)
+sensor cursors survive restarts). It supervises what it started: a dead emulator, stand-in
+workers process or dashboard is started again within a second. The first load runs in the
+background while Dagster starts, so the raw-objects sensor picks up its data and the UI fills in
+within a minute. Ctrl-C (or SIGTERM)
 stops Dagster and everything it started, the load if still running, and then the embedded AWS
 (which snapshots its state) unless it was already running before.
 """
@@ -113,6 +115,18 @@ def stop_group(proc: subprocess.Popen, timeout: float) -> None:
     proc.wait()
 
 
+def supervise(settings: Settings) -> None:
+    """Start again the emulator or workers if either died (the journal brings the state back)."""
+    dead = supervisor.dead(settings)
+    if not dead:
+        return
+    print(f"{', '.join(dead)} died; restarting")
+    try:
+        supervisor.up(settings, log=lambda message: print(f"  {message}"))
+    except supervisor.EmulatorError as exc:  # tried again on the next round
+        print(f"  restart failed: {exc}", file=sys.stderr)
+
+
 class Stop(Exception):
     """SIGINT/SIGTERM received."""
 
@@ -143,6 +157,7 @@ def run(port: int, orders: int, rate: float, dashboard_port: int = 8050) -> int:
             print(f"first load: {orders} orders at {rate:g} changes/s (log {load_log(settings)})")
         # Dagster last: the loop below watches the last child.
         children.append((start_dashboard(env, dashboard_port), 10.0))
+        dashboard_at = len(children) - 1
         children.append((start_dagster(env, port), 30.0))
         print(f"Live sales dashboard on http://{LOCAL_HOST}:{dashboard_port}")
         print(
@@ -150,6 +165,11 @@ def run(port: int, orders: int, rate: float, dashboard_port: int = 8050) -> int:
         )
         while children[-1][0].poll() is None:
             time.sleep(0.5)
+            supervise(settings)
+            if children[dashboard_at][0].poll() is not None:
+                print(f"dashboard exited ({children[dashboard_at][0].returncode}); restarting it")
+                supervisor.count_restart("dashboard", settings)
+                children[dashboard_at] = (start_dashboard(env, dashboard_port), 10.0)
         return children[-1][0].returncode or 0
     except Stop as stop:
         print(f"\n{stop}: stopping Dagster, the load and the embedded AWS…")

@@ -2,6 +2,8 @@
 
 Each runs detached with a pidfile and a log under the state dir. `up` is idempotent: it starts what
 is not running (so after a crash it restarts just the dead worker) and provisions the resources.
+A start over a stale pidfile is a restart after a crash; `run/restarts.json` counts them for
+`local status`. The devserver (`make run`) calls `up` whenever a process is found dead.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sales_ops.local.checkpoint import read_json, write_json_atomic
 from sales_ops.local.provision import provision
 from sales_ops.settings import LOCAL_HOST, Settings
 
@@ -77,7 +80,27 @@ def _child_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def restarts_path(settings: Settings) -> Path:
+    return settings.state_path("run", "restarts.json")
+
+
+def restarts(settings: Settings) -> dict[str, dict]:
+    """Per service: how many times it was found dead and started again, and when last."""
+    return read_json(restarts_path(settings), {}) or {}
+
+
+def count_restart(name: str, settings: Settings) -> None:
+    counts = restarts(settings)
+    entry = counts.setdefault(name, {"restarts": 0})
+    entry["restarts"] += 1
+    entry["last_at"] = time.time()
+    write_json_atomic(restarts_path(settings), counts)
+
+
 def _spawn(service: Service, settings: Settings, *args: str) -> int:
+    # A pidfile whose process is gone means it died (`down` removes pidfiles): this is a restart.
+    if service.pidfile(settings).exists():
+        count_restart(service.name, settings)
     log = service.logfile(settings).open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", service.module, *args],
@@ -150,6 +173,11 @@ def down(settings: Settings, log=print) -> None:
             log(f"{service.name} stopped")
         else:
             log(f"{service.name} was not running")
+
+
+def dead(settings: Settings) -> list[str]:
+    """Services that were started (pidfile present) and whose process is gone."""
+    return [s.name for s in SERVICES if s.pidfile(settings).exists() and s.pid(settings) is None]
 
 
 def processes(settings: Settings) -> dict[str, int | None]:
