@@ -23,6 +23,7 @@ from pathlib import Path
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from sales_ops.local.faults import ENV_FLAG, FaultInjector, faults_path
 from sales_ops.local.journal import JOURNAL_DIR, Journal, JournaledApp, install_determinism, read_entries
 
 log = logging.getLogger("sales_ops.emulator")
@@ -242,11 +243,21 @@ def recover(state_dir: Path, fsync: bool = True) -> JournaledApp:
     return journaled
 
 
-def serve(port: int, state_dir: Path, snapshot_every: float, fsync: bool = True) -> None:
+def serve(
+    port: int, state_dir: Path, snapshot_every: float, fsync: bool = True, journal: bool = True
+) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     install_patches()
-    journaled = recover(state_dir, fsync)
-    server = bind_server(port, journaled)  # in this thread: a taken port fails here, loudly
+    if journal:
+        journaled: JournaledApp | None = recover(state_dir, fsync)
+        app = journaled
+    else:  # snapshots only, as before the journal: for the benchmark's baseline
+        journaled, app = None, DomainDispatcherApplication(create_backend_app)
+        log.info("restored %s (no journal)", ", ".join(restore(state_dir)[0]) or "nothing")
+    if os.environ.get(ENV_FLAG) == "1":  # the fault suite only
+        app = FaultInjector(app, state_dir)
+        log.warning("fault injection on: %s", faults_path(state_dir))
+    server = bind_server(port, app)  # in this thread: a taken port fails here, loudly
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     log.info("moto listening on 127.0.0.1:%d", port)
 
@@ -257,11 +268,12 @@ def serve(port: int, state_dir: Path, snapshot_every: float, fsync: bool = True)
         _snapshot_logged(state_dir, journaled)
     server.shutdown()
     _snapshot_logged(state_dir, journaled)
-    journaled.journal.close()
+    if journaled:
+        journaled.journal.close()
     log.info("stopped")
 
 
-def _snapshot_logged(state_dir: Path, journaled: JournaledApp) -> None:
+def _snapshot_logged(state_dir: Path, journaled: JournaledApp | None) -> None:
     started = time.monotonic()
     try:
         size = snapshot(state_dir, journaled)
@@ -279,11 +291,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-fsync", action="store_true", help="journal without fsync (benchmarks only: not crash-safe)"
     )
+    parser.add_argument(
+        "--no-journal", action="store_true", help="snapshots only (benchmarks only: loses recent writes)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     try:
-        serve(args.port, args.state_dir.resolve(), args.snapshot_every, fsync=not args.no_fsync)
+        state_dir = args.state_dir.resolve()
+        serve(args.port, state_dir, args.snapshot_every, fsync=not args.no_fsync, journal=not args.no_journal)
     except OSError as exc:  # e.g. the port is taken: say so and exit, never hang
         log.error("cannot serve on 127.0.0.1:%d: %s", args.port, exc)
         raise SystemExit(1) from exc
