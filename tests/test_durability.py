@@ -7,6 +7,7 @@ back comes from the journal.
 
 from __future__ import annotations
 
+import resource
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from sales_ops.local.checkpoint import Checkpoints
 from sales_ops.local.journal import JOURNAL_DIR, Journal, read_entries
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 
 @contextmanager
-def emulator(state_dir: Path, port: int) -> Iterator[subprocess.Popen]:
+def emulator(state_dir: Path, port: int, preexec_fn=None) -> Iterator[subprocess.Popen]:
     """An emulator process on `port`, killed with SIGKILL on exit (never stopped cleanly)."""
     log = (state_dir.parent / f"emulator-{port}.log").open("ab")
     cmd = [sys.executable, "-m", "sales_ops.local.emulator", "--port", str(port)]
@@ -38,6 +40,7 @@ def emulator(state_dir: Path, port: int) -> Iterator[subprocess.Popen]:
         cwd=ROOT,
         stdout=log,
         stderr=log,
+        preexec_fn=preexec_fn,
     )
     try:
         deadline = time.monotonic() + 90
@@ -221,3 +224,39 @@ def test_reader_reacquires_its_iterator_after_an_emulator_restart(tmp_path, sour
     assert sorted(int(s) for s in first + second) == [int(s) for s in first + second]
     if source == "dynamodb-stream":  # its iterators live in the emulator; Kinesis' encode the position
         assert r.reacquired >= 1
+
+
+def test_a_full_disk_refuses_writes_clearly_and_loses_no_acknowledged_one(tmp_path):
+    state_dir, port = tmp_path / "state", free_port()
+    limit = 96 * 1024
+
+    def small_disk() -> None:  # files may not grow past `limit`: writes fail with EFBIG, like ENOSPC
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    settings = stack_settings(state_dir, port)
+    acked, errors = [], []
+    with emulator(state_dir, port, small_disk) as proc:
+        _make_resources(settings)
+        ddb = settings.client("dynamodb")
+        for i in range(2000):
+            try:
+                ddb.put_item(TableName="orders", Item={"order_id": {"S": f"o{i}"}, "pad": {"S": "x" * 300}})
+                acked.append(f"o{i}")
+            except ClientError as exc:
+                errors.append(str(exc))
+                if len(errors) == 2:
+                    break
+        assert errors, "the limit was never reached"
+        assert "cannot write the emulator's journal" in errors[0]
+        assert proc.poll() is None, "the emulator stays up and keeps serving reads"
+        assert ddb.describe_table(TableName="orders")["Table"]["TableName"] == "orders"
+    with emulator(state_dir, port):  # space freed: everything acknowledged is back, nothing else
+        keys = {
+            item["order_id"]["S"]
+            for page in settings.client("dynamodb").get_paginator("scan").paginate(TableName="orders")
+            for item in page["Items"]
+        }
+        assert keys == set(acked)
+        records = _stream_records(settings)
+        assert len(records) == len(acked)
