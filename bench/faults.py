@@ -132,6 +132,8 @@ class Suite:
         started = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         self.injected["SIGKILL emulator"] += 1
+        while supervisor.port_open(self.settings.port):  # the kernel closes its socket as it exits
+            time.sleep(0.02)
         self.up()  # waits until the emulator answers again (journal replayed)
         self.recoveries["SIGKILL emulator"].append(time.monotonic() - started)
 
