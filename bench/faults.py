@@ -47,7 +47,7 @@ from sales_ops.curated.compaction import compact
 from sales_ops.curated.lock import LOCK_KEY
 from sales_ops.load.shop import LoadSummary, Shop, TableWriter, write_catalogue
 from sales_ops.local import supervisor
-from sales_ops.local.checkpoint import write_json_atomic
+from sales_ops.local.checkpoint import read_json, write_json_atomic
 from sales_ops.local.faults import ENV_FLAG, faults_path
 from sales_ops.local.progress import wait_delivered
 from sales_ops.quality import run_checks
@@ -146,7 +146,7 @@ class Suite:
         os.kill(pid, signal.SIGKILL)
         self.injected["SIGKILL workers"] += 1
         self.up()
-        while json.loads(status.read_text()).get("pid") == pid:  # new process polling and reporting
+        while (read_json(status, {}) or {}).get("pid") in (pid, None):  # the new process reports
             time.sleep(0.05)
         self.recoveries["SIGKILL workers"].append(time.monotonic() - started)
 
