@@ -65,6 +65,28 @@ def cancel_orphaned_runs(home: Path) -> int:
     return len(runs)
 
 
+def fail_dead_runs(home: Path) -> int:
+    """Mark STARTED runs whose run worker process has died (e.g. SIGKILL) as failed; returns how many.
+
+    The default run launcher cannot check a run worker's health (dagster's run monitoring needs a
+    launcher that supports it), so such a run would stay STARTED and hold its writer-tag slot for
+    ever. The run worker's pid is the one on its RUN_START event; this runs on the same host.
+    """
+    import dagster as dg
+
+    from sales_ops.local.supervisor import _alive
+
+    failed = 0
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+            starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
+            pids = {e.dagster_event.pid for e in starts if e.dagster_event and e.dagster_event.pid}
+            if pids and not any(_alive(pid) for pid in pids):
+                instance.report_run_failed(run, "the run worker process died (killed or crashed)")
+                failed += 1
+    return failed
+
+
 def child_env(settings: Settings, home: Path) -> dict[str, str]:
     return {
         **os.environ,
@@ -163,9 +185,13 @@ def run(port: int, orders: int, rate: float, dashboard_port: int = 8050) -> int:
         print(
             f"Dagster UI on http://{LOCAL_HOST}:{port} (DAGSTER_HOME {env['DAGSTER_HOME']}); Ctrl-C stops all"
         )
+        rounds = 0
         while children[-1][0].poll() is None:
             time.sleep(0.5)
             supervise(settings)
+            rounds += 1
+            if rounds % 10 == 0 and (failed := fail_dead_runs(home)):
+                print(f"{failed} run(s) whose run worker died marked failed")
             if children[dashboard_at][0].poll() is not None:
                 print(f"dashboard exited ({children[dashboard_at][0].returncode}); restarting it")
                 supervisor.count_restart("dashboard", settings)
