@@ -132,6 +132,12 @@ def wait_until_ready(settings: Settings, timeout: float = 60.0) -> None:
 def up(settings: Settings, log=print) -> None:
     """Start whatever is not running, provision the resources, and return when all is ready."""
     if EMULATOR.pid(settings) is None:
+        # Just after a crash the dead emulator's socket may linger while the process exits.
+        deadline = time.monotonic() + 5.0
+        while (
+            EMULATOR.pidfile(settings).exists() and port_open(settings.port) and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
         if port_open(settings.port):
             raise EmulatorError(
                 f"port {settings.port} on {LOCAL_HOST} is taken by another process; stop it or set "
