@@ -5,7 +5,7 @@ VENV := .venv
 TOOLS := .venv-tools
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test check check-defs lint typecheck fast-tests install tools bench clean
+.PHONY: run test check check-defs lint typecheck fast-tests install tools bench faults clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ run: install
 
 bench: install
 	for b in bench/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+
+# Fault suite (issue 11): kills, throttling, poison, full disk on a private stack; prints the table.
+faults: install
+	$(VENV)/bin/python bench/faults.py
 
 clean:
 	-$(VENV)/bin/sales-ops local down

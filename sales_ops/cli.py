@@ -177,7 +177,7 @@ def local_status(
 ) -> None:
     """Processes, and each stage's lag (records not yet passed on) and counters."""
     from sales_ops.local.progress import pipeline_lag, worker_status
-    from sales_ops.local.supervisor import port_open, processes
+    from sales_ops.local.supervisor import port_open, processes, restarts
 
     with friendly_errors():
         cfg = settings()
@@ -187,6 +187,7 @@ def local_status(
             "state_dir": str(cfg.state_dir),
             "processes": processes(cfg),
             "stages": [],
+            "restarts": restarts(cfg),
         }
         if report["processes"]["emulator"] and port_open(cfg.port):
             counters = worker_status(cfg)
@@ -201,9 +202,15 @@ def local_status(
 
 
 def _print_status(report: dict) -> None:
+    from datetime import datetime
+
     console.print(f"state dir {report['state_dir']}", markup=False, soft_wrap=True)
     for name, pid in report["processes"].items():
         state = f"[green]running[/] (pid {pid})" if pid else "[red]stopped[/]"
+        restarted = report.get("restarts", {}).get(name)
+        if restarted:
+            at = datetime.fromtimestamp(restarted["last_at"]).strftime("%H:%M:%S")
+            state += f", restarted {restarted['restarts']}x (last {at})"
         console.print(f"{name:9} {state}")
     if not report["stages"]:
         return
@@ -467,6 +474,10 @@ def compact_cmd(
     retention_hours: Annotated[float, typer.Option(help="Keep superseded versions this long.")] = 24.0,
     lookback_hours: Annotated[float, typer.Option(help="How far back to look for late raw objects.")] = 72.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    break_lock: Annotated[
+        bool, typer.Option("--break-lock", help="Remove the compaction lock first (shows its holder, asks).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="--break-lock without asking.")] = False,
 ) -> None:
     """Compact new raw events into orders_latest (only the order_date partitions they touch)."""
     from sales_ops.curated.compaction import compact
@@ -476,6 +487,8 @@ def compact_cmd(
     bounded("--lookback-hours", lookback_hours, 0, HOURS_MAX, low_open=True)
     with friendly_errors(), data_errors():
         cfg = running(settings())
+        if break_lock:
+            _break_compaction_lock(cfg, yes)
         engine = engine_for(cfg)
         try:
             report = compact(cfg, engine, full, retention_hours, lookback_hours)
@@ -495,6 +508,21 @@ def compact_cmd(
         )
     if report.versions_removed:
         console.print(f"removed {report.versions_removed} superseded version(s)")
+
+
+def _break_compaction_lock(cfg: Settings, yes: bool) -> None:
+    """Show the lock's holder, confirm, and remove it (for a holder the lease does not clear)."""
+    from sales_ops.curated import lock
+
+    holder = lock.read_holder(cfg)
+    if holder is None:
+        console.print("the compaction lock is free")
+        return
+    console.print(f"compaction lock held by {lock.describe(holder)}")
+    if not yes and not typer.confirm("Break it? A compaction still running would stop at its next step"):
+        raise typer.Exit(1)
+    lock.break_lock(cfg)
+    console.print("compaction lock removed")
 
 
 @app.command("rollup")

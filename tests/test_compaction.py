@@ -283,11 +283,12 @@ def test_two_compactions_never_interleave(space: Settings, engine: DuckDBEngine)
     assert compact(space, engine).partitions_rewritten
 
     # A holder that died keeps the lock only until its lease runs out.
-    dead = S3Lock(space, LOCK_KEY, lease_s=0.5)
+    # (5 s, not less: on a loaded machine the next acquire can come later than a shorter lease.)
+    dead = S3Lock(space, LOCK_KEY, lease_s=5)
     dead.acquire()
     with pytest.raises(CompactionLocked):
         compact(space, engine, full=True)
-    time.sleep(0.6)
+    time.sleep(max(0.0, 5.1 - (time.monotonic() - dead.renewed_at)))
     assert compact(space, engine, full=True).partitions_rewritten
     assert LOCK_KEY not in keys(space, LOCK_KEY)
     assert STATE_KEY in keys(space, STATE_KEY)  # the watermark lives in S3, not on local disk

@@ -155,7 +155,7 @@ def test_dashboard_fails_fast_when_the_emulator_is_down(tmp_path):
     from starlette.testclient import TestClient
 
     from sales_ops.dashboard.app import create_app
-    from tests.conftest import free_port, stack_settings
+    from tests.harness import free_port, stack_settings
 
     down = stack_settings(tmp_path, free_port())  # nothing listens there
     with TestClient(create_app(down), base_url="http://127.0.0.1:8050") as client:
@@ -173,7 +173,7 @@ def test_dashboard_fails_fast_when_the_emulator_is_down(tmp_path):
 @pytest.fixture(scope="module")
 def sql_space(local_stack, tmp_path_factory):
     """One bucket and database for the SQL probes (an engine takes seconds to open here)."""
-    from tests.conftest import drop_bucket, own_space
+    from tests.harness import drop_bucket, own_space
 
     settings = own_space(local_stack, tmp_path_factory.mktemp("sql"), "sql")
     yield settings
@@ -331,7 +331,7 @@ def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
 
 @pytest.fixture(scope="module")
 def cli_env(local_stack):
-    from tests.conftest import stack_env
+    from tests.harness import stack_env
 
     return stack_env(local_stack)
 
@@ -478,7 +478,7 @@ def test_numeric_options_are_validated_before_any_work(args, value, tmp_path):
     from typer.testing import CliRunner
 
     from sales_ops.cli import app
-    from tests.conftest import free_port
+    from tests.harness import free_port
 
     env = {"SALES_OPS_ENDPOINT": f"http://127.0.0.1:{free_port()}", "SALES_OPS_STATE_DIR": str(tmp_path)}
     result = CliRunner().invoke(app, [*args, value], env=env)
@@ -496,7 +496,7 @@ def test_meaningful_zeros_are_accepted(args, value, tmp_path):
     from typer.testing import CliRunner
 
     from sales_ops.cli import app
-    from tests.conftest import free_port
+    from tests.harness import free_port
 
     env = {"SALES_OPS_ENDPOINT": f"http://127.0.0.1:{free_port()}", "SALES_OPS_STATE_DIR": str(tmp_path)}
     result = CliRunner().invoke(app, [*args, value], env=env)
@@ -507,7 +507,7 @@ def test_check_fails_fast_when_the_emulator_is_down(tmp_path):
     import os
     import time
 
-    from tests.conftest import free_port
+    from tests.harness import free_port
 
     env = {
         **os.environ,
@@ -645,7 +645,7 @@ def test_a_stale_pidfile_never_names_or_kills_another_process(tmp_path, local_st
     import subprocess
 
     from sales_ops.local import supervisor
-    from tests.conftest import free_port, stack_settings
+    from tests.harness import free_port, stack_settings
 
     mine = stack_settings(tmp_path / "state", free_port())
     bystander = subprocess.Popen(["sleep", "120"])
@@ -677,7 +677,7 @@ def test_the_state_dir_is_anchored_to_the_project_and_shown(tmp_path):
     import os
 
     from sales_ops.settings import PROJECT_ROOT
-    from tests.conftest import free_port
+    from tests.harness import free_port
 
     env = {k: v for k, v in os.environ.items() if k != "SALES_OPS_STATE_DIR"}
     env["SALES_OPS_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"

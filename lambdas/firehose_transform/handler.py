@@ -155,12 +155,13 @@ def std_dumps_line(obj: Any) -> bytes:
     return (_std_encode(obj) + "\n").encode("utf-8")
 
 
-if orjson is not None:
-    _fast_loads: Any = orjson.loads
+# Each orjson feature is used only if this orjson has it (Fragment came in 3.9; a stub or an odd
+# build may lack more), so any version, or none, imports and gives the same bytes.
+_fast_loads: Any = getattr(orjson, "loads", None) or _std_loads
+if hasattr(orjson, "dumps") and hasattr(orjson, "OPT_APPEND_NEWLINE") and hasattr(orjson, "Fragment"):
     _dumps_line: Any = functools.partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE)
     _raw_number: Any = orjson.Fragment
 else:
-    _fast_loads = _std_loads
     _dumps_line = std_dumps_line
     _raw_number = _RawNumber
 

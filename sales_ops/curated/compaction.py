@@ -36,7 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sales_ops.catalog import glue
-from sales_ops.curated.lock import LOCK_KEY, CompactionError, S3Lock
+from sales_ops.curated.lock import LEASE_S, LOCK_KEY, CompactionError, S3Lock
 from sales_ops.curated.quarantine import Quarantined, quarantine_unreadable
 from sales_ops.curated.state import _RAW_KEY, CompactionState, RawObject, list_raw
 from sales_ops.query import QueryError, Sql, SqlEngine, literal
@@ -329,7 +329,7 @@ def compact(
     full: bool = False,
     retention_hours: float = 24,
     lookback_hours: float = 72,
-    lease_s: float = 900.0,
+    lease_s: float = LEASE_S,
     dates_per_write: int = DATES_PER_WRITE,
 ) -> CompactionReport:
     """Run one compaction under the S3 lock (CompactionLocked if another one is running)."""

@@ -10,8 +10,10 @@ second, each living its lifecycle over a minute or so), so that the dashboard an
 keep moving. `--no-load` starts neither.
 
 DAGSTER_HOME is `<state dir>/dagster/`, `.sales-ops/dagster/` by default (runs, schedules and
-sensor cursors survive restarts). The first load runs in the background while Dagster starts, so
-the raw-objects sensor picks up its data and the UI fills in within a minute. Ctrl-C (or SIGTERM)
+sensor cursors survive restarts). It supervises what it started: a dead emulator, stand-in
+workers process or dashboard is started again within a second. The first load runs in the
+background while Dagster starts, so the raw-objects sensor picks up its data and the UI fills in
+within a minute. Ctrl-C (or SIGTERM)
 stops Dagster and everything it started, the loads, and then the embedded AWS
 (which snapshots its state) unless it was already running before.
 """
@@ -56,6 +58,27 @@ def cancel_orphaned_runs(home: Path) -> int:
         for run in runs:
             instance.report_run_canceled(run, "the dev server stopped while this run was in flight")
     return len(runs)
+
+
+def fail_dead_runs(home: Path) -> int:
+    """Mark STARTED runs whose run worker process has died (e.g. SIGKILL) as failed; returns how many.
+
+    The default run launcher cannot check a run worker's health (dagster's run monitoring needs a
+    launcher that supports it), so such a run would stay STARTED and hold its writer-tag slot for
+    ever. The run worker's pid is the one on its RUN_START event; this runs on the same host.
+    """
+    import dagster as dg
+    from sales_ops.local.supervisor import _alive
+
+    failed = 0
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+            starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
+            pids = {e.dagster_event.pid for e in starts if e.dagster_event and e.dagster_event.pid}
+            if pids and not any(_alive(pid) for pid in pids):
+                instance.report_run_failed(run, "the run worker process died (killed or crashed)")
+                failed += 1
+    return failed
 
 
 def child_env(settings: Settings, home: Path) -> dict[str, str]:
@@ -116,6 +139,18 @@ def stop_group(proc: subprocess.Popen, timeout: float) -> None:
     proc.wait()
 
 
+def supervise(settings: Settings) -> None:
+    """Start again the emulator or workers if either died (the journal brings the state back)."""
+    dead = supervisor.dead(settings)
+    if not dead:
+        return
+    print(f"{', '.join(dead)} died; restarting")
+    try:
+        supervisor.up(settings, log=lambda message: print(f"  {message}"))
+    except supervisor.EmulatorError as exc:  # tried again on the next round
+        print(f"  restart failed: {exc}", file=sys.stderr)
+
+
 class Stop(Exception):
     """SIGINT/SIGTERM received."""
 
@@ -149,13 +184,23 @@ def run(port: int, orders: int, rate: float, dashboard_port: int = 8050, load: b
             print(f"live load: orders living their lifecycles at {rate:g} changes/s (--rate, --no-load)")
         # Dagster last: the loop below watches the last child.
         children.append((start_dashboard(env, dashboard_port), 10.0))
+        dashboard_at = len(children) - 1
         children.append((start_dagster(env, port), 30.0))
         print(f"Live sales dashboard on http://{LOCAL_HOST}:{dashboard_port}")
         print(
             f"Dagster UI on http://{LOCAL_HOST}:{port} (DAGSTER_HOME {env['DAGSTER_HOME']}); Ctrl-C stops all"
         )
+        rounds = 0
         while children[-1][0].poll() is None:
             time.sleep(0.5)
+            supervise(settings)
+            rounds += 1
+            if rounds % 10 == 0 and (failed := fail_dead_runs(home)):
+                print(f"{failed} run(s) whose run worker died marked failed")
+            if children[dashboard_at][0].poll() is not None:
+                print(f"dashboard exited ({children[dashboard_at][0].returncode}); restarting it")
+                supervisor.count_restart("dashboard", settings)
+                children[dashboard_at] = (start_dashboard(env, dashboard_port), 10.0)
         return children[-1][0].returncode or 0
     except Stop as stop:
         print(f"\n{stop}: stopping Dagster, the load and the embedded AWS…")

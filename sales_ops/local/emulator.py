@@ -2,12 +2,15 @@
 
 moto keeps everything in memory. Its backends pickle, so this process restores a snapshot before the
 server starts, snapshots periodically and on SIGTERM, always written atomically (tmp + rename).
+Between snapshots every acknowledged write is in the write-ahead journal (see `journal.py`),
+replayed over the snapshot at start, so a SIGKILL loses nothing that was acknowledged.
 Run as `python -m sales_ops.local.emulator --port 4566 --state-dir .sales-ops`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +29,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from sales_ops.guard import foreign_origin, loopback_host, normal_origin
+from sales_ops.local.faults import ENV_FLAG, FaultInjector, faults_path
+from sales_ops.local.journal import JOURNAL_DIR, Journal, JournaledApp, install_determinism, read_entries
 from sales_ops.settings import DEFAULT_STATE_DIR
 
 log = logging.getLogger("sales_ops.emulator")
@@ -45,31 +50,45 @@ def _backend(service: str) -> Any:
     return moto.backends.get_backend(service)  # type: ignore[call-overload]  # typed per literal name
 
 
-def restore(state_dir: Path) -> list[str]:
-    """Load the snapshot (if any) into moto's backends; returns the services restored."""
+def restore(state_dir: Path) -> tuple[list[str], int]:
+    """Load the snapshot (if any) into moto's backends.
+
+    Returns the services restored and the sequence number of the last journal entry the snapshot
+    holds (0 for none, or for a snapshot written before the journal existed).
+    """
     path = snapshot_path(state_dir)
     if not path.exists():
-        return []
+        return [], 0
     with path.open("rb") as fh:
-        saved: dict[str, object] = pickle.load(fh)
-    for service, backend in saved.items():
+        saved: dict[str, Any] = pickle.load(fh)
+    services: dict[str, Any] | None = saved.get("services")
+    journal_seq = saved.get("journal_seq", 0)
+    if services is None:  # the format before the journal: {service: backend}
+        services, journal_seq = saved, 0
+    for service, backend in services.items():
         live = _backend(service)
         live.clear()
         live.update(backend)
-    return sorted(saved)
+    return sorted(services), int(journal_seq)
 
 
-def snapshot(state_dir: Path, attempts: int = 5) -> int:
+def snapshot(state_dir: Path, journaled: JournaledApp | None = None, attempts: int = 5) -> int:
     """Write every persisted backend to disk atomically; returns the snapshot's size in bytes.
 
-    Request threads may mutate a backend while it is pickled ("dictionary changed size"), so a
-    failed attempt is retried; the previous snapshot stays in place until a new one is complete.
+    With a journal, the backends are pickled inside its apply lock (no write in between) and the
+    journal is cut there; the segments before the cut are deleted only once the snapshot is on
+    disk. Reads may still touch a backend's dicts while it is pickled ("dictionary changed
+    size"), so a failed attempt is retried; the previous snapshot stays until a new one is complete.
     """
     path = snapshot_path(state_dir)
     tmp = path.with_suffix(".tmp")
+    lock = journaled.lock if journaled else contextlib.nullcontext()
     for attempt in range(1, attempts + 1):
         try:
-            payload = pickle.dumps({svc: _backend(svc) for svc in PERSISTED_SERVICES})
+            with lock:
+                state = {svc: _backend(svc) for svc in PERSISTED_SERVICES}
+                seq = journaled.journal.rotate() if journaled else 0
+                payload = pickle.dumps({"services": state, "journal_seq": seq})
             break
         except RuntimeError as exc:
             log.warning("snapshot attempt %d failed: %s", attempt, exc)
@@ -81,6 +100,8 @@ def snapshot(state_dir: Path, attempts: int = 5) -> int:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    if journaled:
+        journaled.journal.drop_through(seq)
     return len(payload)
 
 
@@ -260,22 +281,51 @@ class LocalOnlyMiddleware:
         return [body]
 
 
-def bind_server(port: int) -> BaseWSGIServer:
-    """moto's WSGI app on 127.0.0.1 only, behind LocalOnlyMiddleware.
+def bind_server(port: int, app: WSGIApplication | None = None) -> BaseWSGIServer:
+    """moto's WSGI app (or `app` wrapping it) on 127.0.0.1 only, behind LocalOnlyMiddleware (outermost,
+    so that a refused request is never journaled).
 
     Bound here rather than through moto's ThreadedMotoServer, whose start() waits without a
     timeout for a thread that dies when the port is taken, leaving the process hanging.
     """
-    app = LocalOnlyMiddleware(DomainDispatcherApplication(create_backend_app))
+    app = LocalOnlyMiddleware(app or DomainDispatcherApplication(create_backend_app))
     return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
-def serve(port: int, state_dir: Path, snapshot_every: float) -> None:
+def recover(state_dir: Path, fsync: bool = True) -> JournaledApp:
+    """moto's app behind the journal, with the snapshot loaded and the journal after it replayed."""
+    install_determinism()
+    restored, snapshot_seq = restore(state_dir)
+    log.info("restored %s", ", ".join(restored) if restored else "nothing (fresh start)")
+    entries = list(read_entries(state_dir / JOURNAL_DIR, after=snapshot_seq))
+    next_seq = (entries[-1]["seq"] if entries else snapshot_seq) + 1
+    journaled = JournaledApp(
+        DomainDispatcherApplication(create_backend_app), Journal(state_dir / JOURNAL_DIR, next_seq, fsync)
+    )
+    if entries:
+        started = time.monotonic()
+        journaled.replay(iter(entries))
+        log.info("replayed %d journaled writes in %.2fs", len(entries), time.monotonic() - started)
+        _snapshot_logged(state_dir, journaled)  # so the next start does not replay them again
+    return journaled
+
+
+def serve(
+    port: int, state_dir: Path, snapshot_every: float, fsync: bool = True, journal: bool = True
+) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     install_patches()
-    restored = restore(state_dir)
-    log.info("restored %s", ", ".join(restored) if restored else "nothing (fresh start)")
-    server = bind_server(port)  # in this thread: a taken port fails here, loudly
+    app: WSGIApplication
+    journaled: JournaledApp | None
+    if journal:
+        journaled = app = recover(state_dir, fsync)
+    else:  # snapshots only, as before the journal: for the benchmark's baseline
+        journaled, app = None, DomainDispatcherApplication(create_backend_app)
+        log.info("restored %s (no journal)", ", ".join(restore(state_dir)[0]) or "nothing")
+    if os.environ.get(ENV_FLAG) == "1":  # the fault suite only
+        app = FaultInjector(app, state_dir)
+        log.warning("fault injection on: %s", faults_path(state_dir))
+    server = bind_server(port, app)  # in this thread: a taken port fails here, loudly
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     log.info("moto listening on 127.0.0.1:%d", port)
 
@@ -283,16 +333,18 @@ def serve(port: int, state_dir: Path, snapshot_every: float) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(snapshot_every):
-        _snapshot_logged(state_dir)
+        _snapshot_logged(state_dir, journaled)
     server.shutdown()
-    _snapshot_logged(state_dir)
+    _snapshot_logged(state_dir, journaled)
+    if journaled:
+        journaled.journal.close()
     log.info("stopped")
 
 
-def _snapshot_logged(state_dir: Path) -> None:
+def _snapshot_logged(state_dir: Path, journaled: JournaledApp | None) -> None:
     started = time.monotonic()
     try:
-        size = snapshot(state_dir)
+        size = snapshot(state_dir, journaled)
     except Exception:
         log.exception("snapshot failed; the previous one is kept")
         return
@@ -304,11 +356,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--snapshot-every", type=float, default=15.0, help="seconds between snapshots")
+    parser.add_argument(
+        "--no-fsync", action="store_true", help="journal without fsync (benchmarks only: not crash-safe)"
+    )
+    parser.add_argument(
+        "--no-journal", action="store_true", help="snapshots only (benchmarks only: loses recent writes)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     try:
-        serve(args.port, args.state_dir.resolve(), args.snapshot_every)
+        state_dir = args.state_dir.resolve()
+        serve(args.port, state_dir, args.snapshot_every, fsync=not args.no_fsync, journal=not args.no_journal)
     except OSError as exc:  # e.g. the port is taken: say so and exit, never hang
         log.error("cannot serve on 127.0.0.1:%d: %s", args.port, exc)
         raise SystemExit(1) from exc

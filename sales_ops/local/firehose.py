@@ -155,15 +155,26 @@ class FirehoseStandIn:
     def poll_once(self) -> int:
         """Read what is new on every shard into the buffer, flushing when a hint is reached."""
         read = 0
-        for shard_id, records in self.reader.pages(10_000):
-            for record in records:
-                self._add(shard_id, record)
-                if self._buffer_bytes >= self.config.buffer_bytes:
-                    self.flush()
-            read += len(records)
+        try:
+            for shard_id, records in self.reader.pages(10_000):
+                for record in records:
+                    self._add(shard_id, record)
+                    if self._buffer_bytes >= self.config.buffer_bytes:
+                        self.flush()
+                read += len(records)
+        except Exception:
+            # A failed flush keeps its buffer; the rest of the page is read again after it.
+            self.reader.rewind(self._buffered_positions())
+            raise
         if self.buffer and time.monotonic() - (self._buffer_started or 0) >= self.config.buffer_seconds:
             self.flush()
         return read
+
+    def _buffered_positions(self) -> dict[str, str]:
+        """Per shard, the last record taken in: buffered, else checkpointed."""
+        positions = dict(self.checkpoints.shards)
+        positions.update({item.shard_id: item.sequence_number for item in self.buffer})
+        return positions
 
     def _add(self, shard_id: str, record: dict) -> None:
         if not self.buffer:

@@ -128,11 +128,15 @@ class PipeStandIn:
     def poll_once(self) -> int:
         """Forward one page per shard; returns how many records were forwarded."""
         forwarded = 0
-        for shard_id, records in self.reader.pages(self.batch_size):
-            if records:
-                self.forward(records)
-                self.checkpoints.commit({shard_id: records[-1]["dynamodb"]["SequenceNumber"]})
-                forwarded += len(records)
+        try:
+            for shard_id, records in self.reader.pages(self.batch_size):
+                if records:
+                    self.forward(records)
+                    self.checkpoints.commit({shard_id: records[-1]["dynamodb"]["SequenceNumber"]})
+                    forwarded += len(records)
+        except Exception:
+            self.reader.rewind()  # a page not (fully) forwarded is read again from the checkpoint
+            raise
         return forwarded
 
     def forward(self, records: list[dict]) -> None:

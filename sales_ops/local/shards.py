@@ -9,6 +9,7 @@ and by `progress` (a fresh look from the checkpoint, to count what is pending).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,8 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from botocore.exceptions import ClientError
 
 from sales_ops.local.checkpoint import Checkpoints
+from sales_ops.settings import error_code
+
+log = logging.getLogger("sales_ops.shards")
 
 SHARD_REFRESH_S = 5.0  # resharding is rare and listing is not free: re-list at most this often
 
@@ -123,13 +128,41 @@ class Pending:
     oldest: datetime | None
 
 
+# Read errors after which a shard's iterator is opened again from where this reader stands, as
+# the managed consumers do: an iterator older than 5 minutes (ExpiredIteratorException), a position
+# trimmed away (TrimmedDataAccessException), a shard or stream not (yet) known, and an iterator a
+# restarted emulator no longer has (moto answers 500 with a KeyError, which botocore reports as
+# InternalFailure / InternalServerError / "500" once its own retries are spent).
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetRecords.html
+# https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html
+REACQUIRE_CODES = frozenset(
+    {
+        "ExpiredIteratorException",
+        "TrimmedDataAccessException",
+        "ResourceNotFoundException",
+        "InvalidArgumentException",
+        "ValidationException",
+        "InternalFailure",
+        "InternalServerError",
+        "500",
+    }
+)
+
+
 class ShardReader:
-    """Pages of new records per shard, starting after each shard's checkpoint."""
+    """Pages of new records per shard, starting after each shard's checkpoint.
+
+    The reader remembers the last sequence number it handed out per shard, so that when an
+    iterator must be opened again (see REACQUIRE_CODES) it resumes exactly there: nothing skipped,
+    nothing read twice. A consumer that could not process what it was handed calls `rewind`.
+    """
 
     def __init__(self, api: StreamApi, checkpoints: Checkpoints, start_at: str = "TRIM_HORIZON") -> None:
         self.api, self.checkpoints, self.start_at = api, checkpoints, start_at
         self._iterators: dict[str, str | None] = {}
+        self._positions: dict[str, str] = {}
         self._shards: tuple[float, list[str]] | None = None
+        self.reacquired = 0
 
     def shard_ids(self) -> list[str]:
         now = time.monotonic()
@@ -141,13 +174,30 @@ class ShardReader:
         """One page per open shard, moving the in-memory iterators (not the checkpoint)."""
         for shard_id in self.shard_ids():
             if shard_id not in self._iterators:
-                after = self.checkpoints.get(shard_id)
+                after = self._positions.get(shard_id) or self.checkpoints.get(shard_id)
                 self._iterators[shard_id] = self.api.iterator(shard_id, after, self.start_at)
             iterator = self._iterators[shard_id]
             if iterator is None:
                 continue  # a closed shard, read to its end
-            records, self._iterators[shard_id] = self.api.read(iterator, limit)
+            try:
+                records, next_iterator = self.api.read(iterator, limit)
+            except ClientError as exc:
+                if error_code(exc) not in REACQUIRE_CODES:
+                    raise
+                self._iterators.pop(shard_id, None)  # opened again on the next poll, from our position
+                self._shards = None
+                self.reacquired += 1
+                log.warning("%s on shard %s: iterator re-acquired", error_code(exc), shard_id)
+                continue
+            self._iterators[shard_id] = next_iterator
+            if records:
+                self._positions[shard_id] = self.api.sequence_number(records[-1])
             yield shard_id, records
+
+    def rewind(self, positions: dict[str, str] | None = None) -> None:
+        """Forget what was read past `positions` (default: past the checkpoints); it is read again."""
+        self._iterators.clear()
+        self._positions = dict(positions or {})
 
     def pending(self, limit: int, page: int = 1000) -> Pending:
         """Records after the checkpoints, counted up to `limit`, and the oldest one's time."""

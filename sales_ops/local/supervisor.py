@@ -2,6 +2,8 @@
 
 Each runs detached with a pidfile and a log under the state dir. `up` is idempotent: it starts what
 is not running (so after a crash it restarts just the dead worker) and provisions the resources.
+A start over a stale pidfile is a restart after a crash; `run/restarts.json` counts them for
+`local status`. The devserver (`make run`) calls `up` whenever a process is found dead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sales_ops.local.checkpoint import read_json, write_json_atomic
 from sales_ops.local.provision import provision
 from sales_ops.settings import LOCAL_HOST, Settings
 
@@ -123,7 +126,27 @@ def _child_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def restarts_path(settings: Settings) -> Path:
+    return settings.state_path("run", "restarts.json")
+
+
+def restarts(settings: Settings) -> dict[str, dict]:
+    """Per service: how many times it was found dead and started again, and when last."""
+    return read_json(restarts_path(settings), {}) or {}
+
+
+def count_restart(name: str, settings: Settings) -> None:
+    counts = restarts(settings)
+    entry = counts.setdefault(name, {"restarts": 0})
+    entry["restarts"] += 1
+    entry["last_at"] = time.time()
+    write_json_atomic(restarts_path(settings), counts)
+
+
 def _spawn(service: Service, settings: Settings, *args: str) -> int:
+    # A pidfile whose process is gone means it died (`down` removes pidfiles): this is a restart.
+    if service.pidfile(settings).exists():
+        count_restart(service.name, settings)
     log = service.logfile(settings).open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", service.module, *args],
@@ -155,6 +178,12 @@ def wait_until_ready(settings: Settings, timeout: float = 60.0) -> None:
 def up(settings: Settings, log: Callable[[str], None] = print) -> None:
     """Start whatever is not running, provision the resources, and return when all is ready."""
     if EMULATOR.pid(settings) is None:
+        # Just after a crash the dead emulator's socket may linger while the process exits.
+        deadline = time.monotonic() + 5.0
+        while (
+            EMULATOR.pidfile(settings).exists() and port_open(settings.port) and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
         if port_open(settings.port):
             raise EmulatorError(
                 f"port {settings.port} on {LOCAL_HOST} is taken by another process; stop it or set "
@@ -196,6 +225,11 @@ def down(settings: Settings, log: Callable[[str], None] = print) -> None:
             log(f"{service.name} stopped")
         else:
             log(f"{service.name} was not running")
+
+
+def dead(settings: Settings) -> list[str]:
+    """Services that were started (pidfile present) and whose process is gone."""
+    return [s.name for s in SERVICES if s.pidfile(settings).exists() and s.pid(settings) is None]
 
 
 def processes(settings: Settings) -> dict[str, int | None]:

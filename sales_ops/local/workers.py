@@ -46,7 +46,9 @@ def run_loop(name: str, stand_in: StandIn, stop: threading.Event) -> None:
             failures += 1
             stand_in.stats.errors += 1
             log.exception("%s poll failed (%d in a row)", name, failures)
-            stop.wait(min(0.2 * 2**failures, 10))
+            # Connection refused while the emulator restarts: back off, but not so far that a
+            # restart of a few seconds becomes a pause of many.
+            stop.wait(min(0.2 * 2 ** (failures - 1), 2.0))
             continue
         if not moved:
             stop.wait(IDLE_SLEEP)

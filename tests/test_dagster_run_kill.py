@@ -1,0 +1,59 @@
+"""A Dagster run whose worker is SIGKILLed does not stay STARTED (and hold the writer slot) for ever."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import dagster as dg
+from sales_ops.local.devserver import dagster_home, fail_dead_runs
+from tests.harness import ROOT, stack_settings
+
+pytestmark = pytest.mark.slow
+
+RUN = """
+import sys, time
+import dagster as dg
+
+@dg.op
+def slow():
+    time.sleep(120)
+
+@dg.job
+def sleeper():
+    slow()
+
+with dg.DagsterInstance.from_config(sys.argv[1]) as instance:
+    sleeper.execute_in_process(instance=instance)
+"""
+
+
+def _status(home: Path) -> list[dg.DagsterRunStatus]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return [run.status for run in instance.get_runs()]
+
+
+def test_a_killed_run_is_marked_failed(tmp_path: Path):
+    home = dagster_home(stack_settings(tmp_path / "state"))
+    proc = subprocess.Popen([sys.executable, "-c", RUN, str(home)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while _status(home) != [dg.DagsterRunStatus.STARTED]:
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never started"
+            time.sleep(0.2)
+        assert fail_dead_runs(home) == 0, "a live run is left alone"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _status(home) == [dg.DagsterRunStatus.STARTED]  # what the default launcher leaves
+    assert fail_dead_runs(home) == 1
+    assert _status(home) == [dg.DagsterRunStatus.FAILURE]
