@@ -12,9 +12,9 @@ import dagster as dg
 # Observable source assets are "beta" in Dagster 1.13; the warning says nothing actionable here.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-from sales_ops.defs import catalog, checks, curated, load, resources, schedules, sensors  # noqa: E402
+from sales_ops.defs import backfill, catalog, checks, curated, load, resources, schedules, sensors  # noqa: E402
 
-AREAS = (load.defs, catalog.defs, curated.defs, checks.defs, sensors.defs, schedules.defs)
+AREAS = (load.defs, catalog.defs, curated.defs, checks.defs, sensors.defs, schedules.defs, backfill.defs)
 
 # Steps run in the run's own process: ours are short I/O-bound calls, and a subprocess per step
 # (Dagster's default) cost ~5 s each, turning a 10 s refresh into a minute.

@@ -31,11 +31,12 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sales_ops.catalog import glue
+from sales_ops.curated import baseline
 from sales_ops.curated.lock import LOCK_KEY, CompactionError, S3Lock
 from sales_ops.curated.state import _RAW_KEY, CompactionState, RawObject, list_raw
 from sales_ops.query import Sql, SqlEngine, literal
@@ -90,6 +91,8 @@ class Plan:
     dates: list[date]
     current: dict[date, str]  # date → its current version
     full: bool
+    exports: list[str] = field(default_factory=list)  # new orders_baseline partitions (backfills)
+    snapshots: str = "FALSE"  # WHERE fragment picking their rows (an Sql)
 
     def batches(self, size: int = DATES_PER_WRITE) -> list[list[date]]:
         return [self.dates[i : i + size] for i in range(0, len(self.dates), size)]
@@ -151,14 +154,18 @@ class Compaction:
         ensure_tables(self.settings)
         self.state = CompactionState.load(self.settings)
         objects = self._new_objects()
-        if not objects and not self.full:
+        exports = [e for e in baseline.exports(self.settings) if self.full or e not in self.state.baselines]
+        if not objects and not exports and not self.full:
             return None
         self._register_raw_partitions(objects)
         first_run = not self.state.processed and self.state.horizon is None
         selector = Sql("TRUE") if self.full or first_run else _selector(objects, self.settings.bucket)
-        dates = self._touched_dates(selector)
+        if not objects and not (self.full or first_run):
+            selector = Sql("FALSE")
+        snapshots = Sql("TRUE") if self.full else Sql(f"export_id IN ({literal(exports, top=True)})")
+        dates = self._touched_dates(selector, snapshots)
         current = current_versions(self.settings)
-        return Plan(new_version(), objects, selector, sorted(dates), current, self.full)
+        return Plan(new_version(), objects, selector, sorted(dates), current, self.full, exports, snapshots)
 
     def _new_objects(self) -> list[RawObject]:
         if self.full:
@@ -183,8 +190,8 @@ class Compaction:
         ]
         glue.put_partitions(self.settings, table, entries)
 
-    def _touched_dates(self, selector: Sql) -> set[date]:
-        result = self.engine.named("compact_touched", new_events=selector)
+    def _touched_dates(self, selector: Sql, snapshots: Sql) -> set[date]:
+        result = self.engine.named("compact_touched", new_events=selector, new_snapshots=snapshots)
         self.bytes_read += result.bytes_scanned
         dates = {_as_date(d) for d, _ in result.rows if d is not None}
         orphans = sorted({o for _, o in result.rows if o is not None})
@@ -201,6 +208,7 @@ class Compaction:
         result = self.engine.named(
             "compact_orders",
             new_events=plan.new_events,
+            new_snapshots=Sql(plan.snapshots),
             dates=batch,
             current_dates=batch if incremental else [],
             tombstone_versions=[
@@ -243,6 +251,7 @@ class Compaction:
             state.processed[obj.key] = obj.etag
         if state.processed:
             state.watermark = max(state.processed)
+        state.baselines = sorted(set(state.baselines) | set(plan.exports))
         state.horizon = _horizon(state.processed, self.lookback) or state.horizon
         if state.horizon:  # what lies before the horizon is no longer listed, so no longer kept
             state.processed = {
@@ -307,11 +316,14 @@ def compact(
 
 
 def ensure_tables(settings: Settings) -> None:
-    """orders_latest and orders_latest_versions exist in Glue; raw_orders must (the crawler's)."""
+    """orders_latest, orders_latest_versions and orders_baseline exist in Glue; raw_orders must (the
+    crawler's, or the backfill's for a table whose rows never streamed)."""
     if glue.get_table(settings, glue.RAW_TABLE) is None:
         raise CompactionError(
             f"{settings.database}.{glue.RAW_TABLE} is not in the catalog yet: run `sales-ops crawl` first"
         )
+    if glue.get_table(settings, baseline.BASELINE_TABLE) is None:
+        baseline.ensure_tables(settings)
     location = settings.s3_uri(LATEST_PREFIX)
     if glue.get_table(settings, ORDERS_LATEST) is None:
         glue.put_table(

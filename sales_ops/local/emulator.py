@@ -20,6 +20,8 @@ from pathlib import Path
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from sales_ops.local import export
+
 log = logging.getLogger("sales_ops.emulator")
 
 # Services whose state the pipeline owns; all were seen to pickle and restore (DESIGN §5).
@@ -81,11 +83,12 @@ _KINESIS_LOCK = threading.Lock()
 
 
 def install_patches() -> None:
-    """Our two changes to moto's behaviour, applied only inside the emulator process."""
+    """Our changes to moto's behaviour, applied only inside the emulator process."""
     _serialize_stream_appends()
     _fast_stream_get_records()
     _safe_kinesis_shards()
     _fast_kinesis_put_records()
+    export.install()  # ExportTableToPointInTime writing AWS's real layout (sales_ops/local/export.py)
 
 
 def _serialize_stream_appends() -> None:
