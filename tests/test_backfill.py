@@ -11,7 +11,9 @@ import json
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import dagster as dg
@@ -20,9 +22,10 @@ import pytest
 from sales_ops.backfill import apply_export, backfill
 from sales_ops.backfill.export import EXPORT_PREFIX, ExportReader, latest_export, start_export, wait_export
 from sales_ops.catalog.crawlers import LocalCrawler
-from sales_ops.curated.baseline import BASELINE_PREFIX
+from sales_ops.curated.baseline import BASELINE_PREFIX, BaselineWriter, baseline_row, snapshot_time
 from sales_ops.curated.compaction import compact, current_versions
 from sales_ops.load.shop import run_load
+from sales_ops.load.synthetic import ChangeStream, TimedChange, raw_lines, write_lines
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
 from sales_ops.quality.checks import check_reconciliation
@@ -299,3 +302,81 @@ def test_backfill_refuses_bad_input(stack: Settings) -> None:
     assert future.returncode == 1 and "Traceback" not in future.stderr
     unknown = sales_ops(stack, "backfill", "--export", stack.table + "/export/nope")
     assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+
+
+def _order(order_id: str, at: datetime, status: str) -> dict:
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return {
+        "order_id": order_id,
+        "customer_id": "cus-1",
+        "product_id": "sku-1",
+        "product_name": "Mug",
+        "category": "home",
+        "quantity": 2,
+        "unit_price": Decimal("10.00"),
+        "order_total": Decimal("20.00"),
+        "status": status,
+        "channel": "web",
+        "region": "eu",
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+
+
+def test_the_merge_rule_between_exports_and_stream_events(space: Settings) -> None:
+    """Hand-made events and baseline rows, merged by the compaction SQL, arriving in either order."""
+    export_at = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    created = export_at - timedelta(minutes=30)
+    stream = ChangeStream(seed=5)
+    fields = {k: v for k, v in _order("x", created, "PLACED").items() if k not in ("order_id", "created_at")}
+
+    def events(*changes: tuple[str, datetime, str]) -> None:
+        timed = [TimedChange(at.timestamp(), oid, "put", {**fields, "status": s}) for oid, at, s in changes]
+        write_lines(space, raw_lines(timed, stream))
+        LocalCrawler(space).run()
+
+    def export(at: datetime, *rows: tuple[str, str | None]) -> None:
+        export_id = f"{int(at.timestamp() * 1000)}-{uuid.uuid4().hex[:8]}"
+        writer = BaselineWriter(space, export_id)
+        for order_id, status in rows:
+            order = _order(order_id, created, status or "PLACED")
+            writer.add(baseline_row(export_id, snapshot_time(at), order, deleted=status is None))
+        writer.close()
+
+    with DuckDBEngine(space) as engine:
+        before = [(o, created, "PLACED") for o in ("lost", "later", "gone", "same-second", "late", "twice")]
+        events(*before, ("same-second", export_at + timedelta(milliseconds=400), "SHIPPED"))
+        compact(space, engine)
+        export(
+            export_at,
+            ("lost", "PAID"),  # its PAID event never arrived: the export wins
+            ("later", "PLACED"),  # changed after the export (below): the change wins
+            ("gone", None),  # not in the export: deleted as of the export
+            ("same-second", "PLACED"),  # an event in the export's own second wins
+            ("late", "PAID"),  # its PAID event, from before the export, arrives late (below)
+            ("twice", "PAID"),
+            ("never-streamed", "DELIVERED"),
+        )
+        compact(space, engine)
+        events(
+            ("later", export_at + timedelta(seconds=50), "SHIPPED"),
+            ("late", export_at - timedelta(seconds=50), "PAID"),
+        )
+        compact(space, engine)
+        export(export_at + timedelta(minutes=5), ("twice", "CANCELLED"))  # a later export wins
+        compact(space, engine)
+
+        rows = latest(space, engine)
+        assert {o: r["status"] for o, r in rows.items()} == {
+            "lost": "PAID",
+            "later": "SHIPPED",
+            "same-second": "SHIPPED",
+            "late": "PAID",
+            "twice": "CANCELLED",
+            "never-streamed": "DELIVERED",
+        }
+        assert rows["later"]["last_sequence_number"] is not None  # the event's row, not the snapshot's
+        assert rows["lost"]["last_sequence_number"] is None
+        assert rows["lost"]["last_event_time"] == snapshot_time(export_at)
+        compact(space, engine, full=True)
+        assert latest(space, engine) == rows, "--full differs from incremental"

@@ -150,7 +150,12 @@ def _iso(at: datetime) -> str:
 
 def install() -> None:
     """Replace moto's ExportTableToPointInTime with one that writes AWS's layout."""
-    from moto.dynamodb.exceptions import MockValidationException, PointInTimeRecoveryUnavailable
+    from moto.core.exceptions import JsonRESTError
+    from moto.dynamodb.exceptions import (
+        ERROR_TYPE_PREFIX,
+        MockValidationException,
+        PointInTimeRecoveryUnavailable,
+    )
     from moto.dynamodb.responses import DynamoHandler
 
     def export_table_to_point_in_time(self: DynamoHandler) -> Any:
@@ -175,8 +180,9 @@ def install() -> None:
             export_time = datetime.fromtimestamp(float(self.body["ExportTime"]), UTC)
             created = table.created_at.replace(tzinfo=table.created_at.tzinfo or UTC)
             if export_time > now or export_time < created:
-                raise MockValidationException(
-                    "InvalidExportTimeException: ExportTime must lie within the point-in-time recovery window"
+                raise JsonRESTError(
+                    ERROR_TYPE_PREFIX + "InvalidExportTimeException",
+                    "The specified ExportTime is outside of the point in time recovery window.",
                 )
         account = self.body.get("S3BucketOwner") or backend.account_id
         bucket = self.body["S3Bucket"]
