@@ -158,7 +158,8 @@ def test_lost_raw_objects_are_repaired_by_backfill_and_compact(stack: Settings, 
     assert list_keys(stack, BASELINE_PREFIX)
     assert sales_ops(stack, "compact").returncode == 0
     rows = assert_equals_dynamodb(stack, engine)
-    assert sales_ops(stack, "check").returncode == 0
+    after = sales_ops(stack, "check")
+    assert after.returncode == 0, after.stdout + after.stderr
 
     compact(stack, engine, full=True)
     assert latest(stack, engine) == rows, "--full differs from incremental"
@@ -331,7 +332,10 @@ def test_the_merge_rule_between_exports_and_stream_events(space: Settings) -> No
     fields = {k: v for k, v in _order("x", created, "PLACED").items() if k not in ("order_id", "created_at")}
 
     def events(*changes: tuple[str, datetime, str]) -> None:
-        timed = [TimedChange(at.timestamp(), oid, "put", {**fields, "status": s}) for oid, at, s in changes]
+        timed = [
+            TimedChange(at.timestamp(), oid, "put", {**fields, "order_id": oid, "status": s})
+            for oid, at, s in changes
+        ]
         write_lines(space, raw_lines(timed, stream))
         LocalCrawler(space).run()
 

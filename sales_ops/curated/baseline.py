@@ -75,9 +75,17 @@ def baseline_row(export_id: str, at: str, order: dict[str, Any], deleted: bool) 
     return row
 
 
+def json_line(row: dict[str, Any]) -> str:
+    """One flat row as a JSON line, numbers with their exact decimal text (as the Lambda writes them)."""
+    fields = (
+        f"{json.dumps(k)}:{str(v) if isinstance(v, Decimal) else json.dumps(v)}" for k, v in row.items()
+    )
+    return "{" + ",".join(fields) + "}\n"
+
+
 def _json_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+        return Decimal(str(value))
     if isinstance(value, datetime):
         return value.isoformat()
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)
@@ -101,7 +109,7 @@ class BaselineWriter:
         self._part = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        self._batch.append(json.dumps(row, separators=(",", ":")) + "\n")
+        self._batch.append(json_line(row))
         self.rows += 1
         if len(self._batch) >= ROWS_PER_FILE:
             self._flush()
