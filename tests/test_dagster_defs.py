@@ -20,6 +20,7 @@ from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import Settings
 
 ASSETS = {"order_load", "dynamodb_orders", "raw_orders_files", "raw_orders_table", "orders_latest", *ROLLUPS}
+ASSETS |= {"orders_backfill"}
 CHECKS = {
     ("raw_orders_table", "raw_schema"),
     ("raw_orders_files", "no_processing_failed"),
@@ -41,6 +42,7 @@ def test_code_location_holds_every_asset_check_job_sensor_and_schedule() -> None
         "raw_objects_sensor": dg.DefaultSensorStatus.RUNNING,
         "processing_failed_sensor": dg.DefaultSensorStatus.RUNNING,
         "run_failure_recorder": dg.DefaultSensorStatus.RUNNING,
+        "reconciliation_failures_sensor": dg.DefaultSensorStatus.STOPPED,  # backfill automation: off
     }
 
 
