@@ -118,19 +118,29 @@ def wait_export(
 
 
 def latest_export(settings: Settings) -> ExportInfo | None:
-    """The completed export of the table with the latest ExportTime (None when there is none)."""
-    ddb = settings.client("dynamodb")
-    arn = table_arn(settings)
-    summaries: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableArn": arn}
-    while True:
-        page = ddb.list_exports(**kwargs)
-        summaries += page.get("ExportSummaries", [])
-        if not page.get("NextToken"):
-            break
-        kwargs["NextToken"] = page["NextToken"]
-    done = [describe_export(settings, s["ExportArn"]) for s in summaries if s["ExportStatus"] == "COMPLETED"]
-    return max(done, key=lambda info: info.export_time, default=None)
+    """The newest completed export in the bucket (None when there is none).
+
+    Found in S3, not with ListExports: export IDs start with the epoch milliseconds, so they sort by
+    time, and a complete export is one with a manifest-summary.json. No extra IAM is needed.
+    """
+    s3 = settings.client("s3")
+    root = f"{EXPORT_PREFIX}/AWSDynamoDB/"
+    ids: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.bucket, Prefix=root, Delimiter="/"
+    ):
+        ids += [p["Prefix"][len(root) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
+    for export_id in sorted(ids, reverse=True):
+        try:
+            body = s3.get_object(Bucket=settings.bucket, Key=f"{root}{export_id}/manifest-summary.json")
+        except s3.exceptions.NoSuchKey:
+            continue  # still running, or failed
+        summary = json.loads(body["Body"].read())
+        at = datetime.fromisoformat(summary["exportTime"].replace("Z", "+00:00"))
+        return ExportInfo(
+            summary["exportArn"], "COMPLETED", at, settings.bucket, EXPORT_PREFIX, summary.get("itemCount")
+        )
+    return None
 
 
 @dataclass
