@@ -89,26 +89,29 @@ def child_apply(args: list[str]) -> None:
         report = apply_export(settings, engine, info)
     out = report.as_dict()
     out["merge"] = None if report.merge is None else {"partitions": len(report.merge.partitions_rewritten)}
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this process alone (DuckDB runs in it)
+    out |= {"peak_rss_kib": usage.ru_maxrss, "cpu_seconds": usage.ru_utime + usage.ru_stime}
     print(json.dumps(out, default=str))
 
 
-def run_child(settings: Settings, info: ExportInfo) -> tuple[dict, float, int]:
+def run_child(settings: Settings, info: ExportInfo) -> tuple[dict, float]:
     cmd = [sys.executable, __file__, "--child-apply", settings.endpoint_url or "", settings.bucket]
     cmd += [settings.database, str(settings.state_dir), info.arn, info.export_time.isoformat()]
     started = time.monotonic()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     wall = time.monotonic() - started
-    return json.loads(out.splitlines()[-1]), wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return json.loads(out.splitlines()[-1]), wall
 
 
-def show(label: str, report: dict, wall: float, peak_kib: int) -> None:
+def show(label: str, report: dict, wall: float) -> None:
     print(
         f"  {label}: {report['seconds']:.1f}s ({wall:.1f}s with process start); {report['export_items']:,} "
         f"items compared, {report['rows_written']:,} baseline rows written; "
         f"read {mib(report['bytes_read'])}, wrote {mib(report['bytes_written'])}; merge: {report['merge']}"
     )
     print(
-        f"  peak memory so far (RSS of the backfilling process, DuckDB included): {peak_kib / 1024:,.0f} MiB"
+        f"    CPU {report['cpu_seconds']:.1f}s; peak memory (RSS of the backfilling process, DuckDB "
+        f"included): {report['peak_rss_kib'] / 1024:,.0f} MiB; load average {os.getloadavg()[0]:.1f}"
     )
 
 
@@ -142,11 +145,11 @@ def main() -> None:
             f"\n== backfill of {len(items):,} live orders ({args.orders:,} created), "
             f"export {mib(export_bytes)} =="
         )
-        report, wall, peak = run_child(settings, first)
-        show("bootstrap (empty lake)", report, wall, peak)
+        report, wall = run_child(settings, first)
+        show("bootstrap (empty lake)", report, wall)
         second = write_export(settings, items, end + timedelta(minutes=5))
-        report, wall, peak = run_child(settings, second)
-        show("second backfill (nothing to repair)", report, wall, peak)
+        report, wall = run_child(settings, second)
+        show("second backfill (nothing to repair)", report, wall)
 
 
 if __name__ == "__main__":

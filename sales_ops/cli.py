@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -509,6 +510,12 @@ def backfill_cmd(
     from sales_ops.targets import engine_for
 
     when = _parse_time(at)
+    if export_arn is not None and not re.fullmatch(
+        r"arn:aws[\w-]*:dynamodb:[\w-]+:\d{12}:table/[^/]+/export/[^/]+", export_arn
+    ):
+        raise fail(
+            f"--export {export_arn!r} is not an export ARN (arn:aws:dynamodb:…:table/NAME/export/ID)", 2
+        )
     with friendly_errors(), data_errors(), _export_errors(ExportError):
         cfg = settings()
         if export_arn is None and not wait:

@@ -301,8 +301,13 @@ def test_backfill_refuses_bad_input(stack: Settings) -> None:
     assert bad_time.returncode == 2 and "ISO-8601" in bad_time.stderr and "Traceback" not in bad_time.stderr
     future = sales_ops(stack, "backfill", "--wait", "--at", "2999-01-01T00:00:00Z")
     assert future.returncode == 1 and "Traceback" not in future.stderr
-    unknown = sales_ops(stack, "backfill", "--export", stack.table + "/export/nope")
-    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+    malformed = sales_ops(stack, "backfill", "--export", stack.table + "/export/nope")
+    assert malformed.returncode == 2 and "not an export ARN" in malformed.stderr
+    arn = f"arn:aws:dynamodb:{stack.region}:{stack.account}:table/{stack.table}/export/01-nope"
+    unknown = sales_ops(stack, "backfill", "--export", arn)
+    assert (
+        unknown.returncode == 1 and "ExportNotFound" in unknown.stderr and "Traceback" not in unknown.stderr
+    )
 
 
 def _order(order_id: str, at: datetime, status: str) -> dict:

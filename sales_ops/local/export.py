@@ -195,4 +195,13 @@ def install() -> None:
         threading.Thread(target=_write, args=(export, items, s3_backend), daemon=True).start()
         return ActionResult({"ExportDescription": export.response()})
 
+    def describe_export(self: DynamoHandler) -> Any:
+        from moto.core.responses import ActionResult
+
+        export = self.dynamodb_backend.table_exports.get(self.body["ExportArn"])
+        if export is None:  # moto raised a KeyError (HTTP 500); AWS answers ExportNotFoundException
+            raise JsonRESTError(ERROR_TYPE_PREFIX + "ExportNotFoundException", "Export not found")
+        return ActionResult({"ExportDescription": export.response()})
+
     DynamoHandler.export_table_to_point_in_time = export_table_to_point_in_time
+    DynamoHandler.describe_export = describe_export
