@@ -89,8 +89,12 @@ def child_apply(args: list[str]) -> None:
         report = apply_export(settings, engine, info)
     out = report.as_dict()
     out["merge"] = None if report.merge is None else {"partitions": len(report.merge.partitions_rewritten)}
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec, so it would report the parent's
+    # peak (the planned history of 200k orders) rather than this process's own.
+    status = Path("/proc/self/status").read_text()
+    peak = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
     usage = resource.getrusage(resource.RUSAGE_SELF)  # this process alone (DuckDB runs in it)
-    out |= {"peak_rss_kib": usage.ru_maxrss, "cpu_seconds": usage.ru_utime + usage.ru_stime}
+    out |= {"peak_rss_kib": peak, "cpu_seconds": usage.ru_utime + usage.ru_stime}
     print(json.dumps(out, default=str))
 
 

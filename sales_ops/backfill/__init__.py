@@ -87,8 +87,8 @@ def apply_export(
     baseline.ensure_tables(settings)
     ensure_curated_tables(settings)
     before = compact(settings, engine)  # orders_latest up to date with what S3 already holds
-    scanned = before.bytes_read
-    lake = lake_state(settings, engine)
+    lake, lake_bytes = lake_state(settings, engine)
+    scanned = before.bytes_read + lake_bytes
     at = baseline.snapshot_time(info.export_time)
     reader = ExportReader(settings, info)
     writer = baseline.BaselineWriter(settings, info.export_id)

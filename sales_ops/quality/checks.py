@@ -230,19 +230,20 @@ def _time(value: Any) -> datetime:
 
 def lake_state(
     settings: Settings, engine: SqlEngine, with_tombstones: bool = True
-) -> dict[str, dict[str, Any]]:
-    """Each order's latest state in the lake: its orders_latest row, else its current tombstone."""
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """Each order's latest state in the lake (its orders_latest row, else its current tombstone),
+    and the bytes the engine scanned for it."""
     from sales_ops.curated.compaction import DELETED, current_versions
 
     current = current_versions(settings)
     pairs = [f"(order_date = {literal(d)} AND v = {literal(v + DELETED)})" for d, v in current.items()]
     tombstones = Sql(" OR ".join(pairs)) if with_tombstones and pairs else Sql("FALSE")
-    rows = engine.named("lake_state", current_tombstones=tombstones).as_dicts()
+    result = engine.named("lake_state", current_tombstones=tombstones)
     out: dict[str, dict[str, Any]] = {}
-    for row in rows:
+    for row in result.as_dicts():
         if row["order_id"] not in out or not row["is_deleted"]:
             out[row["order_id"]] = row
-    return out
+    return out, result.bytes_scanned
 
 
 def check_reconciliation(settings: Settings, engine: SqlEngine, source: str = "scan") -> CheckOutcome:
@@ -264,10 +265,10 @@ def check_reconciliation(settings: Settings, engine: SqlEngine, source: str = "s
             return CheckOutcome(name, False, summary)
         table: Iterable[dict[str, Any]] = ExportReader(settings, info).items()
         as_of = snapshot_time(info.export_time)
-        lake = lake_state(settings, engine)
+        lake, _ = lake_state(settings, engine)
     elif source == "scan":
         table = scan_orders(settings).values()
-        lake = lake_state(settings, engine, with_tombstones=False)
+        lake, _ = lake_state(settings, engine, with_tombstones=False)
     else:
         raise ValueError(f"reconciliation source must be scan or export, not {source!r}")
     result = reconcile(table, lake, as_of)
