@@ -14,6 +14,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from sales_ops.defs import resources  # noqa: E402
 from sales_ops.defs.catalog import definitions as catalog  # noqa: E402
+from sales_ops.defs.curated import backfill  # noqa: E402
 from sales_ops.defs.curated import definitions as curated  # noqa: E402
 from sales_ops.defs.ingest import definitions as ingest  # noqa: E402
 from sales_ops.defs.operations import definitions as operations  # noqa: E402
@@ -21,7 +22,7 @@ from sales_ops.defs.quality import definitions as quality  # noqa: E402
 
 # Each area is `sales_ops/defs/<area>/` (assets, checks, sensors, schedules) with one
 # `definitions.py` listing what it contributes.
-AREAS = (ingest.defs, catalog.defs, curated.defs, quality.defs, operations.defs)
+AREAS = (ingest.defs, catalog.defs, curated.defs, backfill.defs, quality.defs, operations.defs)
 
 # Steps run in the run's own process: ours are short I/O-bound calls, and a subprocess per step
 # (Dagster's default) cost ~5 s each, turning a 10 s refresh into a minute.

@@ -21,6 +21,7 @@ from sales_ops.schema import COLUMN_DESCRIPTIONS
 from sales_ops.settings import RAW_PREFIX, Settings
 
 ASSETS = {"order_load", "dynamodb_orders", "raw_orders_files", "raw_orders_table", "orders_latest", *ROLLUPS}
+ASSETS |= {"orders_backfill"}
 CHECKS = {
     ("raw_orders_table", "raw_schema"),
     ("raw_orders_files", "no_processing_failed"),
@@ -42,7 +43,13 @@ def test_code_location_holds_every_asset_check_job_sensor_and_schedule() -> None
     checks = {(key.asset_key.to_user_string(), key.name) for key in repo.asset_graph.asset_check_keys}
     assert checks == CHECKS
     # The refresh job and the crawl/compaction schedules are replaced by declarative automation.
-    assert set(repo.job_names) == {"__ASSET_JOB", "load_job", "quality_job", "processing_failed_job"}
+    assert set(repo.job_names) == {
+        "__ASSET_JOB",
+        "load_job",
+        "quality_job",
+        "processing_failed_job",
+        "backfill_job",
+    }
     sensors = {s.name: s.default_status for s in repo.sensor_defs}
     assert sensors == {
         "sales_ops_automation": dg.DefaultSensorStatus.RUNNING,
@@ -50,6 +57,7 @@ def test_code_location_holds_every_asset_check_job_sensor_and_schedule() -> None
         "processing_failed_sensor": dg.DefaultSensorStatus.RUNNING,
         "run_failure_recorder": dg.DefaultSensorStatus.RUNNING,
         "alerts_sensor": dg.DefaultSensorStatus.RUNNING,
+        "reconciliation_failures_sensor": dg.DefaultSensorStatus.STOPPED,  # backfill automation: off
     }
     assert [s.name for s in repo.schedule_defs] == ["mock_load_every_10_minutes"]
     automation = repo.get_sensor_def("sales_ops_automation")

@@ -619,10 +619,9 @@ def test_a_malformed_raw_object_is_quarantined_and_compaction_goes_on(space):
 
 
 def test_quarantined_objects_fail_the_dagster_check_with_their_reason(local_stack):
-    from sales_ops.defs.checks import no_quarantined_objects
-
     import dagster as dg
     from sales_ops.curated.quarantine import quarantine
+    from sales_ops.defs.quality.checks import no_quarantined_objects
     from sales_ops.defs.resources import PipelineResource
 
     s3 = local_stack.client("s3")

@@ -36,6 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sales_ops.catalog import glue
+from sales_ops.curated import baseline
 from sales_ops.curated.lock import LEASE_S, LOCK_KEY, CompactionError, S3Lock
 from sales_ops.curated.quarantine import Quarantined, quarantine_unreadable
 from sales_ops.curated.state import _RAW_KEY, CompactionState, RawObject, list_raw
@@ -94,6 +95,8 @@ class Plan:
     dates: list[date]
     current: dict[date, str]  # date → its current version
     full: bool
+    exports: list[str] = field(default_factory=list)  # new orders_baseline partitions (backfills)
+    snapshots: str = "FALSE"  # WHERE fragment picking their rows (an Sql)
 
     def batches(self, size: int = DATES_PER_WRITE) -> list[list[date]]:
         return [self.dates[i : i + size] for i in range(0, len(self.dates), size)]
@@ -171,14 +174,18 @@ class Compaction:
         ensure_tables(self.settings)
         self.state = CompactionState.load(self.settings)
         objects = self._new_objects()
-        if not objects and not self.full:
+        exports = [e for e in baseline.exports(self.settings) if self.full or e not in self.state.baselines]
+        if not objects and not exports and not self.full:
             return None
         self._register_raw_partitions(objects)
         first_run = not self.state.processed and self.state.horizon is None
+        snapshots = Sql("TRUE") if self.full else Sql(f"export_id IN ({literal(exports, top=True)})")
         for _ in range(MAX_QUARANTINED + 1):
             selector = Sql("TRUE") if self.full or first_run else _selector(objects, self.settings.bucket)
+            if not objects and not (self.full or first_run):
+                selector = Sql("FALSE")
             try:
-                dates = self._touched_dates(selector)
+                dates = self._touched_dates(selector, snapshots)
                 break
             except QueryError as exc:  # a malformed raw object: move it aside and go on
                 moved = quarantine_unreadable(self.settings, exc, [o.key for o in objects])
@@ -187,10 +194,10 @@ class Compaction:
                 self.quarantined += moved
                 gone = {q.source for q in moved}
                 objects = [o for o in objects if o.key not in gone]
-        if not objects and not self.full:
+        if not objects and not exports and not self.full:
             return None
         current = current_versions(self.settings)
-        return Plan(new_version(), objects, selector, sorted(dates), current, self.full)
+        return Plan(new_version(), objects, selector, sorted(dates), current, self.full, exports, snapshots)
 
     def _new_objects(self) -> list[RawObject]:
         if self.full:
@@ -215,8 +222,8 @@ class Compaction:
         ]
         glue.put_partitions(self.settings, table, entries)
 
-    def _touched_dates(self, selector: Sql) -> set[date]:
-        result = self.engine.named("compact_touched", new_events=selector)
+    def _touched_dates(self, selector: Sql, snapshots: Sql) -> set[date]:
+        result = self.engine.named("compact_touched", new_events=selector, new_snapshots=snapshots)
         self.bytes_read += result.bytes_scanned
         dates = {_as_date(d) for d, _ in result.rows if d is not None}
         orphans = sorted({o for _, o in result.rows if o is not None})
@@ -233,6 +240,7 @@ class Compaction:
         result = self.engine.named(
             "compact_orders",
             new_events=plan.new_events,
+            new_snapshots=Sql(plan.snapshots),
             dates=batch,
             current_dates=batch if incremental else [],
             tombstone_versions=[
@@ -275,6 +283,7 @@ class Compaction:
             state.processed[obj.key] = obj.etag
         if state.processed:
             state.watermark = max(state.processed)
+        state.baselines = sorted(set(state.baselines) | set(plan.exports))
         state.horizon = _horizon(state.processed, self.lookback) or state.horizon
         if state.horizon:  # what lies before the horizon is no longer listed, so no longer kept
             state.processed = {
@@ -343,11 +352,14 @@ def compact(
 
 
 def ensure_tables(settings: Settings) -> None:
-    """orders_latest and orders_latest_versions exist in Glue; raw_orders must (the crawler's)."""
+    """orders_latest, orders_latest_versions and orders_baseline exist in Glue; raw_orders must (the
+    crawler's, or the backfill's for a table whose rows never streamed)."""
     if glue.get_table(settings, glue.RAW_TABLE) is None:
         raise CompactionError(
             f"{settings.database}.{glue.RAW_TABLE} is not in the catalog yet: run `sales-ops crawl` first"
         )
+    if glue.get_table(settings, baseline.BASELINE_TABLE) is None:
+        baseline.ensure_tables(settings)
     location = settings.s3_uri(LATEST_PREFIX)
     if glue.get_table(settings, ORDERS_LATEST) is None:
         glue.put_table(

@@ -21,6 +21,7 @@ class CompactionState:
     processed: dict[str, str] = field(default_factory=dict)  # raw key → ETag, from the horizon on
     horizon: str | None = None  # "dt=…/hour=…": partitions before it are not listed any more
     watermark: str | None = None  # greatest raw key compacted
+    baselines: list[str] = field(default_factory=list)  # export IDs of orders_baseline merged
 
     @classmethod
     def load(cls, settings: Settings) -> CompactionState:
@@ -31,13 +32,16 @@ class CompactionState:
                 return cls()
             raise
         data = json.loads(body)
-        return cls(data.get("processed", {}), data.get("horizon"), data.get("watermark"))
+        return cls(
+            data.get("processed", {}), data.get("horizon"), data.get("watermark"), data.get("baselines", [])
+        )
 
     def save(self, settings: Settings) -> None:
         body = {
             "processed": self.processed,
             "horizon": self.horizon,
             "watermark": self.watermark,
+            "baselines": self.baselines,
             "updated_at": datetime.now(UTC).isoformat(),
         }
         settings.client("s3").put_object(

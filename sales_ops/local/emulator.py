@@ -29,6 +29,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from sales_ops.guard import foreign_origin, loopback_host, normal_origin
+from sales_ops.local import export
 from sales_ops.local.faults import ENV_FLAG, FaultInjector, faults_path
 from sales_ops.local.journal import JOURNAL_DIR, Journal, JournaledApp, install_determinism, read_entries
 from sales_ops.settings import DEFAULT_STATE_DIR
@@ -110,11 +111,12 @@ _KINESIS_LOCK = threading.Lock()
 
 
 def install_patches() -> None:
-    """Our two changes to moto's behaviour, applied only inside the emulator process."""
+    """Our changes to moto's behaviour, applied only inside the emulator process."""
     _serialize_stream_appends()
     _fast_stream_get_records()
     _safe_kinesis_shards()
     _fast_kinesis_put_records()
+    export.install()  # ExportTableToPointInTime writing AWS's real layout (sales_ops/local/export.py)
 
 
 def _serialize_stream_appends() -> None:

@@ -50,20 +50,34 @@ def _bucket(settings: Settings) -> None:
         s3.create_bucket(Bucket=settings.bucket)
 
 
+STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
 def _table(settings: Settings) -> str:
+    """The table with its stream and point-in-time recovery (as infra/template.yaml has them).
+
+    An existing table without a stream (one that predates the pipeline) gets one: only changes
+    from then on stream, and `sales-ops backfill` brings the rows it already held (docs/backfill.md).
+    """
     ddb = settings.client("dynamodb")
     try:
-        return ddb.describe_table(TableName=settings.table)["Table"]["LatestStreamArn"]
+        table = ddb.describe_table(TableName=settings.table)["Table"]
     except ddb.exceptions.ResourceNotFoundException:
-        pass
-    created = ddb.create_table(
-        TableName=settings.table,
-        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    return created["TableDescription"]["LatestStreamArn"]
+        table = ddb.create_table(
+            TableName=settings.table,
+            KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification=STREAM,
+        )["TableDescription"]
+    if not table.get("LatestStreamArn"):
+        table = ddb.update_table(TableName=settings.table, StreamSpecification=STREAM)["TableDescription"]
+    backups = ddb.describe_continuous_backups(TableName=settings.table)["ContinuousBackupsDescription"]
+    if backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] != "ENABLED":
+        ddb.update_continuous_backups(
+            TableName=settings.table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+    return table["LatestStreamArn"]
 
 
 def _kinesis(settings: Settings) -> str:

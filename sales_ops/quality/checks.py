@@ -10,7 +10,7 @@ import base64
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,7 +19,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from sales_ops.catalog import glue
-from sales_ops.query import SqlEngine
+from sales_ops.query import Sql, SqlEngine, literal
 from sales_ops.schema import ORDER_VALUE_FIELDS, RAW_COLUMNS
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 
@@ -180,38 +180,144 @@ def check_amounts(engine: SqlEngine) -> CheckOutcome:
     return CheckOutcome(name, True, f"{counts['row_count']} rows with consistent positive amounts", details)
 
 
-def check_reconciliation(settings: Settings, engine: SqlEngine) -> CheckOutcome:
-    """orders_latest equals a DynamoDB scan, order by order (run once the pipeline has caught up)."""
-    name = "reconciliation"
-    table = scan_orders(settings)
-    result = engine.query(
-        f"SELECT order_id, {', '.join(COMPARED_FIELDS)}, order_date FROM {settings.database}.orders_latest"
-    )
-    latest = {row["order_id"]: row for row in result.as_dicts()}
-    missing = sorted(set(table) - set(latest))
-    extra = sorted(set(latest) - set(table))
+BACKFILL_HINT = "run `sales-ops backfill --wait` to repair it from a DynamoDB export"
+
+
+@dataclass
+class Reconciliation:
+    """orders_latest against a view of the table (a scan, or an export as of `as_of`)."""
+
+    table_orders: int
+    latest_rows: int
+    missing: list[str]
+    extra: list[str]
+    different: dict[str, dict[str, Any]]
+    newer: list[str] = field(default_factory=list)  # changed in the lake after the export: not compared
+    compared: int = 0  # table orders compared (those not newer in the lake)
+
+    @property
+    def passed(self) -> bool:
+        return not (self.missing or self.extra or self.different)
+
+
+def reconcile(
+    table: Iterable[dict[str, Any]],
+    lake: dict[str, dict[str, Any]],
+    as_of: str | None = None,
+    on_mismatch: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Reconciliation:
+    """Compare the table's orders (streamed, e.g. from an export) with the lake's, order by order.
+
+    `lake` maps order_id to its orders_latest row, or (with `is_deleted` true) its tombstone.
+    With `as_of` (an export's time, ISO-8601), orders whose lake state is from at or after it are
+    left out: the export cannot say what they should be. `on_mismatch(kind, order)` sees each
+    missing or different table item and each extra lake row (the backfill writes them).
+    """
+    since = _time(as_of) if as_of else None
+    newer = {o for o, row in lake.items() if since and _time(row["last_event_time"]) >= since}
+    report = on_mismatch or (lambda kind, order: None)
+    seen: set[str] = set()
+    missing: list[str] = []
     different: dict[str, dict[str, Any]] = {}
-    for order_id in sorted(set(table) & set(latest)):
-        diff = _differences(table[order_id], latest[order_id])
+    for item in table:
+        order_id = item["order_id"]
+        seen.add(order_id)
+        row = lake.get(order_id)
+        if order_id in newer:
+            continue
+        if row is None or row.get("is_deleted"):
+            missing.append(order_id)
+            report("missing", item)
+            continue
+        diff = _differences(item, row)
         if diff:
             different[order_id] = diff
+            report("different", item)
+    extra = sorted(
+        o for o, row in lake.items() if not row.get("is_deleted") and o not in seen and o not in newer
+    )
+    for order_id in extra:
+        report("extra", lake[order_id])
+    latest = sum(1 for row in lake.values() if not row.get("is_deleted"))
+    compared = len(seen - newer)
+    return Reconciliation(len(seen), latest, sorted(missing), extra, different, sorted(newer), compared)
+
+
+def _time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def lake_state(
+    settings: Settings, engine: SqlEngine, with_tombstones: bool = True
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """Each order's latest state in the lake (its orders_latest row, else its current tombstone),
+    and the bytes the engine scanned for it."""
+    from sales_ops.curated.compaction import DELETED, current_versions
+
+    current = current_versions(settings)
+    pairs = [f"(order_date = {literal(d)} AND v = {literal(v + DELETED)})" for d, v in current.items()]
+    tombstones = Sql(" OR ".join(pairs)) if with_tombstones and pairs else Sql("FALSE")
+    result = engine.named("lake_state", current_tombstones=tombstones)
+    out: dict[str, dict[str, Any]] = {}
+    for row in result.as_dicts():
+        if row["order_id"] not in out or not row["is_deleted"]:
+            out[row["order_id"]] = row
+    return out, result.bytes_scanned
+
+
+def check_reconciliation(settings: Settings, engine: SqlEngine, source: str = "scan") -> CheckOutcome:
+    """orders_latest equals the table, order by order (run once the pipeline has caught up).
+
+    `source` "scan" reads the table (consistent Scan, read capacity for every item); "export"
+    reads the latest completed DynamoDB export from S3 instead (no table reads; docs/deploy-aws.md
+    states the cost) and compares the orders the lake has not changed since that export.
+    """
+    name = "reconciliation"
+    as_of = None
+    if source == "export":
+        from sales_ops.backfill.export import ExportReader, latest_export
+        from sales_ops.curated.baseline import snapshot_time
+
+        info = latest_export(settings)
+        if info is None:
+            summary = "no completed DynamoDB export to reconcile with; " + BACKFILL_HINT
+            return CheckOutcome(name, False, summary)
+        table: Iterable[dict[str, Any]] = ExportReader(settings, info).items()
+        as_of = snapshot_time(info.export_time)
+        lake, _ = lake_state(settings, engine)
+    elif source == "scan":
+        table = scan_orders(settings).values()
+        lake, _ = lake_state(settings, engine, with_tombstones=False)
+    else:
+        raise ValueError(f"reconciliation source must be scan or export, not {source!r}")
+    result = reconcile(table, lake, as_of)
     details = {
-        "dynamodb_orders": len(table),
-        "orders_latest_rows": len(latest),
-        "missing": len(missing),
-        "extra": len(extra),
-        "different": len(different),
-        "missing_sample": missing[:SAMPLES],
-        "extra_sample": extra[:SAMPLES],
-        "different_sample": dict(list(different.items())[:SAMPLES]),
+        "source": source,
+        "as_of": as_of,
+        "dynamodb_orders": result.table_orders,
+        "orders_latest_rows": result.latest_rows,
+        "missing": len(result.missing),
+        "extra": len(result.extra),
+        "different": len(result.different),
+        "newer_than_export": len(result.newer),
+        "missing_sample": result.missing[:SAMPLES],
+        "extra_sample": result.extra[:SAMPLES],
+        "different_sample": dict(list(result.different.items())[:SAMPLES]),
     }
-    if missing or extra or different:
+    against = "DynamoDB" if source == "scan" else f"the DynamoDB export of {as_of}"
+    if not result.passed:
         summary = (
-            f"orders_latest differs from DynamoDB: {len(missing)} missing, {len(extra)} extra, "
-            f"{len(different)} different (of {len(table)} orders)"
+            f"orders_latest differs from {against}: {len(result.missing)} missing, "
+            f"{len(result.extra)} extra, {len(result.different)} different "
+            f"(of {result.table_orders} orders); {BACKFILL_HINT}"
         )
         return CheckOutcome(name, False, summary, details)
-    return CheckOutcome(name, True, f"{len(table)} orders identical in DynamoDB and orders_latest", details)
+    summary = f"{result.compared} orders identical in {against} and orders_latest"
+    if result.newer:
+        summary += f" ({len(result.newer)} changed since the export, not compared)"
+    return CheckOutcome(name, True, summary, details)
 
 
 def scan_orders(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -248,7 +354,11 @@ def _plain(value: Any) -> Any:
 
 
 def run_checks(
-    settings: Settings, engine: SqlEngine, max_age_s: float = 3600.0, reconcile: bool = True
+    settings: Settings,
+    engine: SqlEngine,
+    max_age_s: float = 3600.0,
+    reconcile: bool = True,
+    reconcile_source: str = "scan",
 ) -> list[CheckOutcome]:
     """All checks; one that cannot run at all (e.g. a missing table) fails with the reason."""
     checks: list[tuple[str, Callable[[], CheckOutcome]]] = [
@@ -260,7 +370,7 @@ def run_checks(
         ("amounts", lambda: check_amounts(engine)),
     ]
     if reconcile:
-        checks.append(("reconciliation", lambda: check_reconciliation(settings, engine)))
+        checks.append(("reconciliation", lambda: check_reconciliation(settings, engine, reconcile_source)))
     outcomes = []
     for name, check in checks:
         started = time.monotonic()
