@@ -7,7 +7,9 @@ Every check returns a `CheckOutcome` (never raises for what it finds): `passed`,
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from sales_ops.catalog import glue
-from sales_ops.query import SqlEngine
+from sales_ops.query import SqlEngine, literal
 from sales_ops.schema import ORDER_VALUE_FIELDS, RAW_COLUMNS
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 
@@ -27,6 +29,12 @@ from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 EXPECTED_RAW_COLUMNS: dict[str, frozenset[str]] = {c.name: c.raw_types for c in RAW_COLUMNS}
 COMPARED_FIELDS = ORDER_VALUE_FIELDS
 SAMPLES = 5
+# Error objects read per check run (all are counted): bounds the GETs of a dashboard refresh or a
+# check when errors/ fills up; the reasons come from the newest ones.
+MAX_ERROR_OBJECTS = 20
+# On aws the reconciliation compares a sample, not the whole table, on every refresh (issue 16).
+RECONCILE_SAMPLE = 200
+SCAN_SEGMENTS = 1000
 
 
 @dataclass
@@ -73,9 +81,10 @@ def check_no_processing_failed(settings: Settings, since: datetime | None = None
         objects += [o for o in page.get("Contents", []) if since is None or o["LastModified"] >= since]
     if not objects:
         return CheckOutcome(name, True, "no processing-failed records", {"objects": 0, "records": 0})
+    objects.sort(key=lambda o: o["LastModified"])
     reasons: Counter[tuple[str, str]] = Counter()
-    for obj in objects:
-        body = s3.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read()
+    for obj in objects[-MAX_ERROR_OBJECTS:]:
+        body = error_object_text(s3.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read())
         for line in body.splitlines():
             try:
                 record = json.loads(line)
@@ -84,19 +93,32 @@ def check_no_processing_failed(settings: Settings, since: datetime | None = None
                 continue
             reasons[(record.get("errorCode", "?"), record.get("errorMessage", "?"))] += 1
     total = sum(reasons.values())
+    read = min(len(objects), MAX_ERROR_OBJECTS)
     top = [{"errorCode": c, "errorMessage": m, "count": n} for (c, m), n in reasons.most_common(10)]
     first = top[0]
     summary = (
-        f"{total} processing-failed record(s) in {len(objects)} object(s); most common: "
+        f"{total} processing-failed record(s) in {read} of {len(objects)} object(s); most common: "
         f"{first['errorCode']}: {first['errorMessage']} (x{first['count']})"
     )
     details = {
         "objects": len(objects),
+        "objects_read": read,
         "records": total,
         "reasons": top,
         "keys": [o["Key"] for o in objects[-SAMPLES:]],
     }
     return CheckOutcome(name, False, summary, details)
+
+
+def error_object_text(body: bytes) -> bytes:
+    """An error object's lines. Firehose compresses error output with the destination's
+    CompressionFormat (GZIP in the template), so gzip is recognised by its magic bytes."""
+    if body[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(body)
+        except (OSError, EOFError):
+            return b"\xff"  # a torn object: one unreadable line
+    return body
 
 
 def check_freshness(settings: Settings, max_age_s: float) -> CheckOutcome:
@@ -159,14 +181,35 @@ def check_amounts(engine: SqlEngine) -> CheckOutcome:
     return CheckOutcome(name, True, f"{counts['row_count']} rows with consistent positive amounts", details)
 
 
-def check_reconciliation(settings: Settings, engine: SqlEngine) -> CheckOutcome:
-    """orders_latest equals a DynamoDB scan, order by order (run once the pipeline has caught up)."""
+def check_reconciliation(settings: Settings, engine: SqlEngine, sample: int | None = -1) -> CheckOutcome:
+    """orders_latest equals DynamoDB, order by order (run once the pipeline has caught up).
+
+    `sample=None` compares the whole table (a consistent Scan): the local default. On aws (the
+    default `-1` picks by target) it compares `RECONCILE_SAMPLE` orders from each side instead: one
+    page of a random Scan segment (missing or different in orders_latest) and a random sample of
+    orders_latest looked up with BatchGetItem (extra), so a refresh never scans the whole table.
+    """
     name = "reconciliation"
-    table = scan_orders(settings)
-    result = engine.query(
-        f"SELECT order_id, {', '.join(COMPARED_FIELDS)}, order_date FROM {settings.database}.orders_latest"
-    )
-    latest = {row["order_id"]: row for row in result.as_dicts()}
+    if sample == -1:
+        sample = None if settings.is_local else RECONCILE_SAMPLE
+    columns = f"order_id, {', '.join(COMPARED_FIELDS)}, order_date"
+    if sample is None:
+        table = scan_orders(settings)
+        result = engine.query(f"SELECT {columns} FROM {settings.database}.orders_latest")
+        latest = {row["order_id"]: row for row in result.as_dicts()}
+        compared = set(table) | set(latest)
+    else:
+        table = sample_orders(settings, sample)
+        ids = ", ".join(literal(i) for i in sorted(table)) or "NULL"
+        query = f"SELECT {columns} FROM {settings.database}.orders_latest WHERE order_id IN ({ids})"
+        latest = {row["order_id"]: row for row in engine.query(query).as_dicts()}
+        picked = engine.query(
+            f"SELECT {columns} FROM {settings.database}.orders_latest ORDER BY rand() LIMIT {int(sample)}"
+        )
+        for row in picked.as_dicts():
+            latest.setdefault(row["order_id"], row)
+        table.update(get_orders(settings, [i for i in latest if i not in table]))
+        compared = set(table) | set(latest)
     missing = sorted(set(table) - set(latest))
     extra = sorted(set(latest) - set(table))
     different: dict[str, dict[str, Any]] = {}
@@ -177,6 +220,7 @@ def check_reconciliation(settings: Settings, engine: SqlEngine) -> CheckOutcome:
     details = {
         "dynamodb_orders": len(table),
         "orders_latest_rows": len(latest),
+        "sampled": sample is not None,
         "missing": len(missing),
         "extra": len(extra),
         "different": len(different),
@@ -184,24 +228,67 @@ def check_reconciliation(settings: Settings, engine: SqlEngine) -> CheckOutcome:
         "extra_sample": extra[:SAMPLES],
         "different_sample": dict(list(different.items())[:SAMPLES]),
     }
+    scope = f"a sample of {len(compared)}" if sample is not None else f"{len(table)}"
     if missing or extra or different:
         summary = (
             f"orders_latest differs from DynamoDB: {len(missing)} missing, {len(extra)} extra, "
-            f"{len(different)} different (of {len(table)} orders)"
+            f"{len(different)} different (of {scope} orders)"
         )
         return CheckOutcome(name, False, summary, details)
-    return CheckOutcome(name, True, f"{len(table)} orders identical in DynamoDB and orders_latest", details)
+    return CheckOutcome(name, True, f"{scope} orders identical in DynamoDB and orders_latest", details)
 
 
 def scan_orders(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every item of the orders table, decoded (numbers as Decimal), by order_id."""
-    deserializer = TypeDeserializer()
     out = {}
     paginator = settings.client("dynamodb").get_paginator("scan")
     for page in paginator.paginate(TableName=settings.table, ConsistentRead=True):
-        for item in page["Items"]:
-            order = {k: deserializer.deserialize(v) for k, v in item.items()}
-            out[order["order_id"]] = order
+        out.update(_decoded(page["Items"]))
+    return out
+
+
+def sample_orders(settings: Settings, size: int) -> dict[str, dict[str, Any]]:
+    """Up to `size` items from one random segment of a parallel Scan: one page, not the table."""
+    page = settings.client("dynamodb").scan(
+        TableName=settings.table,
+        ConsistentRead=True,
+        TotalSegments=SCAN_SEGMENTS,
+        Segment=random.randrange(SCAN_SEGMENTS),
+        Limit=size,
+    )
+    return _decoded(page["Items"])
+
+
+def get_orders(settings: Settings, order_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """These orders from DynamoDB (consistent reads, ≤ 100 keys a request); absent ones are left out."""
+    client = settings.client("dynamodb")
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(order_ids), 100):
+        keys = [{"order_id": {"S": k}} for k in order_ids[i : i + 100]]
+        request = {settings.table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            answer = client.batch_get_item(RequestItems=request)
+            out.update(_decoded(answer["Responses"].get(settings.table, [])))
+            request = answer.get("UnprocessedKeys") or {}
+    return out
+
+
+def table_item_count(settings: Settings) -> int:
+    """Items in the orders table: exact (a COUNT scan) locally; on aws DescribeTable's ItemCount,
+    which DynamoDB refreshes about every six hours, instead of reading the whole table each time."""
+    client = settings.client("dynamodb")
+    if settings.is_local:
+        pages = client.get_paginator("scan").paginate(TableName=settings.table, Select="COUNT")
+        return sum(page["Count"] for page in pages)
+    return int(client.describe_table(TableName=settings.table)["Table"].get("ItemCount", 0))
+
+
+def _decoded(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    deserializer = TypeDeserializer()
+    out = {}
+    for item in items:
+        order = {k: deserializer.deserialize(v) for k, v in item.items()}
+        out[order["order_id"]] = order
     return out
 
 
