@@ -1,10 +1,16 @@
 """Rollups of orders_latest, rebuilt whole as Parquet tables under curated/<rollup>/.
 
-Each build is a CTAS into a fresh version prefix `curated/<rollup>/v=<version>/` (Athena wants an
-empty location), registered under a scratch name; the rollup's own Glue table is then pointed at
-it in one `UpdateTable` (readers see the old or the new version, never a mix), the scratch name is
+Each build writes a fresh version prefix `curated/<rollup>/v=<version>/`: a scratch Glue table with
+the rollup's columns (`ROLLUP_COLUMNS`) is registered at that location and filled by an
+`INSERT INTO … SELECT`, as the compaction does; the rollup's own Glue table is then pointed at it in
+one `UpdateTable` (readers see the old or the new version, never a mix), the scratch name is
 dropped, and versions older than the retention are removed. The SELECTs live in
-`sql/rollup_<name>.sql`; the CTAS wrapper is here, once, for both engines.
+`sql/rollup_<name>.sql`; the INSERT wrapper is here, once, for both engines.
+
+Not a CTAS with `external_location`: the stack's workgroup enforces its configuration, and Athena
+then fails any CTAS that names an external_location ("Considerations and limitations for CTAS
+queries", https://docs.aws.amazon.com/athena/latest/ug/ctas-considerations-limitations.html). A
+CTAS without it would write under the workgroup's athena-results/, which its lifecycle expires.
 """
 
 from __future__ import annotations
@@ -20,6 +26,25 @@ from sales_ops.query import SqlEngine, render_named
 from sales_ops.settings import CURATED_PREFIX, Settings
 
 ROLLUPS = ("sales_by_product_hourly", "customer_activity", "inventory_status")
+# The columns each rollup's SELECT produces, in order (Hive types; sums of decimal(12,2) are
+# decimal(38,2) in Athena/Trino and DuckDB alike).
+ROLLUP_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "sales_by_product_hourly": [
+        ("order_hour", "timestamp"), ("product_id", "string"), ("product_name", "string"),
+        ("category", "string"), ("orders", "bigint"), ("sales", "bigint"), ("units", "bigint"),
+        ("total_sales", "decimal(38,2)"),
+    ],
+    "customer_activity": [
+        ("customer_id", "string"), ("orders", "bigint"), ("sales", "bigint"), ("spend", "decimal(38,2)"),
+        ("first_order_at", "timestamp"), ("last_order_at", "timestamp"),
+    ],
+    "inventory_status": [
+        ("product_id", "string"), ("product_name", "string"), ("category", "string"),
+        ("units_sold_1h", "bigint"), ("units_sold_24h", "bigint"), ("units_sold_7d", "bigint"),
+        ("units_sold", "bigint"), ("opening_stock", "bigint"), ("stock_left", "bigint"),
+        ("as_of", "timestamp"),
+    ],
+}  # fmt: skip
 PRODUCTS_TABLE = "products"
 PRODUCT_COLUMNS = [
     ("product_id", "string"),
@@ -59,17 +84,13 @@ def build_rollup(
     scratch = f"{name}__build"
     glue.delete_table(settings, scratch)  # left by a crashed build: its files are unreferenced
     body = render_named(f"rollup_{name}", settings.database)
-    result = engine.execute(
-        f"CREATE TABLE {settings.database}.{scratch}\n"
-        f"WITH (format = 'PARQUET', write_compression = 'ZSTD', external_location = '{location}')\n"
-        f"AS\n{body}"
-    )
-    built = glue.get_table(settings, scratch)
-    if built is None:
-        raise RuntimeError(f"the engine did not register {settings.database}.{scratch}")
-    columns = glue.table_columns(built)
-    glue.put_table(settings, glue.parquet_table_input(name, columns, location))  # the swap
-    glue.delete_table(settings, scratch)
+    columns = ROLLUP_COLUMNS[name]
+    glue.put_table(settings, glue.parquet_table_input(scratch, columns, location))
+    try:
+        result = engine.execute(f"INSERT INTO {settings.database}.{scratch}\n{body}")
+        glue.put_table(settings, glue.parquet_table_input(name, columns, location))  # the swap
+    finally:
+        glue.delete_table(settings, scratch)
     rows = engine.query(f"SELECT count(*) FROM {settings.database}.{name}")
     written = sum(size for key, size in _objects(settings, location) if not key.endswith("/"))
     removed = _remove_old_versions(settings, prefix, location, timedelta(hours=retention_hours))
