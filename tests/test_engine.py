@@ -26,6 +26,7 @@ from sales_ops.query import (
     render,
     render_named,
 )
+from sales_ops.schema import LATEST_COLUMNS, SQL_RULES
 from sales_ops.settings import RAW_PREFIX, Settings
 from tests.conftest import drop_bucket, own_space
 
@@ -118,6 +119,21 @@ def test_only_catalogued_partitions_are_visible(space: Settings, engine: DuckDBE
     assert engine.query(query).rows == [(0,)]  # as on Athena: not in the catalog yet
     LocalCrawler(space).run()
     assert engine.query(query).rows == [(1,)]
+
+
+def test_sequence_numbers_of_40_digits_order_as_numbers(engine: DuckDBEngine) -> None:
+    """Defect 10: DECIMAL(38,0) overflows on a 39- or 40-digit sequence number; the padded string
+    (the one ordering the project's SQL uses) orders them all as numbers."""
+    numbers = ["9" * 21, "1" + "0" * 37, "9" * 38, "1" + "0" * 38, "4" * 40, "9" * 40]
+    values = ", ".join(f"('{n}')" for n in reversed(numbers))
+    ordered = engine.query(
+        f"SELECT sequence_number FROM (VALUES {values}) AS t(sequence_number) "
+        f"ORDER BY {SQL_RULES['sequence_order']}"
+    )
+    assert [r[0] for r in ordered.rows] == numbers
+    with pytest.raises(QueryError):
+        engine.query(f"SELECT CAST('{'9' * 40}' AS DECIMAL(38, 0))")
+    assert dict((c.name, c.latest_type) for c in LATEST_COLUMNS)["last_sequence_number"] == "string"
 
 
 def test_trino_sql_runs_with_its_own_functions_and_types(space: Settings, engine: DuckDBEngine) -> None:

@@ -1,10 +1,11 @@
 -- Compaction, step 2: rewrite a batch of order_date partitions of orders_latest as a new version.
 -- Candidates per order: the new raw events, the current row of the touched partitions, and the
 -- tombstones of those partitions (deleted orders, kept so that a late or replayed older event can
--- never bring a deleted order back). The candidate with the greatest sequence number (compared as a
--- number: DynamoDB's run past BIGINT) wins; ties are the same event seen twice. Live winners go to
--- v=<version>, deleted ones to v=<version>-deleted. Idempotent: re-running over the same events, or
--- over duplicated or reordered ones, picks the same winners.
+-- never bring a deleted order back). The candidate with the greatest sequence number wins (zero-padded
+-- to 40 digits in sales_ops/schema.py, so strings compare as the numbers do, past DECIMAL(38)); ties
+-- are the same event seen twice. Live winners go to v=<version>, deleted ones to v=<version>-deleted.
+-- Idempotent: re-running over the same events, or over duplicated or reordered ones, picks the same
+-- winners.
 INSERT INTO {database}.orders_latest_versions
 WITH new_events AS (
     SELECT
