@@ -60,7 +60,7 @@ def test_lineage_runs_from_the_load_to_the_rollups() -> None:
 @pytest.mark.parametrize(
     ("schedule", "job", "cron", "status"),
     [
-        (crawl_schedule, "crawl_job", "*/15 * * * *", dg.DefaultScheduleStatus.RUNNING),
+        (crawl_schedule, "crawl_job", "*/15 * * * *", dg.DefaultScheduleStatus.STOPPED),
         (compaction_schedule, "compaction_job", "5 * * * *", dg.DefaultScheduleStatus.RUNNING),
         (load_schedule, "load_job", "*/10 * * * *", dg.DefaultScheduleStatus.STOPPED),
     ],
@@ -137,3 +137,11 @@ def test_refresh_job_observes_sources_and_runs_checks(local_stack: Settings) -> 
     files = observed["raw_orders_files"].event_specific_data.asset_observation.metadata
     assert files["objects"].value > 0 and files["bytes"].value > 0 and "newest_object" in files
     assert {e.check_name for e in result.get_asset_check_evaluations()} == {name for _, name in CHECKS}
+    # raw_orders exists now: the refresh compacts without crawling (compaction adds the partitions),
+    # where a crawl job run always crawls.
+    with dg.instance_for_test() as instance:
+        defs = build_definitions(resources_for(local_stack))
+        again = defs.resolve_job_def("refresh_job").execute_in_process(instance=instance)
+        crawled = defs.resolve_job_def("crawl_job").execute_in_process(instance=instance)
+    assert again.success and _metadata(again, "raw_orders_table")["crawled"] is False
+    assert _metadata(crawled, "raw_orders_table")["crawled"] is True

@@ -131,7 +131,10 @@ refresh_job = dg.define_asset_job(
         | dg.AssetSelection.checks_for_assets("raw_orders_files")
     ),
     tags=WRITER_TAGS,
-    description="New raw data: observe the sources, crawl, compact, and run every check on them.",
+    # No crawl once raw_orders exists: compaction registers the new partitions (issue 16).
+    config={"ops": {"raw_orders_table": {"config": {"always": False}}}},
+    description="New raw data: observe the sources, compact (crawl only to create raw_orders), and run "
+    "every check on them.",
 )
 
 defs = dg.Definitions(assets=[orders_latest, *rollup_assets], jobs=[compaction_job, refresh_job])
