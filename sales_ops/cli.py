@@ -167,6 +167,9 @@ def deploy(
         bool, typer.Option("--no-orjson", help="Package the Lambda without orjson.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stack outputs as JSON.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Create the change set, print the changes, delete it.")
+    ] = False,
 ) -> None:
     """Package the Lambda, then create or update the stack in infra/ through a change set."""
     from sales_ops import deploy as cfn
@@ -186,7 +189,10 @@ def deploy(
             with_orjson=not no_orjson,
             build_dir=Settings.from_env("local").state_dir / "build",
             progress=err.print,
+            dry_run=dry_run,
         )
+    if dry_run:
+        return
     if as_json:
         print(json.dumps(outputs, indent=2))
     else:
@@ -200,6 +206,9 @@ def destroy(
     region: RegionOption = None,
     delete_artifacts: Annotated[bool, typer.Option(help="Also delete the Lambda artifacts bucket.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Detach the operator policy from users/roles/groups first.")
+    ] = False,
 ) -> None:
     """Empty the data bucket and delete the stack."""
     from sales_ops import deploy as cfn
@@ -208,7 +217,11 @@ def destroy(
         raise typer.Exit(1)
     with friendly_errors():
         existed = cfn.destroy(
-            stack, region or cfn.default_region(), delete_artifacts=delete_artifacts, progress=err.print
+            stack,
+            region or cfn.default_region(),
+            delete_artifacts=delete_artifacts,
+            detach=detach,
+            progress=err.print,
         )
     console.print(f"stack {stack} deleted" if existed else f"no stack named {stack}")
 

@@ -707,9 +707,70 @@ def test_redeploy_without_changes_is_a_no_op_and_code_changes_update(
     assert parameters["LambdaCodeKey"].endswith(package.name.split("-")[1])
 
 
-def test_destroy_empties_the_bucket_and_deletes_the_stack(
+def test_deploy_dry_run_prints_the_changes_and_changes_nothing(
     moto_clients: deploy.ClientFactory, deployed: dict[str, Any]
 ) -> None:
+    cfn = moto_clients("cloudformation")
+    before = deploy.describe_stack("sales-ops", moto_clients) or {}
+    said: list[str] = []
+    deploy.deploy(
+        "sales-ops", REGION, clients=moto_clients, template=deployed["subset"], with_orjson=False,
+        build_dir=deployed["build"], progress=said.append, poll_seconds=1, dry_run=True,
+        parameters={"LogRetentionDays": "30"},
+    )  # fmt: skip
+    text = "\n".join(said)
+    assert "(UPDATE)" in text and "dry run: change set" in text and "not changed" in text
+    assert "executing change set" not in text
+    after = deploy.describe_stack("sales-ops", moto_clients) or {}
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in after["Parameters"]}
+    assert parameters["LogRetentionDays"] == "14" and after["StackStatus"] == before["StackStatus"]
+    [created] = [line.split()[3] for line in said if line.startswith("creating change set")]
+    assert created not in {
+        c["ChangeSetName"] for c in cfn.list_change_sets(StackName="sales-ops")["Summaries"]
+    }
+    # A dry run of a stack that does not exist yet leaves no stack behind.
+    said.clear()
+    deploy.deploy(
+        "sales-ops-dry", REGION, clients=moto_clients, template=deployed["subset"], with_orjson=False,
+        build_dir=deployed["build"], progress=said.append, poll_seconds=1, dry_run=True,
+        parameters={"BucketPrefix": "dry-run"},
+    )  # fmt: skip
+    assert "(CREATE)" in "\n".join(said) and "Add      OrdersTable" in "\n".join(said)
+    stack = deploy.describe_stack("sales-ops-dry", moto_clients)
+    assert stack is None or stack["StackStatus"] == "DELETE_COMPLETE"
+
+
+def test_destroy_refuses_an_attached_policy_stops_the_crawler_empties_the_bucket_and_deletes(
+    moto_clients: deploy.ClientFactory, deployed: dict[str, Any]
+) -> None:
+    """Defect 13 first (an attached operator policy, a running crawl: each would leave the stack in
+    DELETE_FAILED), then the whole destroy."""
+    iam, glue = moto_clients("iam"), moto_clients("glue")
+    outputs = deploy.stack_outputs(deploy.describe_stack("sales-ops", moto_clients) or {})
+    policy = outputs["OperatorPolicyArn"]
+    iam.create_user(UserName="operator")
+    iam.attach_user_policy(UserName="operator", PolicyArn=policy)
+    with pytest.raises(deploy.StackError, match=r"attached to user operator.*--detach"):
+        deploy.destroy("sales-ops", REGION, clients=moto_clients, poll_seconds=1)
+    assert deploy.describe_stack("sales-ops", moto_clients) is not None  # nothing was deleted
+    # The crawler (Glue is not in moto's CloudFormation: created by hand under the output's name).
+    glue.create_crawler(
+        Name=outputs["CrawlerName"], Role="arn:aws:iam::123456789012:role/x", DatabaseName="sales_ops",
+        Targets={"S3Targets": [{"Path": "s3://x/raw/orders/"}]},
+    )  # fmt: skip
+    glue.start_crawler(Name=outputs["CrawlerName"])
+    said: list[str] = []
+    # moto's crawl never leaves STOPPING: destroy stops it, waits, and deletes nothing meanwhile.
+    with pytest.raises(deploy.StackError, match=r"still STOPPING.*nothing was deleted"):
+        deploy.destroy(
+            "sales-ops", REGION, clients=moto_clients, detach=True, progress=said.append, poll_seconds=1,
+            crawler_timeout=2,
+        )  # fmt: skip
+    assert any(line.startswith("stopping crawler") for line in said)
+    assert "detached the operator policy from user operator" in said
+    assert deploy.describe_stack("sales-ops", moto_clients) is not None
+    glue.delete_crawler(Name=outputs["CrawlerName"])  # as Glue would once the crawl has stopped
+
     s3 = moto_clients("s3")
     bucket = f"sales-ops-{ACCOUNT}-{REGION}"
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -717,7 +778,10 @@ def test_destroy_empties_the_bucket_and_deletes_the_stack(
         s3.put_object(Bucket=bucket, Key="raw/orders/dt=2026-01-01/hour=00/x.json", Body=b"{}\n" * n)
     s3.delete_object(Bucket=bucket, Key="raw/orders/dt=2026-01-01/hour=00/x.json")  # a delete marker
     said: list[str] = []
-    assert deploy.destroy("sales-ops", REGION, clients=moto_clients, progress=said.append, poll_seconds=1)
+    assert deploy.destroy(
+        "sales-ops", REGION, clients=moto_clients, detach=True, progress=said.append, poll_seconds=1
+    )
+    assert iam.list_attached_user_policies(UserName="operator")["AttachedPolicies"] == []
     assert "emptied s3://" + bucket + " (4 object versions)" in said
     assert deploy.describe_stack("sales-ops", moto_clients) is None
     assert bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
