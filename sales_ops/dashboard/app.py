@@ -1,7 +1,7 @@
 """The dashboard's web server: one static page, one JSON endpoint, plotly.js from the plotly package.
 
     GET /                  the page (static/index.html + static/dashboard.js)
-    GET /api/metrics       every panel's data (metrics.collect_metrics, cached 2 s; 30 s on Athena)
+    GET /api/metrics       every panel's data (metrics.collect_metrics, cached 2 s; 5 min on Athena)
     GET /static/plotly.min.js   the plotly.js bundled in the `plotly` wheel: nothing from a CDN
 
 Bound to the loopback interface only: it has no authentication, and shows the business's numbers.
@@ -29,7 +29,9 @@ STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8050
 REFRESH_SECONDS = 5
 LOCAL_CACHE_SECONDS = 2.0
-ATHENA_CACHE_SECONDS = 30.0
+# Athena bills 10 MB at least per query and a refresh runs 7: 30 s would cost ~$1 a day per open
+# tab, more than the idle stack (issue 16); 5 minutes costs a tenth of that (docs/deploy-aws.md).
+ATHENA_CACHE_SECONDS = 300.0
 NO_STORE = {"Cache-Control": "no-store"}
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def plotly_js() -> Path:
 def create_app(
     settings: Settings, cache_seconds: float | None = None, refresh_seconds: int = REFRESH_SECONDS
 ) -> Starlette:
-    """The dashboard app; metrics are cached `cache_seconds` (default: 2 s local, 30 s Athena)."""
+    """The dashboard app; metrics are cached `cache_seconds` (default: 2 s local, 300 s Athena)."""
     if cache_seconds is None:
         # Athena bills every query (10 MB minimum each): on AWS, all pages share one result per 30 s.
         cache_seconds = LOCAL_CACHE_SECONDS if settings.is_local else ATHENA_CACHE_SECONDS
