@@ -793,3 +793,63 @@ def test_default_region_prefers_the_environment() -> None:
         deploy.default_region({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2"}) == "eu-west-1"
     )
     assert deploy.default_region({"AWS_DEFAULT_REGION": "us-west-2"}) == "us-west-2"
+
+
+# ----------------------------------------------------------------------------- service limits
+# The limits AWS documents, and the template's parameters and settings that must stay inside them:
+# - a Pipe with a Kinesis target takes at most 500 records a batch (PutRecords' limit);
+#   a batching window is at most 300 s (EventBridge Pipes batching and concurrency);
+# - Firehose with dynamic partitioning: buffer 60-900 s (no zero buffering), 64-128 MB
+#   (Firehose buffering hints); its Lambda processor buffers 0.2-3 MB and 60-900 s, and a Lambda
+#   invoked synchronously takes at most 6 MB (Lambda quotas);
+# - Firehose invokes the processor with a timeout of at most 5 minutes (Firehose data transformation);
+# - a Kinesis record is at most 1 MiB; a DynamoDB item at most 400 KB, so a stream record with both
+#   images (NEW_AND_OLD_IMAGES) stays under it;
+# - Athena's BytesScannedCutoffPerQuery is at least 10 MB.
+LIMITS = {
+    "PipeBatchSize": (1, 500),
+    "PipeBatchingWindowSeconds": (0, 300),
+    "FirehoseBufferSeconds": (60, 900),
+    "FirehoseBufferMB": (64, 128),
+    "AthenaBytesScannedCutoff": (10 * 1024 * 1024, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIMITS))
+def test_parameter_ranges_stay_within_aws_limits(template: dict[str, Any], name: str) -> None:
+    low, high = LIMITS[name]
+    param = template["Parameters"][name]
+    assert param["MinValue"] >= low, f"{name} allows {param['MinValue']}, AWS refuses below {low}"
+    if high is not None:
+        assert "MaxValue" in param and param["MaxValue"] <= high, f"{name} allows more than {high}"
+    assert param["MinValue"] <= param["Default"] <= param.get("MaxValue", param["Default"])
+
+
+def test_every_parameter_default_is_allowed(template: dict[str, Any]) -> None:
+    for name, param in template["Parameters"].items():
+        if "Default" not in param:
+            continue
+        default = param["Default"]
+        if "AllowedValues" in param:
+            assert default in param["AllowedValues"], name
+        if "AllowedPattern" in param:
+            assert re.fullmatch(param["AllowedPattern"], str(default)), name
+        if "MinValue" in param:
+            assert param["MinValue"] <= default <= param.get("MaxValue", default), name
+    email = template["Parameters"]["AlarmEmail"]["AllowedPattern"]
+    assert re.fullmatch(email, "ops@example.com") and not re.fullmatch(email, "not-an-address")
+
+
+def test_cross_service_limits(template: dict[str, Any]) -> None:
+    pipe = res(template, "OrdersPipe")
+    assert pipe["Target"] == getatt("OrdersCdcStream", "Arn")  # the 500-record limit above applies
+    assert pipe["SourceParameters"]["DynamoDBStreamParameters"]["BatchSize"] == ref("PipeBatchSize")
+    s3 = res(template, "OrdersDeliveryStream")["ExtendedS3DestinationConfiguration"]
+    assert s3["DynamicPartitioningConfiguration"]["Enabled"] is True  # the 60 s / 64 MB minimums apply
+    [processor] = s3["ProcessingConfiguration"]["Processors"]
+    params = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
+    assert 0.2 <= float(params["BufferSizeInMBs"]) <= 3  # under Lambda's 6 MB synchronous payload
+    assert 60 <= int(params["BufferIntervalInSeconds"]) <= 900
+    assert res(template, "TransformFunction")["Timeout"] <= 300
+    assert res(template, "OrdersTable")["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert 2 * 400 * 1024 < 1024 * 1024  # both images of a 400 KB item fit one Kinesis record
