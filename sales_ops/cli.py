@@ -249,6 +249,9 @@ def deploy(
         bool, typer.Option("--no-orjson", help="Package the Lambda without orjson.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stack outputs as JSON.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Create the change set, print the changes, delete it.")
+    ] = False,
 ) -> None:
     """Package the Lambda, then create or update the stack in infra/ through a change set."""
     from sales_ops import deploy as cfn
@@ -268,7 +271,10 @@ def deploy(
             with_orjson=not no_orjson,
             build_dir=Settings.from_env("local").state_dir / "build",
             progress=err.print,
+            dry_run=dry_run,
         )
+    if dry_run:
+        return
     if as_json:
         print(json.dumps(outputs, indent=2))
     else:
@@ -282,6 +288,9 @@ def destroy(
     region: RegionOption = None,
     delete_artifacts: Annotated[bool, typer.Option(help="Also delete the Lambda artifacts bucket.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Detach the operator policy from users/roles/groups first.")
+    ] = False,
 ) -> None:
     """Empty the data bucket and delete the stack."""
     from sales_ops import deploy as cfn
@@ -290,7 +299,11 @@ def destroy(
         raise typer.Exit(1)
     with friendly_errors():
         existed = cfn.destroy(
-            stack, region or cfn.default_region(), delete_artifacts=delete_artifacts, progress=err.print
+            stack,
+            region or cfn.default_region(),
+            delete_artifacts=delete_artifacts,
+            detach=detach,
+            progress=err.print,
         )
     console.print(f"stack {stack} deleted" if existed else f"no stack named {stack}")
 
@@ -700,14 +713,18 @@ def check_cmd(
     max_age: Annotated[float, typer.Option(help="Freshness: newest raw data at most this old (s).")] = 3600.0,
     reconcile: Annotated[bool, typer.Option(help="Compare orders_latest with a DynamoDB scan.")] = True,
     reconcile_from: Annotated[
-        str, typer.Option(help="scan (the table: read capacity per item) or export (the latest export).")
-    ] = "scan",
+        str,
+        typer.Option(
+            help="auto (scan locally, sample on aws), scan (the table: read capacity per item), "
+            "sample (a few hundred orders each side) or export (the latest export)."
+        ),
+    ] = "auto",
 ) -> None:
     """Run the data-quality checks; exit 1 when one fails."""
     from sales_ops.quality import run_checks
 
-    if reconcile_from not in ("scan", "export"):
-        raise fail(f"--reconcile-from must be scan or export, not {reconcile_from!r}", 2)
+    if reconcile_from not in ("auto", "scan", "sample", "export"):
+        raise fail(f"--reconcile-from must be auto, scan, sample or export, not {reconcile_from!r}", 2)
     from sales_ops.targets import engine_for
 
     bounded("--max-age", max_age, 0, HOURS_MAX * 3600, low_open=True)

@@ -50,7 +50,10 @@ EVENT_COLUMNS: tuple[Column, ...] = (
 # §2.4: what orders_latest adds to the order.
 LATEST_ONLY_COLUMNS: tuple[Column, ...] = (
     Column("last_event_time", "event_time of the change this row reflects."),
-    Column("last_sequence_number", "sequence_number of that change.", "decimal(38,0)"),
+    Column(
+        "last_sequence_number",
+        "sequence_number of that change, zero-padded to 40 digits (sorts as the number does).",
+    ),
 )
 
 ORDER_ATTRIBUTES: tuple[str, ...] = tuple(c.name for c in ORDER_COLUMNS)
@@ -70,6 +73,12 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     c.name: c.description for c in (*RAW_COLUMNS, *LATEST_ONLY_COLUMNS, *PARTITION_COLUMNS)
 }
 
+# DynamoDB Streams sequence numbers have 21 to 40 digits (StreamRecord.SequenceNumber, DynamoDB
+# Streams API reference): past DECIMAL(38,0), where one overflowing cast fails a whole statement.
+# Left-padded to 40 digits they compare as strings exactly as they do as numbers.
+SEQUENCE_DIGITS = 40
+SEQUENCE_ORDER = f"lpad(sequence_number, {SEQUENCE_DIGITS}, '0')"
+
 # The business rules. A sale is a live order whose status is not one of these; amounts are order_total.
 NOT_SALE_STATUSES: tuple[str, ...] = ("CANCELLED", "RETURNED")
 
@@ -84,8 +93,7 @@ def _raw_as_latest() -> str:
         c.name if c.latest_type == "string" else f"CAST({c.name} AS {_trino_type(c.latest_type)}) AS {c.name}"
         for c in ORDER_COLUMNS
     ]
-    seq_type = _trino_type(LATEST_ONLY_COLUMNS[1].latest_type)
-    parts += ["event_time AS last_event_time", f"CAST(sequence_number AS {seq_type}) AS last_sequence_number"]
+    parts += ["event_time AS last_event_time", f"{SEQUENCE_ORDER} AS last_sequence_number"]
     return ", ".join(parts)
 
 
@@ -96,4 +104,5 @@ SQL_RULES: dict[str, str] = {
     "created_ts": "from_iso8601_timestamp(created_at)",
     "latest_columns": ", ".join(c.name for c in LATEST_COLUMNS),
     "raw_as_latest": _raw_as_latest(),
+    "sequence_order": SEQUENCE_ORDER,
 }

@@ -122,7 +122,8 @@ class Settings:
         if key not in cache:
             cache[key] = self._session.client(
                 service,
-                endpoint_url=self.endpoint_url if self.is_local else None,
+                # Set on aws only by tests that run the aws code paths against the emulator.
+                endpoint_url=self.endpoint_url,
                 config=Config(retries={"max_attempts": 5, "mode": "standard"}, **config),
             )
         return cache[key]

@@ -20,6 +20,7 @@ EMULATOR_TYPES = frozenset(
         "AWS::IAM::ManagedPolicy",
         "AWS::Logs::LogGroup",
         "AWS::Lambda::Function",
+        "AWS::SNS::Topic",
     }
 )
 # Where a resource keeps its name, for outputs that `Ref` a resource the emulator cannot create.

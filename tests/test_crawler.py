@@ -8,7 +8,9 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sales_ops.catalog.crawlers import LocalCrawler
+import pytest
+
+from sales_ops.catalog.crawlers import CrawlerError, LocalCrawler, _CrawlerRun
 from sales_ops.catalog.glue import get_table, list_partitions, table_columns
 from sales_ops.catalog.inference import hive_type, infer_type, merge_types
 from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
@@ -135,3 +137,44 @@ def test_type_inference_widens_and_never_fails() -> None:
     assert hive_type(merged) == "struct<a:int,b:struct<c:string>>"
     assert hive_type(infer_type({})) == "string"  # nothing to type yet
     assert hive_type(infer_type([1, 2.0])) == "array<double>"
+
+
+class EventuallyConsistentGlue(_CrawlerRun):
+    """Glue's three crawler calls as AWS answers them right after StartCrawler: GetCrawler may say
+    READY, with the previous crawl's LastCrawl, for a few polls before the new crawl shows."""
+
+    def __init__(self, settings: Settings, stale_polls: int, show_running: bool, outcome: str) -> None:
+        self.settings, self.poll_seconds = settings, 0.0
+        self.previous = {"Status": "SUCCEEDED", "StartTime": datetime(2026, 1, 1, tzinfo=UTC)}
+        self.stale_polls, self.show_running, self.outcome = stale_polls, show_running, outcome
+        self.started = False
+        self.polls = 0
+
+    def start_crawler(self) -> None:
+        self.started = True
+
+    def get_crawler(self) -> dict:
+        crawler = {"Name": "c", "State": "READY", "LastCrawl": self.previous}
+        if self.started:
+            self.polls += 1
+            if self.polls <= self.stale_polls:
+                return {"Crawler": crawler}
+            if self.show_running and self.polls == self.stale_polls + 1:
+                return {"Crawler": {**crawler, "State": "RUNNING"}}
+            new = {"Status": self.outcome, "StartTime": datetime.now(UTC), "ErrorMessage": "boom"}
+            return {"Crawler": {**crawler, "LastCrawl": new}}
+        return {"Crawler": crawler}
+
+    def get_crawler_metrics(self) -> dict:
+        return {"CrawlerMetricsList": [{"TablesCreated": 0, "TablesUpdated": 0}]}
+
+
+@pytest.mark.parametrize("show_running", [True, False])
+def test_wait_never_returns_the_previous_crawls_result(space: Settings, show_running: bool) -> None:
+    """Defect 9: the previous crawl SUCCEEDED; ours fails. The wait must report ours."""
+    glue = EventuallyConsistentGlue(space, stale_polls=3, show_running=show_running, outcome="FAILED")
+    with pytest.raises(CrawlerError, match="failed: boom"):
+        glue.run(wait=True, timeout=30)
+    assert glue.polls > 3  # it went on polling past the stale READY answers
+    ok = EventuallyConsistentGlue(space, stale_polls=2, show_running=show_running, outcome="SUCCEEDED")
+    assert ok.run(wait=True, timeout=30).state == "SUCCEEDED" and ok.polls > 2

@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 
 from sales_ops.catalog.crawlers import LocalCrawler
-from sales_ops.catalog.glue import get_table, list_partitions
+from sales_ops.catalog.glue import get_table, list_partitions, parquet_table_input, put_table
 from sales_ops.query import (
     AthenaEngine,
     DuckDBEngine,
@@ -26,6 +26,7 @@ from sales_ops.query import (
     render,
     render_named,
 )
+from sales_ops.schema import LATEST_COLUMNS, SQL_RULES
 from sales_ops.settings import RAW_PREFIX, Settings
 from tests.harness import drop_bucket, own_space
 
@@ -44,6 +45,13 @@ def space(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture(scope="module")
 def engine(space: Settings) -> Iterator[DuckDBEngine]:
     with DuckDBEngine(space) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="module")
+def open_engine(space: Settings) -> Iterator[DuckDBEngine]:
+    """As Athena in a workgroup that does not enforce its configuration: CTAS may name a location."""
+    with DuckDBEngine(space, enforce_workgroup=False) as eng:
         yield eng
 
 
@@ -113,6 +121,21 @@ def test_only_catalogued_partitions_are_visible(space: Settings, engine: DuckDBE
     assert engine.query(query).rows == [(1,)]
 
 
+def test_sequence_numbers_of_40_digits_order_as_numbers(engine: DuckDBEngine) -> None:
+    """Defect 10: DECIMAL(38,0) overflows on a 39- or 40-digit sequence number; the padded string
+    (the one ordering the project's SQL uses) orders them all as numbers."""
+    numbers = ["9" * 21, "1" + "0" * 37, "9" * 38, "1" + "0" * 38, "4" * 40, "9" * 40]
+    values = ", ".join(f"('{n}')" for n in reversed(numbers))
+    ordered = engine.query(
+        f"SELECT sequence_number FROM (VALUES {values}) AS t(sequence_number) "
+        f"ORDER BY {SQL_RULES['sequence_order']}"
+    )
+    assert [r[0] for r in ordered.rows] == numbers
+    with pytest.raises(QueryError):
+        engine.query(f"SELECT CAST('{'9' * 40}' AS DECIMAL(38, 0))")
+    assert dict((c.name, c.latest_type) for c in LATEST_COLUMNS)["last_sequence_number"] == "string"
+
+
 def test_trino_sql_runs_with_its_own_functions_and_types(space: Settings, engine: DuckDBEngine) -> None:
     result = engine.query(
         f"""
@@ -137,7 +160,10 @@ def test_trino_sql_runs_with_its_own_functions_and_types(space: Settings, engine
     assert result["extracted"] == "b"
 
 
-def test_ctas_writes_parquet_registers_table_and_partitions(space: Settings, engine: DuckDBEngine) -> None:
+def test_ctas_writes_parquet_registers_table_and_partitions(
+    space: Settings, open_engine: DuckDBEngine
+) -> None:
+    engine = open_engine
     db = space.database
     location = space.s3_uri(f"curated/ctas_{uuid.uuid4().hex[:6]}/")
     engine.execute(
@@ -176,7 +202,10 @@ def test_ctas_writes_parquet_registers_table_and_partitions(space: Settings, eng
         engine.execute(f"CREATE TABLE {db}.wide AS SELECT 1 AS a")
 
 
-def test_insert_into_a_partitioned_table_adds_its_partitions(space: Settings, engine: DuckDBEngine) -> None:
+def test_insert_into_a_partitioned_table_adds_its_partitions(
+    space: Settings, open_engine: DuckDBEngine
+) -> None:
+    engine = open_engine
     db = space.database
     location = space.s3_uri(f"curated/ins_{uuid.uuid4().hex[:6]}/")
     engine.execute(
@@ -193,6 +222,54 @@ def test_insert_into_a_partitioned_table_adds_its_partitions(space: Settings, en
         ("2026-01-01", 3),
         ("2026-01-02", 3),
     ]
+
+
+def test_ctas_external_location_is_refused_under_the_enforced_workgroup(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    location = space.s3_uri(f"curated/enf_{uuid.uuid4().hex[:6]}/")
+    with pytest.raises(QueryError, match=r"enforces its configuration.*external_location"):
+        engine.execute(
+            f"CREATE TABLE {space.database}.enforced WITH (external_location = '{location}') AS SELECT 1 AS a"
+        )
+    assert get_table(space, "enforced") is None
+    # Without it the table goes under the workgroup's results location, as on Athena.
+    engine.execute(f"CREATE TABLE {space.database}.enforced AS SELECT 1 AS a")
+    assert "/athena-results/tables/" in get_table(space, "enforced")["StorageDescriptor"]["Location"]
+
+
+def test_one_statement_writes_at_most_100_partitions(space: Settings, engine: DuckDBEngine) -> None:
+    db = space.database
+    location = space.s3_uri(f"curated/parts_{uuid.uuid4().hex[:6]}/")
+    put_table(space, parquet_table_input("parts", [("n", "bigint")], location, [("p", "string")]))
+    values = "SELECT x AS n, CAST(x AS VARCHAR) AS p FROM UNNEST(sequence(1, {})) AS t(x)"
+    with pytest.raises(QueryError, match="HIVE_TOO_MANY_OPEN_PARTITIONS"):
+        engine.execute(f"INSERT INTO {db}.parts " + values.format(101))
+    assert list_partitions(space, "parts") == []  # nothing registered, and the files are gone
+    bucket, prefix = location[5:].split("/", 1)
+    assert space.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 0
+    engine.execute(f"INSERT INTO {db}.parts " + values.format(100))
+    assert len(list_partitions(space, "parts")) == 100
+
+
+DUCKDB_CALLS = [
+    "strftime(now(), '%Y')",
+    "median(1)",
+    "arg_max(1, 2)",
+    "len('ab')",
+    "read_parquet('s3://elsewhere/x.parquet')",
+    "string_agg('a', ',')",
+]
+
+
+@pytest.mark.parametrize("call", DUCKDB_CALLS)
+def test_functions_athena_lacks_are_refused(engine: DuckDBEngine, call: str) -> None:
+    with pytest.raises(QueryError, match=r"is DuckDB's: Athena .* does not have it"):
+        engine.query(f"SELECT {call}")
+
+
+def test_a_function_name_inside_a_string_is_not_a_call(engine: DuckDBEngine) -> None:
+    assert engine.query("SELECT 'strftime(x)' AS s, max_by(1, 2) AS m").rows == [("strftime(x)", 1)]
 
 
 def test_errors_carry_the_engine_message(space: Settings, engine: DuckDBEngine) -> None:

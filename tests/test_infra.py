@@ -331,10 +331,8 @@ def role_grants(template: dict[str, Any], logical_id: str) -> dict[str, set[str]
 
 
 LOGS = "logs::log-group:"
+CRAWLER_CATALOG_READ = ["GetDatabase", "GetTable", "GetTables"]
 CRAWLER_CATALOG_ACTIONS = [
-    "GetDatabase",
-    "GetTable",
-    "GetTables",
     "CreateTable",
     "UpdateTable",
     "GetPartition",
@@ -385,7 +383,16 @@ EXPECTED_GRANTS = {
     },
     "CrawlerRole": {
         "s3:ListBucket": {"DataBucket.Arn"},
+        "s3:GetBucketLocation": {"DataBucket.Arn"},
         "s3:GetObject": {"${DataBucket.Arn}/raw/orders/*"},
+        **{
+            f"glue:{a}": {
+                "glue::catalog",
+                "glue::database/${DatabaseName}",
+                "glue::table/${DatabaseName}/*",
+            }
+            for a in CRAWLER_CATALOG_READ
+        },
         **{
             f"glue:{a}": {
                 "glue::catalog",
@@ -435,13 +442,24 @@ def test_each_role_grants_only_what_its_service_uses(template: dict[str, Any], r
             assert (role, action) in STAR_RESOURCES, f"{role} grants {action} on every resource"
 
 
+# The operator's Resource "*" grants: actions without resource-level permissions (checked against the
+# service authorization reference in tests/test_iam.py).
+OPERATOR_STAR = {"glue:GetCrawlerMetrics", "cloudwatch:GetMetricStatistics"}
+# Outside the stack, and required by Athena on every query (template comment gives the AWS doc).
+OPERATOR_DEFAULT_DB = {"glue::database/default"}
+
+
 def test_operator_policy_is_scoped_to_the_stack(template: dict[str, Any]) -> None:
     document = res(template, "OperatorPolicy")["PolicyDocument"]
     actual = grants(document)
     stack_things = set(template["Resources"]) | set(template["Parameters"]) | {"AWS::StackId"}
+    assert {a for a, r in actual.items() if "*" in r} == OPERATOR_STAR
     for action, resources in actual.items():
-        assert "*" not in action and "*" not in resources, action
-        for resource in resources - {"glue::catalog"}:  # Glue authorises db and table calls on it too
+        assert "*" not in action, action
+        if action in OPERATOR_STAR:
+            assert resources == {"*"}, action
+            continue
+        for resource in resources - {"glue::catalog"} - OPERATOR_DEFAULT_DB:  # Glue: catalog is a parent
             names = re.findall(r"\$\{([^}.]+)", resource) or [resource.lstrip("!").split(".")[0]]
             named = set(names) & stack_things
             assert named, f"{action} on {resource} is not one of the stack's resources"
@@ -552,6 +570,16 @@ NOT_IN_MOTO = {
     "RawOrdersCrawler",  # AWS::Glue::Crawler
     "RawOrdersTable",  # AWS::Glue::Table
     "AthenaWorkGroup",  # AWS::Athena::WorkGroup
+    "AlarmTopicPolicy",  # AWS::SNS::TopicPolicy
+    "AlarmEmailSubscription",  # AWS::SNS::Subscription
+    "ProcessingFailedMetricFilter",  # AWS::Logs::MetricFilter
+    "KinesisIteratorAgeAlarm",  # AWS::CloudWatch::Alarm, like the ones below
+    "FirehoseFreshnessAlarm",
+    "TransformErrorsAlarm",
+    "TransformThrottlesAlarm",
+    "PipeFailuresAlarm",
+    "PipeDeadLettersAlarm",
+    "ProcessingFailedAlarm",
 }
 
 
@@ -703,9 +731,68 @@ def test_redeploy_without_changes_is_a_no_op_and_code_changes_update(
     assert parameters["LambdaCodeKey"].endswith(package.name.split("-")[1])
 
 
-def test_destroy_empties_the_bucket_and_deletes_the_stack(
+def test_deploy_dry_run_prints_the_changes_and_changes_nothing(
     moto_clients: deploy.ClientFactory, deployed: dict[str, Any]
 ) -> None:
+    cfn = moto_clients("cloudformation")
+    before = deploy.describe_stack("sales-ops", moto_clients) or {}
+    said: list[str] = []
+    deploy.deploy(
+        "sales-ops", REGION, clients=moto_clients, template=deployed["subset"], with_orjson=False,
+        build_dir=deployed["build"], progress=said.append, poll_seconds=1, dry_run=True,
+        parameters={"LogRetentionDays": "30"},
+    )  # fmt: skip
+    text = "\n".join(said)
+    assert "(UPDATE)" in text and "dry run: change set" in text and "not changed" in text
+    assert "executing change set" not in text
+    after = deploy.describe_stack("sales-ops", moto_clients) or {}
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in after["Parameters"]}
+    assert parameters["LogRetentionDays"] == "14" and after["StackStatus"] == before["StackStatus"]
+    summaries = cfn.list_change_sets(StackName="sales-ops")["Summaries"]
+    assert [c for c in summaries if c["ExecutionStatus"] == "AVAILABLE"] == []  # executed ones stay listed
+    # A dry run of a stack that does not exist yet leaves no stack behind.
+    said.clear()
+    deploy.deploy(
+        "sales-ops-dry", REGION, clients=moto_clients, template=deployed["subset"], with_orjson=False,
+        build_dir=deployed["build"], progress=said.append, poll_seconds=1, dry_run=True,
+        parameters={"BucketPrefix": "dry-run"},
+    )  # fmt: skip
+    assert "(CREATE)" in "\n".join(said) and "Add      OrdersTable" in "\n".join(said)
+    stack = deploy.describe_stack("sales-ops-dry", moto_clients)
+    assert stack is None or stack["StackStatus"] == "DELETE_COMPLETE"
+
+
+def test_destroy_refuses_an_attached_policy_stops_the_crawler_empties_the_bucket_and_deletes(
+    moto_clients: deploy.ClientFactory, deployed: dict[str, Any]
+) -> None:
+    """Defect 13 first (an attached operator policy, a running crawl: each would leave the stack in
+    DELETE_FAILED), then the whole destroy."""
+    iam, glue = moto_clients("iam"), moto_clients("glue")
+    outputs = deploy.stack_outputs(deploy.describe_stack("sales-ops", moto_clients) or {})
+    policy = outputs["OperatorPolicyArn"]
+    iam.create_user(UserName="operator")
+    iam.attach_user_policy(UserName="operator", PolicyArn=policy)
+    with pytest.raises(deploy.StackError, match=r"attached to user operator.*--detach"):
+        deploy.destroy("sales-ops", REGION, clients=moto_clients, poll_seconds=1)
+    assert deploy.describe_stack("sales-ops", moto_clients) is not None  # nothing was deleted
+    # The crawler (Glue is not in moto's CloudFormation: created by hand under the output's name).
+    glue.create_crawler(
+        Name=outputs["CrawlerName"], Role="arn:aws:iam::123456789012:role/x", DatabaseName="sales_ops",
+        Targets={"S3Targets": [{"Path": "s3://x/raw/orders/"}]},
+    )  # fmt: skip
+    glue.start_crawler(Name=outputs["CrawlerName"])
+    said: list[str] = []
+    # moto's crawl never leaves STOPPING: destroy stops it, waits, and deletes nothing meanwhile.
+    with pytest.raises(deploy.StackError, match=r"still STOPPING.*nothing was deleted"):
+        deploy.destroy(
+            "sales-ops", REGION, clients=moto_clients, detach=True, progress=said.append, poll_seconds=1,
+            crawler_timeout=2,
+        )  # fmt: skip
+    assert any(line.startswith("stopping crawler") for line in said)
+    assert "detached the operator policy from user operator" in said
+    assert deploy.describe_stack("sales-ops", moto_clients) is not None
+    glue.delete_crawler(Name=outputs["CrawlerName"])  # as Glue would once the crawl has stopped
+
     s3 = moto_clients("s3")
     bucket = f"sales-ops-{ACCOUNT}-{REGION}"
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -713,7 +800,10 @@ def test_destroy_empties_the_bucket_and_deletes_the_stack(
         s3.put_object(Bucket=bucket, Key="raw/orders/dt=2026-01-01/hour=00/x.json", Body=b"{}\n" * n)
     s3.delete_object(Bucket=bucket, Key="raw/orders/dt=2026-01-01/hour=00/x.json")  # a delete marker
     said: list[str] = []
-    assert deploy.destroy("sales-ops", REGION, clients=moto_clients, progress=said.append, poll_seconds=1)
+    assert deploy.destroy(
+        "sales-ops", REGION, clients=moto_clients, detach=True, progress=said.append, poll_seconds=1
+    )
+    assert iam.list_attached_user_policies(UserName="operator")["AttachedPolicies"] == []
     assert "emptied s3://" + bucket + " (4 object versions)" in said
     assert deploy.describe_stack("sales-ops", moto_clients) is None
     assert bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
@@ -725,3 +815,63 @@ def test_default_region_prefers_the_environment() -> None:
         deploy.default_region({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2"}) == "eu-west-1"
     )
     assert deploy.default_region({"AWS_DEFAULT_REGION": "us-west-2"}) == "us-west-2"
+
+
+# ----------------------------------------------------------------------------- service limits
+# The limits AWS documents, and the template's parameters and settings that must stay inside them:
+# - a Pipe with a Kinesis target takes at most 500 records a batch (PutRecords' limit);
+#   a batching window is at most 300 s (EventBridge Pipes batching and concurrency);
+# - Firehose with dynamic partitioning: buffer 60-900 s (no zero buffering), 64-128 MB
+#   (Firehose buffering hints); its Lambda processor buffers 0.2-3 MB and 60-900 s, and a Lambda
+#   invoked synchronously takes at most 6 MB (Lambda quotas);
+# - Firehose invokes the processor with a timeout of at most 5 minutes (Firehose data transformation);
+# - a Kinesis record is at most 1 MiB; a DynamoDB item at most 400 KB, so a stream record with both
+#   images (NEW_AND_OLD_IMAGES) stays under it;
+# - Athena's BytesScannedCutoffPerQuery is at least 10 MB.
+LIMITS = {
+    "PipeBatchSize": (1, 500),
+    "PipeBatchingWindowSeconds": (0, 300),
+    "FirehoseBufferSeconds": (60, 900),
+    "FirehoseBufferMB": (64, 128),
+    "AthenaBytesScannedCutoff": (10 * 1024 * 1024, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIMITS))
+def test_parameter_ranges_stay_within_aws_limits(template: dict[str, Any], name: str) -> None:
+    low, high = LIMITS[name]
+    param = template["Parameters"][name]
+    assert param["MinValue"] >= low, f"{name} allows {param['MinValue']}, AWS refuses below {low}"
+    if high is not None:
+        assert "MaxValue" in param and param["MaxValue"] <= high, f"{name} allows more than {high}"
+    assert param["MinValue"] <= param["Default"] <= param.get("MaxValue", param["Default"])
+
+
+def test_every_parameter_default_is_allowed(template: dict[str, Any]) -> None:
+    for name, param in template["Parameters"].items():
+        if "Default" not in param:
+            continue
+        default = param["Default"]
+        if "AllowedValues" in param:
+            assert default in param["AllowedValues"], name
+        if "AllowedPattern" in param:
+            assert re.fullmatch(param["AllowedPattern"], str(default)), name
+        if "MinValue" in param:
+            assert param["MinValue"] <= default <= param.get("MaxValue", default), name
+    email = template["Parameters"]["AlarmEmail"]["AllowedPattern"]
+    assert re.fullmatch(email, "ops@example.com") and not re.fullmatch(email, "not-an-address")
+
+
+def test_cross_service_limits(template: dict[str, Any]) -> None:
+    pipe = res(template, "OrdersPipe")
+    assert pipe["Target"] == getatt("OrdersCdcStream", "Arn")  # the 500-record limit above applies
+    assert pipe["SourceParameters"]["DynamoDBStreamParameters"]["BatchSize"] == ref("PipeBatchSize")
+    s3 = res(template, "OrdersDeliveryStream")["ExtendedS3DestinationConfiguration"]
+    assert s3["DynamicPartitioningConfiguration"]["Enabled"] is True  # the 60 s / 64 MB minimums apply
+    [processor] = s3["ProcessingConfiguration"]["Processors"]
+    params = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
+    assert 0.2 <= float(params["BufferSizeInMBs"]) <= 3  # under Lambda's 6 MB synchronous payload
+    assert 60 <= int(params["BufferIntervalInSeconds"]) <= 900
+    assert res(template, "TransformFunction")["Timeout"] <= 300
+    assert res(template, "OrdersTable")["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert 2 * 400 * 1024 < 1024 * 1024  # both images of a 400 KB item fit one Kinesis record

@@ -42,6 +42,9 @@ from sales_ops.settings import RAW_PREFIX, Settings
 _RAW_KEY = re.compile(r"^(?P<part>dt=(?P<dt>[^/]+)/hour=(?P<hour>[^/]+))/(?P<name>[^/]+)$")
 
 
+_ANY = object()  # a LastCrawl StartTime no crawl has: any finished crawl will do
+
+
 class CrawlerError(RuntimeError):
     """The crawler failed or did not finish in time; the message says why."""
 
@@ -83,16 +86,18 @@ class _CrawlerRun:
     def run(self, wait: bool = True, timeout: float = 600) -> CrawlReport:
         started = time.monotonic()
         before = _table_state(self.settings)
+        previous = self._last_start()
         try:
             self.start_crawler()
         except CrawlerRunningError:
             # Someone else's crawl is under way: let it finish, then crawl again so that what is in
             # S3 now is certainly catalogued.
-            self._wait(started, timeout)
+            self._wait(started, timeout, previous=_ANY)
+            previous = self._last_start()
             self.start_crawler()
         if not wait:
             return CrawlReport(columns=before[0], seconds=time.monotonic() - started, state="RUNNING")
-        self._wait(started, timeout)
+        self._wait(started, timeout, previous)
         metrics = self.get_crawler_metrics()["CrawlerMetricsList"][0]
         columns, partitions = _table_state(self.settings)
         known = {name for name, _ in before[0]}
@@ -105,13 +110,25 @@ class _CrawlerRun:
             seconds=time.monotonic() - started,
         )
 
-    def _wait(self, started: float, timeout: float) -> None:
+    def _last_start(self) -> Any:
+        return self.get_crawler()["Crawler"].get("LastCrawl", {}).get("StartTime")
+
+    def _wait(self, started: float, timeout: float, previous: Any) -> None:
+        """Until our crawl is over. Right after StartCrawler, GetCrawler may still say READY with
+        the previous crawl's LastCrawl; READY counts only once the crawler was seen running or
+        LastCrawl is another crawl than the one that started at `previous`."""
+        seen_running = False
         while True:
             crawler = self.get_crawler()["Crawler"]
-            if crawler["State"] == "READY":
-                last = crawler.get("LastCrawl", {})
-                if last.get("Status") == "FAILED":
-                    raise CrawlerError(f"crawler {crawler['Name']} failed: {last.get('ErrorMessage', '?')}")
+            last = crawler.get("LastCrawl", {})
+            ours = seen_running or bool(last and last.get("StartTime") != previous)
+            if crawler["State"] != "READY":
+                seen_running = True
+            elif ours:
+                if last.get("Status") in ("FAILED", "CANCELLED"):
+                    raise CrawlerError(
+                        f"crawler {crawler['Name']} {last['Status'].lower()}: {last.get('ErrorMessage', '?')}"
+                    )
                 return
             if time.monotonic() - started > timeout:
                 raise CrawlerError(

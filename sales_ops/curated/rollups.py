@@ -1,10 +1,16 @@
 """Rollups of orders_latest, rebuilt whole as Parquet tables under curated/<rollup>/.
 
-Each build is a CTAS into a fresh version prefix `curated/<rollup>/v=<version>/` (Athena wants an
-empty location), registered under a scratch name; the rollup's own Glue table is then pointed at
-it in one `UpdateTable` (readers see the old or the new version, never a mix), the scratch name is
+Each build writes a fresh version prefix `curated/<rollup>/v=<version>/`: a scratch Glue table with
+the rollup's columns (`ROLLUP_COLUMNS`) is registered at that location and filled by an
+`INSERT INTO … SELECT`, as the compaction does; the rollup's own Glue table is then pointed at it in
+one `UpdateTable` (readers see the old or the new version, never a mix), the scratch name is
 dropped, and versions older than the retention are removed. The SELECTs live in
-`sql/rollup_<name>.sql`; the CTAS wrapper is here, once, for both engines.
+`sql/rollup_<name>.sql`; the INSERT wrapper is here, once, for both engines.
+
+Not a CTAS with `external_location`: the stack's workgroup enforces its configuration, and Athena
+then fails any CTAS that names an external_location ("Considerations and limitations for CTAS
+queries", https://docs.aws.amazon.com/athena/latest/ug/ctas-considerations-limitations.html). A
+CTAS without it would write under the workgroup's athena-results/, which its lifecycle expires.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ PRODUCT_COLUMNS = [
 # Each rollup's columns as its SQL produces them (name, Hive type, description): Dagster shows them
 # before the first build, and Glue carries the descriptions as column comments. A test asserts
 # that a real build registers exactly these names and types.
+# The columns each rollup's SELECT produces, in order, with their descriptions (Hive types; sums of
+# decimal(12,2) are decimal(38,2) in Athena/Trino and DuckDB alike).
 ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "sales_by_product_hourly": (
         ("order_hour", "timestamp", "Hour of created_at (UTC)."),
@@ -110,18 +118,17 @@ def _build_rollup(settings: Settings, engine: SqlEngine, name: str, retention_ho
     scratch = f"{name}__build"
     glue.delete_table(settings, scratch)  # left by a crashed build: its files are unreferenced
     body = render_named(f"rollup_{name}", settings.database)
-    result = engine.execute(
-        f"CREATE TABLE {settings.database}.{scratch}\n"
-        f"WITH (format = 'PARQUET', write_compression = 'ZSTD', external_location = '{location}')\n"
-        f"AS\n{body}"
-    )
-    built = glue.get_table(settings, scratch)
-    if built is None:
-        raise RuntimeError(f"the engine did not register {settings.database}.{scratch}")
-    columns = glue.table_columns(built)
-    table = glue.parquet_table_input(name, columns, location, descriptions=rollup_descriptions(name))
-    glue.put_table(settings, table)  # the swap
-    glue.delete_table(settings, scratch)
+    columns = [(column, type_) for column, type_, _ in ROLLUP_COLUMNS[name]]
+    descriptions = rollup_descriptions(name)
+    # An enforced workgroup refuses CTAS with external_location (Athena's CTAS considerations:
+    # https://docs.aws.amazon.com/athena/latest/ug/ctas-considerations-limitations.html), so the
+    # build fills a scratch table registered at the new location, then the rollup points there.
+    glue.put_table(settings, glue.parquet_table_input(scratch, columns, location))
+    try:
+        result = engine.execute(f"INSERT INTO {settings.database}.{scratch}\n{body}")
+        glue.put_table(settings, glue.parquet_table_input(name, columns, location, descriptions=descriptions))
+    finally:
+        glue.delete_table(settings, scratch)
     rows = engine.query(f"SELECT count(*) FROM {settings.database}.{name}")
     written = sum(size for key, size in _objects(settings, location) if not key.endswith("/"))
     removed = _remove_old_versions(settings, prefix, location, timedelta(hours=retention_hours))

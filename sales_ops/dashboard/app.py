@@ -1,7 +1,7 @@
 """The dashboard's web server: one static page, one JSON endpoint, plotly.js from the plotly package.
 
     GET /                  the page (static/index.html + static/dashboard.js)
-    GET /api/metrics       every panel's data (metrics.collect_metrics, cached 2 s; 120 s on Athena)
+    GET /api/metrics       every panel's data (metrics.collect_metrics, cached 2 s; 5 min on Athena)
     GET /static/plotly.min.js   the plotly.js bundled in the `plotly` wheel: nothing from a CDN
 
 Bound to the loopback interface only: it has no authentication, and shows the business's numbers.
@@ -32,9 +32,10 @@ STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8050
 REFRESH_SECONDS = 5
 LOCAL_CACHE_SECONDS = 2.0
-# On AWS five panels read orders_live, whose raw tail Athena bills per query: one result per 120 s
-# for every page keeps that to about $5 a day at 1,000 changes/s (docs/design.md §12).
-ATHENA_CACHE_SECONDS = 120.0
+# On AWS a refresh runs seven Athena queries, five of them over orders_live's raw tail, and Athena
+# bills 10 MB at least per query: one result per 5 minutes for every page keeps an open tab well under
+# the idle stack's cost (docs/deploy-aws.md, docs/design.md §12).
+ATHENA_CACHE_SECONDS = 300.0
 NO_STORE = {"Cache-Control": "no-store"}
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def plotly_js() -> Path:
 def create_app(
     settings: Settings, cache_seconds: float | None = None, refresh_seconds: int = REFRESH_SECONDS
 ) -> LocalOnly:
-    """The dashboard app; metrics are cached `cache_seconds` (default: 2 s local, 120 s Athena)."""
+    """The dashboard app; metrics are cached `cache_seconds` (default: 2 s local, 300 s Athena)."""
     if cache_seconds is None:
         # Athena bills every query (10 MB minimum each): on AWS, all pages share one result.
         cache_seconds = LOCAL_CACHE_SECONDS if settings.is_local else ATHENA_CACHE_SECONDS

@@ -2,7 +2,7 @@
 outputs that the `aws` target's `Settings` come from."""
 
 from sales_ops.deploy.clients import ClientFactory, StackError, default_region, make_clients
-from sales_ops.deploy.outputs import SETTINGS_OUTPUTS, describe_stack, settings_from_stack
+from sales_ops.deploy.outputs import SETTINGS_OUTPUTS, describe_stack, settings_from_stack, stack_outputs
 from sales_ops.deploy.package import LAMBDA_PLATFORM, LAMBDA_PYTHON, ORJSON_VERSION, ZIP_EPOCH, package_lambda
 from sales_ops.deploy.stack import CAPABILITIES, artifacts_bucket_name, deploy, destroy
 from sales_ops.deploy.template import TEMPLATE_PATH, read_template
@@ -28,4 +28,5 @@ __all__ = [
     "package_lambda",
     "read_template",
     "settings_from_stack",
+    "stack_outputs",
 ]

@@ -11,6 +11,7 @@ user can fix (no credentials, rejected credentials, missing stack, failed deploy
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -114,8 +115,12 @@ def deploy(
     handler: Path = HANDLER_PATH,
     progress: Progress | None = None,
     poll_seconds: int = 5,
+    dry_run: bool = False,
 ) -> dict[str, str]:
     """Package and upload the Lambda, create or update the stack through a change set, wait.
+
+    `dry_run`: create the change set, print what it would change, delete it; the stack is left as
+    it was (a stack created only to hold the change set, REVIEW_IN_PROGRESS, is deleted too).
 
     `template` (a dict) replaces the file at `template_path` (tests deploy `emulator_subset`).
     `parameters` override template parameters; on an update, parameters not given keep their
@@ -132,7 +137,7 @@ def deploy(
         names = template_parameters(template if template is not None else read_template(template_path))
         params = {**(parameters or {}), "LambdaCodeBucket": bucket, "LambdaCodeKey": code_key}
         source = _template_source(body, bucket, region, clients)
-        _apply_change_set(stack_name, source, params, names, clients, progress, poll_seconds)
+        _apply_change_set(stack_name, source, params, names, clients, progress, poll_seconds, dry_run)
         stack = describe_stack(stack_name, clients) or {}
     return stack_outputs(stack)
 
@@ -169,6 +174,7 @@ def _apply_change_set(
     clients: ClientFactory,
     progress: Progress | None,
     poll_seconds: int,
+    dry_run: bool = False,
 ) -> None:
     cfn = clients("cloudformation")
     kind, previous = _change_set_type(stack_name, clients, progress, poll_seconds)
@@ -189,13 +195,34 @@ def _apply_change_set(
             raise
         _say(progress, "no changes: the stack is up to date")
         return
-    if not _wait_change_set(stack_name, change_set, clients, progress, poll_seconds):
+    ready = _wait_change_set(stack_name, change_set, clients, progress, poll_seconds)
+    if dry_run:
+        _discard_change_set(stack_name, change_set, kind, clients, progress, ready)
+        return
+    if not ready:
         return
     _say(progress, "executing change set")
     cfn.execute_change_set(StackName=stack_name, ChangeSetName=change_set)
     waiter = "stack_create_complete" if kind == "CREATE" else "stack_update_complete"
     _wait_stack(stack_name, waiter, clients, progress, poll_seconds)
     _say(progress, f"stack {stack_name} is {'created' if kind == 'CREATE' else 'updated'}")
+
+
+def _discard_change_set(
+    stack_name: str,
+    change_set: str,
+    kind: str,
+    clients: ClientFactory,
+    progress: Progress | None,
+    ready: bool,
+) -> None:
+    """Dry run: delete the change set, and the empty REVIEW_IN_PROGRESS stack a CREATE made for it."""
+    cfn = clients("cloudformation")
+    if ready:  # a change set without changes was deleted by _wait_change_set already
+        cfn.delete_change_set(StackName=stack_name, ChangeSetName=change_set)
+    if kind == "CREATE":
+        cfn.delete_stack(StackName=stack_name)
+    _say(progress, f"dry run: change set {change_set} deleted, stack {stack_name} not changed")
 
 
 def _change_set_type(
@@ -309,12 +336,18 @@ def destroy(
     *,
     clients: ClientFactory | None = None,
     delete_artifacts: bool = False,
+    detach: bool = False,
     progress: Progress | None = None,
     poll_seconds: int = 5,
+    crawler_timeout: float = 900,
 ) -> bool:
     """Empty the data bucket and delete the stack (and, if asked, the artifacts bucket); wait.
 
-    Returns False when there was no stack to delete.
+    Before deleting, removes what would leave the stack in DELETE_FAILED: the operator policy still
+    attached to identities outside the stack (CloudFormation cannot delete an attached managed
+    policy: refused with the list, or detached with `detach`), and a running crawl (Glue's
+    DeleteCrawler refuses a RUNNING crawler: stopped, then waited for). Returns False when there
+    was no stack to delete.
     """
     with aws_errors(f"destroying stack {stack_name!r} in {region}"):
         clients = clients or make_clients(region)
@@ -323,17 +356,76 @@ def destroy(
         if stack is None:
             _say(progress, f"no stack {stack_name} in {region}: nothing to delete")
         else:
+            outputs = stack_outputs(stack)
+            _release_operator_policy(outputs.get("OperatorPolicyArn"), clients, detach, progress)
+            _stop_crawler(outputs.get("CrawlerName"), clients, progress, poll_seconds, crawler_timeout)
             _delete_stack(stack_name, stack, clients, progress, poll_seconds)
         if delete_artifacts:
             _delete_bucket(artifacts_bucket_name(account, region), clients, progress)
     return stack is not None
 
 
+def _release_operator_policy(
+    policy_arn: str | None, clients: ClientFactory, detach: bool, progress: Progress | None
+) -> None:
+    if not policy_arn:
+        return
+    iam = clients("iam")
+    attached: list[tuple[str, str]] = []
+    for page in iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=policy_arn):
+        attached += [("user", u["UserName"]) for u in page.get("PolicyUsers", [])]
+        attached += [("group", g["GroupName"]) for g in page.get("PolicyGroups", [])]
+        attached += [("role", r["RoleName"]) for r in page.get("PolicyRoles", [])]
+    if not attached:
+        return
+    if not detach:
+        names = ", ".join(f"{kind} {name}" for kind, name in attached)
+        raise StackError(
+            f"The operator policy {policy_arn} is attached to {names}; CloudFormation cannot delete an "
+            "attached policy and the stack would end in DELETE_FAILED. Detach it (aws iam "
+            "detach-user-policy / detach-role-policy / detach-group-policy), or run "
+            "`sales-ops destroy --detach` to detach it from all of them."
+        )
+    detachers = {"user": ("detach_user_policy", "UserName"), "group": ("detach_group_policy", "GroupName"),
+                 "role": ("detach_role_policy", "RoleName")}  # fmt: skip
+    for kind, name in attached:
+        method, key = detachers[kind]
+        getattr(iam, method)(PolicyArn=policy_arn, **{key: name})
+        _say(progress, f"detached the operator policy from {kind} {name}")
+
+
+def _stop_crawler(
+    name: str | None, clients: ClientFactory, progress: Progress | None, poll: int, timeout: float
+) -> None:
+    if not name:
+        return
+    glue = clients("glue")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = glue.get_crawler(Name=name)["Crawler"]["State"]
+        except glue.exceptions.EntityNotFoundException:
+            return
+        if state == "READY":
+            return
+        if state == "RUNNING":
+            _say(progress, f"stopping crawler {name} (Glue cannot delete a running crawler)")
+            stopped = (glue.exceptions.CrawlerNotRunningException, glue.exceptions.CrawlerStoppingException)
+            with contextlib.suppress(*stopped):  # it ended or is stopping already
+                glue.stop_crawler(Name=name)
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"crawler {name} is still {state} after {timeout:.0f}s; nothing was deleted: "
+                "wait for it to stop, then destroy again"
+            )
+        time.sleep(poll)
+
+
 def _delete_stack(
     stack_name: str, stack: dict[str, Any], clients: ClientFactory, progress: Progress | None, poll: int
 ) -> None:
     bucket = stack_outputs(stack).get("BucketName")
-    for attempt in (1, 2):  # Firehose may write to the bucket until it is deleted itself: retry once
+    for attempt in (1, 2):
         if bucket and _bucket_exists(bucket, clients):
             empty_bucket(bucket, clients, progress)
         _say(progress, f"deleting stack {stack_name}")
@@ -341,9 +433,14 @@ def _delete_stack(
         try:
             _wait_stack(stack_name, "stack_delete_complete", clients, progress, poll)
             break
-        except StackError:
-            if attempt == 2:
+        except StackError as exc:
+            # Retry only what a retry fixes: Firehose writing to the bucket until it is deleted
+            # itself. Any other failure would fail the same way again: report it at once.
+            if attempt == 2 or not any(
+                n in str(exc) for n in ("BucketNotEmpty", "bucket you tried to delete is not empty")
+            ):
                 raise
+            _say(progress, "the bucket got new objects while the stack was deleted: emptying it again")
     _say(progress, f"stack {stack_name} deleted")
 
 

@@ -7,7 +7,9 @@ Every check returns a `CheckOutcome` (never raises for what it finds): `passed`,
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -27,6 +29,12 @@ from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 EXPECTED_RAW_COLUMNS: dict[str, frozenset[str]] = {c.name: c.raw_types for c in RAW_COLUMNS}
 COMPARED_FIELDS = ORDER_VALUE_FIELDS
 SAMPLES = 5
+# Error objects read per check run (all are counted): bounds the GETs of a dashboard refresh or a
+# check when errors/ fills up; the reasons come from the newest ones.
+MAX_ERROR_OBJECTS = 20
+# On aws the reconciliation compares a sample, not the whole table, on every refresh (issue 16).
+RECONCILE_SAMPLE = 200
+SCAN_SEGMENTS = 1000
 
 
 @dataclass
@@ -73,9 +81,10 @@ def check_no_processing_failed(settings: Settings, since: datetime | None = None
         objects += [o for o in page.get("Contents", []) if since is None or o["LastModified"] >= since]
     if not objects:
         return CheckOutcome(name, True, "no processing-failed records", {"objects": 0, "records": 0})
+    objects.sort(key=lambda o: o["LastModified"])
     reasons: Counter[tuple[str, str]] = Counter()
-    for obj in objects:
-        body = s3.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read()
+    for obj in objects[-MAX_ERROR_OBJECTS:]:
+        body = error_object_text(s3.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read())
         for line in body.splitlines():
             try:
                 record = json.loads(line)
@@ -84,14 +93,16 @@ def check_no_processing_failed(settings: Settings, since: datetime | None = None
                 continue
             reasons[(record.get("errorCode", "?"), record.get("errorMessage", "?"))] += 1
     total = sum(reasons.values())
+    read = min(len(objects), MAX_ERROR_OBJECTS)
     top = [{"errorCode": c, "errorMessage": m, "count": n} for (c, m), n in reasons.most_common(10)]
     first = top[0]
     summary = (
-        f"{total} processing-failed record(s) in {len(objects)} object(s); most common: "
+        f"{total} processing-failed record(s) in {read} of {len(objects)} object(s); most common: "
         f"{first['errorCode']}: {first['errorMessage']} (x{first['count']})"
     )
     details = {
         "objects": len(objects),
+        "objects_read": read,
         "records": total,
         "reasons": top,
         "keys": [o["Key"] for o in objects[-SAMPLES:]],
@@ -118,6 +129,17 @@ def check_no_quarantined(settings: Settings) -> CheckOutcome:
         "quarantined": [{"key": q.key, "source": q.source, "reason": q.reason} for q in found[: SAMPLES * 4]],
     }
     return CheckOutcome(name, False, summary, details)
+
+
+def error_object_text(body: bytes) -> bytes:
+    """An error object's lines. Firehose compresses error output with the destination's
+    CompressionFormat (GZIP in the template), so gzip is recognised by its magic bytes."""
+    if body[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(body)
+        except (OSError, EOFError):
+            return b"\xff"  # a torn object: one unreadable line
+    return body
 
 
 def check_freshness(settings: Settings, max_age_s: float) -> CheckOutcome:
@@ -267,15 +289,20 @@ def lake_state(
     return out, result.bytes_scanned
 
 
-def check_reconciliation(settings: Settings, engine: SqlEngine, source: str = "scan") -> CheckOutcome:
+def check_reconciliation(settings: Settings, engine: SqlEngine, source: str = "auto") -> CheckOutcome:
     """orders_latest equals the table, order by order (run once the pipeline has caught up).
 
     `source` "scan" reads the table (consistent Scan, read capacity for every item); "export"
     reads the latest completed DynamoDB export from S3 instead (no table reads; docs/deploy-aws.md
-    states the cost) and compares the orders the lake has not changed since that export.
+    states the cost) and compares the orders the lake has not changed since that export; "sample"
+    compares `RECONCILE_SAMPLE` orders from each side: one page of a random Scan segment, and a
+    random sample of the lake's orders read with BatchGetItem, so it never scans the whole table.
+    "auto" is a scan locally (cheap on the emulator) and a sample on aws.
     """
     name = "reconciliation"
     as_of = None
+    if source == "auto":
+        source = "scan" if settings.is_local else "sample"
     if source == "export":
         from sales_ops.backfill.export import ExportReader, latest_export
         from sales_ops.curated.baseline import snapshot_time
@@ -290,11 +317,14 @@ def check_reconciliation(settings: Settings, engine: SqlEngine, source: str = "s
     elif source == "scan":
         table = scan_orders(settings).values()
         lake, _ = lake_state(settings, engine, with_tombstones=False)
+    elif source == "sample":
+        table, lake = _sampled(settings, engine)
     else:
-        raise ValueError(f"reconciliation source must be scan or export, not {source!r}")
+        raise ValueError(f"reconciliation source must be auto, scan, export or sample, not {source!r}")
     result = reconcile(table, lake, as_of)
     details = {
         "source": source,
+        "sampled": source == "sample",
         "as_of": as_of,
         "dynamodb_orders": result.table_orders,
         "orders_latest_rows": result.latest_rows,
@@ -320,15 +350,69 @@ def check_reconciliation(settings: Settings, engine: SqlEngine, source: str = "s
     return CheckOutcome(name, True, summary, details)
 
 
+def _sampled(
+    settings: Settings, engine: SqlEngine
+) -> tuple[Iterable[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """A sample of the table and the lake's rows for the same orders (see check_reconciliation)."""
+    items = sample_orders(settings, RECONCILE_SAMPLE)
+    lake, _ = lake_state(settings, engine, with_tombstones=False)
+    picked = random.sample(sorted(lake), min(RECONCILE_SAMPLE, len(lake)))
+    items.update(get_orders(settings, [i for i in picked if i not in items]))
+    wanted = set(items) | set(picked)
+    return items.values(), {order_id: row for order_id, row in lake.items() if order_id in wanted}
+
+
 def scan_orders(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every item of the orders table, decoded (numbers as Decimal), by order_id."""
-    deserializer = TypeDeserializer()
     out = {}
     paginator = settings.client("dynamodb").get_paginator("scan")
     for page in paginator.paginate(TableName=settings.table, ConsistentRead=True):
-        for item in page["Items"]:
-            order = {k: deserializer.deserialize(v) for k, v in item.items()}
-            out[order["order_id"]] = order
+        out.update(_decoded(page["Items"]))
+    return out
+
+
+def sample_orders(settings: Settings, size: int) -> dict[str, dict[str, Any]]:
+    """Up to `size` items from one random segment of a parallel Scan: one page, not the table."""
+    page = settings.client("dynamodb").scan(
+        TableName=settings.table,
+        ConsistentRead=True,
+        TotalSegments=SCAN_SEGMENTS,
+        Segment=random.randrange(SCAN_SEGMENTS),
+        Limit=size,
+    )
+    return _decoded(page["Items"])
+
+
+def get_orders(settings: Settings, order_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """These orders from DynamoDB (consistent reads, ≤ 100 keys a request); absent ones are left out."""
+    client = settings.client("dynamodb")
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(order_ids), 100):
+        keys = [{"order_id": {"S": k}} for k in order_ids[i : i + 100]]
+        request = {settings.table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            answer = client.batch_get_item(RequestItems=request)
+            out.update(_decoded(answer["Responses"].get(settings.table, [])))
+            request = answer.get("UnprocessedKeys") or {}
+    return out
+
+
+def table_item_count(settings: Settings) -> int:
+    """Items in the orders table: exact (a COUNT scan) locally; on aws DescribeTable's ItemCount,
+    which DynamoDB refreshes about every six hours, instead of reading the whole table each time."""
+    client = settings.client("dynamodb")
+    if settings.is_local:
+        pages = client.get_paginator("scan").paginate(TableName=settings.table, Select="COUNT")
+        return sum(page["Count"] for page in pages)
+    return int(client.describe_table(TableName=settings.table)["Table"].get("ItemCount", 0))
+
+
+def _decoded(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    deserializer = TypeDeserializer()
+    out = {}
+    for item in items:
+        order = {k: deserializer.deserialize(v) for k, v in item.items()}
+        out[order["order_id"]] = order
     return out
 
 
@@ -358,7 +442,7 @@ def run_checks(
     engine: SqlEngine,
     max_age_s: float = 3600.0,
     reconcile: bool = True,
-    reconcile_source: str = "scan",
+    reconcile_source: str = "auto",
 ) -> list[CheckOutcome]:
     """All checks; one that cannot run at all (e.g. a missing table) fails with the reason."""
     checks: list[tuple[str, Callable[[], CheckOutcome]]] = [

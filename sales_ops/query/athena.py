@@ -8,7 +8,7 @@ from typing import Any
 
 from sales_ops.query.base import QueryResult, _EngineBase
 from sales_ops.query.errors import MissingTableError, QueryError
-from sales_ops.settings import ATHENA_RESULTS_PREFIX, LOCAL_CREDENTIALS, Settings
+from sales_ops.settings import ATHENA_RESULTS_PREFIX, Settings
 
 
 class AthenaEngine(_EngineBase):
@@ -20,14 +20,10 @@ class AthenaEngine(_EngineBase):
         from pyathena import connect
 
         self.settings = settings
-        extra: dict[str, Any] = {}
-        if settings.is_local:  # only for smoke tests against the emulator's Athena API
-            key, secret = LOCAL_CREDENTIALS
-            extra = {
-                "endpoint_url": settings.endpoint_url,
-                "aws_access_key_id": key,
-                "aws_secret_access_key": secret,
-            }
+        # The settings' own boto3 session: one credential chain (and its event hooks) for all calls.
+        extra: dict[str, Any] = {"session": settings._session}
+        if settings.endpoint_url:  # only for tests against the emulator's Athena API
+            extra["endpoint_url"] = settings.endpoint_url
         self.conn = connect(
             s3_staging_dir=settings.s3_uri(ATHENA_RESULTS_PREFIX),
             work_group=settings.workgroup,

@@ -10,6 +10,14 @@ the way Athena would see it:
   PARTITION_BY …)` plus the Glue table and partitions Athena would register; `INSERT INTO` a
   partitioned Parquet table becomes a COPY into the table's location plus the new partitions.
 
+Athena's rules, kept here so that local runs fail where Athena would (issue 16):
+- a CTAS with `external_location` is refused when the workgroup enforces its configuration, as the
+  stack's does ("Considerations and limitations for CTAS queries", Athena user guide);
+- one INSERT or CTAS may write at most 100 partitions (HIVE_TOO_MANY_OPEN_PARTITIONS; "Using CTAS
+  and INSERT INTO to work around the 100 partition limit", Athena user guide);
+- functions DuckDB has and Athena (Trino) lacks are refused by name (`DUCKDB_ONLY_FUNCTIONS`): sqlglot
+  would otherwise pass them through and the SQL would run here and fail on Athena.
+
 Bytes scanned, locally: DuckDB's HTTP log (`enable_logging('HTTP')`) records every request httpfs
 makes; the engine sums the Content-Length of the GET responses of each statement. That is exactly
 the bytes read from S3 (Parquet: only the column chunks and footers fetched; JSON: whole files), the
@@ -19,6 +27,7 @@ really reads again (and sees new data).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -106,6 +115,21 @@ def _one_row(cursor: Any) -> tuple[Any, ...]:
     return row
 
 
+MAX_PARTITIONS_PER_WRITE = 100  # Athena: open partition writers per CTAS or INSERT INTO
+# DuckDB functions the project could reach for by habit that Athena engine 3 does not have (each
+# has a Trino spelling: date_format, regexp_like, max_by, array_join(array_agg()), approx_percentile…).
+# The file readers are refused too: user SQL reads the catalog's tables, never files by path.
+DUCKDB_ONLY_FUNCTIONS = frozenset(
+    {
+        "strftime", "strptime", "epoch", "epoch_ms", "epoch_us", "today", "datediff", "date_sub",
+        "list_filter", "list_transform", "list_value", "list_aggregate", "string_split", "str_split",
+        "regexp_matches", "struct_pack", "len", "ifnull", "printf", "median", "quantile",
+        "quantile_cont", "arg_max", "arg_min", "string_agg", "group_concat",
+        "read_json", "read_json_auto", "read_parquet", "read_csv", "read_csv_auto", "glob",
+    }
+)  # fmt: skip
+
+
 def httpfs_extension_path() -> Path:
     """The httpfs build shipped in the duckdb-extension-httpfs wheel (no download, docs/design.md §6)."""
     import duckdb
@@ -165,11 +189,17 @@ class DuckDBEngine(_EngineBase):
     name = "duckdb"
 
     def __init__(
-        self, settings: Settings, memory_limit: str | None = None, threads: int | None = None
+        self,
+        settings: Settings,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+        enforce_workgroup: bool = True,
     ) -> None:
         import duckdb
 
         self.settings = settings
+        # The stack's workgroup enforces its configuration (infra/template.yaml): so does this one.
+        self.enforce_workgroup = enforce_workgroup
         self.glue = settings.client("glue")
         self.s3 = settings.client("s3")
         config: dict[str, Any] = {
@@ -243,6 +273,7 @@ class DuckDBEngine(_EngineBase):
                 kind = _first_word(sql)
                 if kind in COMMAND_WORDS:  # before parsing: sqlglot misreads some (INSTALL x → alias)
                     raise QueryError(f"the local engine does not run {kind} statements{_hint(kind)}", sql)
+                _refuse_duckdb_only_functions(sql)
                 statements = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
                 if not statements:
                     raise QueryError("empty statement", sql)
@@ -351,6 +382,13 @@ class DuckDBEngine(_EngineBase):
         target = statement.this.this if isinstance(statement.this, exp.Schema) else statement.this
         database, name = (target.db or self.settings.database).lower(), target.name.lower()
         props = _ctas_properties(statement)
+        if props.get("external_location") and self.enforce_workgroup:
+            raise QueryError(
+                f"CREATE TABLE {name}: the workgroup {self.settings.workgroup!r} enforces its "
+                "configuration, so Athena fails a CTAS that specifies external_location; leave it "
+                "out (the table goes under the workgroup's results location) or INSERT INTO a table "
+                "registered at the location you want"
+            )
         if props.get("format", "parquet").lower() != "parquet":
             raise QueryError(f"CREATE TABLE {name}: the local engine writes format = 'PARQUET' only")
         location = _dir(
@@ -411,12 +449,25 @@ class DuckDBEngine(_EngineBase):
             count, files = _one_row(
                 self.con.execute(f"COPY ({select}) TO '{location}' ({options}, RETURN_FILES)")
             )
+            written = {f.rsplit("/", 1)[0] for f in files}
+            if len(written) > MAX_PARTITIONS_PER_WRITE:
+                self._delete(files)  # Athena fails the statement; leave nothing registered
+                raise QueryError(
+                    f"HIVE_TOO_MANY_OPEN_PARTITIONS: Exceeded limit of {MAX_PARTITIONS_PER_WRITE} open "
+                    f"writers for partitions/buckets ({len(written)} partitions in one statement)"
+                )
             self._register_partitions(table, location, files)
             return int(count)
         path = f"{location}part-{uuid.uuid4()}.parquet"
         options = f"FORMAT parquet, COMPRESSION {compression}"
         (count,) = _one_row(self.con.execute(f"COPY ({select}) TO '{path}' ({options})"))
         return int(count)
+
+    def _delete(self, files: list[str]) -> None:
+        for i in range(0, len(files), 1000):
+            bucket = _split_s3(files[0])[0]
+            keys = [{"Key": _split_s3(f)[1]} for f in files[i : i + 1000]]
+            self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
     def _register_partitions(self, table: _Table, location: str, files: list[str]) -> None:
         """Add the partitions the write created, as Athena's INSERT/CTAS does."""
@@ -760,6 +811,24 @@ def _lower_bound(cond: Any, key: str, names: set[str]) -> str | None:
     if not values or not all(isinstance(v, exp.Literal) and v.is_string for v in values):
         return None
     return min(v.this for v in values)
+
+
+def _refuse_duckdb_only_functions(sql: str) -> None:
+    """QueryError naming the first DuckDB-only function called in `sql` (strings and comments aside)."""
+    import sqlglot
+    from sqlglot.errors import TokenError
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("trino").tokenize(sql)
+    except TokenError:
+        return  # the parser reports it, with its position
+    for token, after in itertools.pairwise(tokens):
+        name = token.text.lower()
+        if after.token_type == TokenType.L_PAREN and name in DUCKDB_ONLY_FUNCTIONS:
+            if token.token_type in (TokenType.STRING, TokenType.IDENTIFIER):
+                continue
+            raise QueryError(f"function {name}() is DuckDB's: Athena (engine 3, Trino) does not have it")
 
 
 def _hidden(uri: str) -> bool:

@@ -3,8 +3,8 @@
 -- the current row of the touched partitions, and the tombstones of those partitions (deleted
 -- orders, kept so that a late or replayed older event can never bring a deleted order back).
 -- The merge rule, in two steps:
--- 1. Among stream events (a sequence number) the greatest sequence number wins, compared as a
---    number (DynamoDB's run past BIGINT); ties are the same event seen twice. Among snapshots (no
+-- 1. Among stream events (a sequence number) the greatest sequence number wins (zero-padded to
+--    40 digits in sales_ops/schema.py, so strings compare as the numbers do); ties are the same event seen twice. Among snapshots (no
 --    sequence number) the latest export wins.
 -- 2. The best event beats the best snapshot when its event_time is at or after the export time (a
 --    change made after the export); otherwise the snapshot wins (it holds every earlier change).

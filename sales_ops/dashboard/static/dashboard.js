@@ -192,8 +192,14 @@ function render(m) {
   $("updated").textContent = new Date(m.generated_at).toLocaleTimeString("en-GB", { hour12: false });
 }
 
+let timer = null;
+
 async function refresh() {
   const dot = $("status");
+  if (document.hidden) {
+    // No polling from a hidden tab: on Athena every refresh is billed (visibilitychange resumes it).
+    return;
+  }
   try {
     const response = await fetch("/api/metrics", { cache: "no-store" });
     const body = await response.json();
@@ -206,8 +212,16 @@ async function refresh() {
     dot.title = "last refresh failed: " + error.message;
     $("source").textContent = "refresh failed: " + error.message;
   } finally {
-    setTimeout(refresh, refreshSeconds * 1000);
+    clearTimeout(timer);
+    timer = setTimeout(refresh, refreshSeconds * 1000);
   }
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) {
+    clearTimeout(timer);
+    refresh();
+  }
+});
 
 refresh();

@@ -3,7 +3,7 @@ WITH latest AS (
     SELECT
         *,
         row_number() OVER (
-            PARTITION BY order_id ORDER BY CAST(sequence_number AS DECIMAL(38, 0)) DESC
+            PARTITION BY order_id ORDER BY {sequence_order} DESC
         ) AS rank_in_order
     FROM {database}.raw_orders
 )
