@@ -181,7 +181,7 @@ def _apply_change_set(
     change_set = f"{stack_name}-{time.strftime('%Y%m%d%H%M%S')}"
     _say(progress, f"creating change set {change_set} ({kind})")
     try:
-        cfn.create_change_set(
+        created = cfn.create_change_set(
             StackName=stack_name,
             ChangeSetName=change_set,
             ChangeSetType=kind,
@@ -195,6 +195,9 @@ def _apply_change_set(
             raise
         _say(progress, "no changes: the stack is up to date")
         return
+    # From here on the change set is named by its ARN: names are per second, so two deploys within
+    # one second (a dry run right after a deploy) would otherwise name each other's change set.
+    change_set = created["Id"]
     ready = _wait_change_set(stack_name, change_set, clients, progress, poll_seconds)
     if dry_run:
         _discard_change_set(stack_name, change_set, kind, clients, progress, ready)

@@ -382,6 +382,8 @@ class DuckDBEngine(_EngineBase):
         target = statement.this.this if isinstance(statement.this, exp.Schema) else statement.this
         database, name = (target.db or self.settings.database).lower(), target.name.lower()
         props = _ctas_properties(statement)
+        if props.get("external_location"):  # where it would write first: the security reason wins
+            self._check_write(_dir(props["external_location"]), trusted, f"CREATE TABLE {database}.{name}")
         if props.get("external_location") and self.enforce_workgroup:
             raise QueryError(
                 f"CREATE TABLE {name}: the workgroup {self.settings.workgroup!r} enforces its "
@@ -828,7 +830,9 @@ def _refuse_duckdb_only_functions(sql: str) -> None:
         if after.token_type == TokenType.L_PAREN and name in DUCKDB_ONLY_FUNCTIONS:
             if token.token_type in (TokenType.STRING, TokenType.IDENTIFIER):
                 continue
-            raise QueryError(f"function {name}() is DuckDB's: Athena (engine 3, Trino) does not have it")
+            raise QueryError(
+                f"function {name}() refused: it is DuckDB's, and Athena (engine 3, Trino) does not have it"
+            )
 
 
 def _hidden(uri: str) -> bool:
