@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sales_ops.local import supervisor
 from sales_ops.settings import Settings
-from tests.harness import EMULATOR_FIXTURES, drop_bucket, no_emulator, own_space, stack_settings
+from tests.harness import EMULATOR_FIXTURES, drop_bucket, no_emulator, own_space, running_stack
 
 pytest_plugins = ["pytester"]
 
@@ -61,20 +60,12 @@ def space(local_stack: Settings, tmp_path: Path, request: pytest.FixtureRequest)
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The whole local pipeline, started once per session and stopped at the end."""
-    settings = stack_settings(tmp_path_factory.mktemp("stack"))
-    supervisor.up(settings, log=lambda *_: None)
-    try:
+    with running_stack(tmp_path_factory.mktemp("stack")) as settings:
         yield settings
-    finally:
-        supervisor.down(settings, log=lambda *_: None)
 
 
 @pytest.fixture()
 def fresh_stack(tmp_path: Path) -> Iterator[Settings]:
     """A stack of its own, for tests that kill or restart processes."""
-    settings = stack_settings(tmp_path / "stack")
-    supervisor.up(settings, log=lambda *_: None)
-    try:
+    with running_stack(tmp_path / "stack") as settings:
         yield settings
-    finally:
-        supervisor.down(settings, log=lambda *_: None)

@@ -58,6 +58,17 @@ def stack_env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
+def running_stack(state_dir: Path) -> Iterator[Settings]:
+    """The whole local pipeline (emulator and stand-ins) on a free port, stopped afterwards."""
+    settings = stack_settings(state_dir)
+    supervisor.up(settings, log=lambda *_: None)
+    try:
+        yield settings
+    finally:
+        supervisor.down(settings, log=lambda *_: None)
+
+
+@contextmanager
 def running_server(
     name: str, cmd: list[str], env: dict[str, str], probe_url: str, log: Path, timeout: float = 90
 ) -> Iterator[subprocess.Popen]:

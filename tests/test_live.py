@@ -26,12 +26,11 @@ from sales_ops.catalog import glue
 from sales_ops.curated.compaction import compact
 from sales_ops.curated.live import ORDERS_LIVE
 from sales_ops.load.shop import run_load, write_probe
-from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
 from sales_ops.query import DuckDBEngine
 from sales_ops.settings import RAW_PREFIX, Settings
 from tests import test_dashboard
-from tests.harness import free_port, running_server, stack_env, stack_settings
+from tests.harness import free_port, running_server, running_stack, stack_env
 from tests.helpers import dynamodb_items
 
 pytestmark = pytest.mark.slow
@@ -41,12 +40,8 @@ browser = test_dashboard.browser  # the headless Chromium fixture, shared
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A stack of this module's own: its DynamoDB table is compared whole with orders_live."""
-    settings = stack_settings(tmp_path_factory.mktemp("live"))
-    supervisor.up(settings, log=lambda *_: None)
-    try:
+    with running_stack(tmp_path_factory.mktemp("live")) as settings:
         yield settings
-    finally:
-        supervisor.down(settings, log=lambda *_: None)
 
 
 def cli(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
