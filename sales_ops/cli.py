@@ -504,7 +504,8 @@ def compact_cmd(
             _break_compaction_lock(cfg, yes)
         engine = engine_for(cfg)
         try:
-            report = compact(cfg, engine, full, retention_hours, lookback_hours)
+            # A rebuild past the scan cutoff goes in passes: say where it is (stderr, not the report).
+            report = compact(cfg, engine, full, retention_hours, lookback_hours, progress=err.print)
         finally:
             engine.close()
     if as_json:
@@ -516,7 +517,7 @@ def compact_cmd(
         console.print(
             f"{'rebuilt' if full else 'compacted'} {report.new_objects} raw object(s) into "
             f"{len(report.partitions_rewritten)} partition(s), {report.rows} live rows "
-            f"(version {report.version}): "
+            f"(version {report.version}, {report.passes} pass(es)): "
             f"read {_size(report.bytes_read)}, wrote {_size(report.bytes_written)} in {report.seconds:.1f}s"
         )
     if report.versions_removed:

@@ -37,6 +37,11 @@ ATHENA_RESULTS_PREFIX = "athena-results/"
 # Pidfiles, logs, checkpoints, the emulator snapshot: anchored to the checkout, not to the working
 # directory (run from elsewhere, a relative dir found no emulator and left a stray .sales-ops/).
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".sales-ops"
+# Athena cancels a query of the stack's workgroup that scans more than this (BytesScannedCutoffPerQuery,
+# the template's AthenaBytesScannedCutoff, default 1 GiB); the local engine enforces the same figure.
+DEFAULT_SCAN_CUTOFF = 1024**3
+MIN_SCAN_CUTOFF = 10 * 1024**2  # Athena's minimum for the workgroup setting
+SCAN_CUTOFF_ENV = "SALES_OPS_SCAN_CUTOFF"
 
 
 class SettingsError(ValueError):
@@ -70,6 +75,7 @@ class Settings:
     stack_name: str = "sales-ops"
     alarm_topic_arn: str | None = None  # aws: the stack's AlarmTopicArn output, where alerts also go
     state_dir: Path = DEFAULT_STATE_DIR
+    scan_cutoff_bytes: int = DEFAULT_SCAN_CUTOFF  # aws: the stack's AthenaBytesScannedCutoff
 
     @classmethod
     def from_env(cls, target: str | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -78,7 +84,7 @@ class Settings:
         target = target_from_env(env, target)
         state_dir = Path(env.get("SALES_OPS_STATE_DIR") or DEFAULT_STATE_DIR).expanduser().resolve()
         if target == "local":
-            settings = cls(target="local", state_dir=state_dir)
+            settings = cls(target="local", state_dir=state_dir, scan_cutoff_bytes=scan_cutoff_from_env(env))
             if "SALES_OPS_ENDPOINT" in env:
                 settings = replace(settings, endpoint_url=env["SALES_OPS_ENDPOINT"])
             return settings
@@ -95,6 +101,7 @@ class Settings:
         env = {"SALES_OPS_TARGET": self.target, "SALES_OPS_STATE_DIR": str(self.state_dir)}
         if self.is_local:
             env["SALES_OPS_ENDPOINT"] = self.endpoint_url or ""
+            env[SCAN_CUTOFF_ENV] = str(self.scan_cutoff_bytes)
         else:
             env["SALES_OPS_STACK"] = self.stack_name
             env["AWS_REGION"] = self.region
@@ -149,6 +156,23 @@ class Settings:
 
     def s3_uri(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{key}"
+
+
+def scan_cutoff_from_env(env: Mapping[str, str]) -> int:
+    """The local engine's per-query scan cutoff: SALES_OPS_SCAN_CUTOFF bytes, else the template's."""
+    text = (env.get(SCAN_CUTOFF_ENV) or "").strip()
+    if not text:
+        return DEFAULT_SCAN_CUTOFF
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < MIN_SCAN_CUTOFF:
+        raise SettingsError(
+            f"{SCAN_CUTOFF_ENV}={text!r}: give a whole number of bytes, at least {MIN_SCAN_CUTOFF} "
+            "(Athena's minimum for a workgroup's cutoff)"
+        )
+    return value
 
 
 def error_code(exc: ClientError) -> str:

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,11 +26,12 @@ from sales_ops.curated.compaction import (
     Compaction,
     compact,
     current_versions,
+    passes,
 )
 from sales_ops.curated.lock import LOCK_KEY, CompactionLocked, S3Lock
-from sales_ops.curated.state import STATE_KEY
+from sales_ops.curated.state import STATE_KEY, RawObject
 from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
-from sales_ops.query import DuckDBEngine
+from sales_ops.query import DuckDBEngine, ScanCutoffError
 from sales_ops.schema import ORDER_VALUE_FIELDS
 from sales_ops.settings import RAW_PREFIX, Settings
 
@@ -258,8 +260,8 @@ def test_a_crash_between_write_and_swap_leaves_the_table_readable_and_is_repaire
 
     crashed = Compaction(space, engine)
     plan = crashed.plan()
-    for batch in plan.batches():
-        crashed.write(plan, batch)  # … and the process dies before swapping any partition
+    assert plan is not None
+    crashed.write_all(plan)  # … and the process dies before swapping any partition
     orphans = [k for k in keys(space, LATEST_PREFIX) if f"/v={plan.version}" in k]
     assert orphans
     assert table(engine, space) == before  # readable, and still the previous state
@@ -267,8 +269,11 @@ def test_a_crash_between_write_and_swap_leaves_the_table_readable_and_is_repaire
     # A crash after swapping some partitions but before recording the watermark.
     half = Compaction(space, engine)
     plan2 = half.plan()
-    half.write(plan2, plan2.batches(1)[0])
-    half.swap(plan2, plan2.batches(1)[0])
+    assert plan2 is not None
+    window = plan2.windows[0]
+    first_date = sorted(half.touched(plan2, window))[:1]
+    half.write(plan2, window, first_date)
+    half.swap(plan2, first_date)
 
     report = compact(space, engine, retention_hours=0)
     assert_matches(table(engine, space), stream.live_orders())
@@ -322,3 +327,62 @@ def test_batches_of_dates_give_the_same_table(space: Settings, engine: DuckDBEng
     report = compact(space, engine, dates_per_write=2)
     assert len(report.partitions_rewritten) > 2
     assert_matches(table(engine, space), stream.live_orders())
+
+
+# --- passes under the scan cutoff (defect 8 of issue 16) ----------------------------------------
+
+
+def raw_object(dt: str, hour: str, name: str, size: int) -> RawObject:
+    return RawObject(f"{RAW_PREFIX}dt={dt}/hour={hour}/{name}", "etag", dt, hour, size)
+
+
+def test_passes_keep_each_scan_under_the_budget_and_take_every_object_once() -> None:
+    small = [raw_object("2026-01-01", f"{h:02d}", "a", 30) for h in range(10)]  # 10 partitions of 30 B
+    big = [raw_object("2026-01-02", "00", f"b{i}", 40) for i in range(7)]  # one partition of 280 B
+    objects = small + big
+    sizes = {o.partition: 0 for o in objects}
+    for o in objects:
+        sizes[o.partition] += o.size
+    groups = passes(list(reversed(objects)), sizes, budget=100, max_paths=3)
+    assert [o for g in groups for o in g] == sorted(objects, key=lambda o: o.key)  # once, in key order
+    assert all(sum(o.size for o in g) <= 100 for g in groups)
+    whole = groups[:4]  # whole partitions while they fit (3 + 3 + 3 + 1)
+    assert [len({o.partition for o in g}) for g in whole] == [3, 3, 3, 1]
+    split = groups[4:]  # the partition past the budget, by objects: ≤ 100 B and ≤ 3 paths a pass
+    assert [len(g) for g in split] == [2, 2, 2, 1]
+    # Bytes already merged in a partition count too (a partition selector re-reads them).
+    assert len(passes(small[:2], {small[0].partition: 90, small[1].partition: 30}, budget=100)) == 2
+    assert passes([], {}, budget=100) == []
+    assert passes(small, sizes, budget=10**6, max_partitions=4) == [small[:4], small[4:8], small[8:]]
+
+
+def test_a_lake_past_the_scan_cutoff_is_compacted_in_passes(space: Settings, engine: DuckDBEngine) -> None:
+    """With raw/ four times the per-query cutoff, the one-statement raw query is cancelled (as on
+    Athena), while a first run, a backlog and a full rebuild each go in passes under the cutoff
+    and give the same table as one pass without a cutoff."""
+    stream = ChangeStream(seed=7)
+    first, rest = (list(raw_lines(p, stream)) for p in parts((0.3,)))
+    assert any(json.loads(x)["created_at"] is None for _, x in rest)  # Keys-only REMOVEs across passes
+    capped = replace(space, scan_cutoff_bytes=sum(len(x) for _, x in first + rest) // 4)
+    with DuckDBEngine(capped) as small:
+        write_lines(capped, first)
+        LocalCrawler(capped).run()
+        with pytest.raises(ScanCutoffError):
+            small.named("total_sales_by_product_raw")
+        first_run = compact(capped, small)  # 1.2 cutoffs of raw/, a pass at most half of one
+        assert first_run.passes >= 3 and first_run.bytes_read > capped.scan_cutoff_bytes
+
+        write_lines(capped, rest)  # a backlog of 2.8 cutoffs
+        LocalCrawler(capped).run()
+        backlog = compact(capped, small)
+        assert backlog.passes >= 6
+        assert_matches(table(small, capped), stream.live_orders())
+
+        rebuilt = compact(capped, small, full=True)
+        assert rebuilt.passes >= 8
+        assert_matches(table(small, capped), stream.live_orders())
+        windowed = table(small, capped)
+
+    one = compact(space, engine, full=True)
+    assert one.passes == 1
+    assert table(engine, space) == windowed

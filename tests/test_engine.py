@@ -22,6 +22,7 @@ from sales_ops.query import (
     DuckDBEngine,
     MissingTableError,
     QueryError,
+    ScanCutoffError,
     Sql,
     render,
     render_named,
@@ -222,6 +223,48 @@ def test_insert_into_a_partitioned_table_adds_its_partitions(
         ("2026-01-01", 3),
         ("2026-01-02", 3),
     ]
+
+
+def test_a_statement_past_the_scan_cutoff_is_cancelled_and_writes_nothing(
+    space: Settings, open_engine: DuckDBEngine
+) -> None:
+    """As the workgroup's BytesScannedCutoffPerQuery: past it a SELECT fails, and a CTAS or INSERT
+    leaves no table, partition or file behind."""
+    db = space.database
+    whole = open_engine.query(f"SELECT count(*) FROM {db}.raw_orders")
+    narrow_sql = f"SELECT count(*) FROM {db}.raw_orders WHERE dt = '2026-01-01' AND hour = '01'"
+    narrow = open_engine.query(narrow_sql)
+    assert 0 < narrow.bytes_scanned < whole.bytes_scanned
+    with DuckDBEngine(
+        replace(space, scan_cutoff_bytes=whole.bytes_scanned - 1), enforce_workgroup=False
+    ) as capped:
+        assert capped.query(narrow_sql).rows == narrow.rows  # under the cutoff: runs as before
+        with pytest.raises(ScanCutoffError, match="BytesScannedCutoffPerQuery") as caught:
+            capped.query(f"SELECT count(*) FROM {db}.raw_orders")
+        assert (caught.value.scanned, caught.value.cutoff) == (whole.bytes_scanned, whole.bytes_scanned - 1)
+
+        name = f"cut_{uuid.uuid4().hex[:6]}"
+        location = space.s3_uri(f"scratch/{name}/")
+        ctas = f"CREATE TABLE {db}.{name} WITH (external_location = '{location}', "
+        ctas += "partitioned_by = ARRAY['dt']) AS "
+        with pytest.raises(ScanCutoffError):
+            capped.execute(ctas + f"SELECT order_id, dt FROM {db}.raw_orders")
+        assert get_table(space, name) is None
+        assert not objects_under(space, location)
+
+        capped.execute(ctas + "SELECT 'x' AS order_id, '2026-01-01' AS dt")  # reads nothing: runs
+        files = objects_under(space, location)
+        with pytest.raises(ScanCutoffError):
+            capped.execute(f"INSERT INTO {db}.{name} SELECT order_id, dt FROM {db}.raw_orders")
+        assert [p["Values"] for p in list_partitions(space, name)] == [["2026-01-01"]]
+        assert objects_under(space, location) == files
+        assert capped.query(f"SELECT order_id FROM {db}.{name}").rows == [("x",)]
+
+
+def objects_under(settings: Settings, location: str) -> list[str]:
+    prefix = location.removeprefix(f"s3://{settings.bucket}/")
+    listed = settings.client("s3").list_objects_v2(Bucket=settings.bucket, Prefix=prefix)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
 
 
 def test_ctas_external_location_is_refused_under_the_enforced_workgroup(

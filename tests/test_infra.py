@@ -20,12 +20,16 @@ import boto3
 import pytest
 
 from sales_ops import deploy
+from sales_ops.deploy import outputs as deploy_outputs
 from sales_ops.settings import (
     ATHENA_RESULTS_PREFIX,
+    DEFAULT_SCAN_CUTOFF,
     ERROR_PREFIX,
     RAW_PREFIX,
+    SCAN_CUTOFF_ENV,
     Settings,
     SettingsError,
+    scan_cutoff_from_env,
 )
 from tests import cfn_template
 from tests.harness import free_port
@@ -699,6 +703,21 @@ def test_settings_from_stack_reads_the_outputs(moto_clients: deploy.ClientFactor
     for name in ("database", "crawler", "workgroup"):
         assert getattr(settings, name) == getattr(local, name), name
     assert settings.state_dir == tmp_path and settings.stack_name == "sales-ops"
+    # The per-query scan cutoff compaction plans its passes by is the stack's, as deployed.
+    default = deploy.read_template(TEMPLATE)["Parameters"]["AthenaBytesScannedCutoff"]["Default"]
+    assert settings.scan_cutoff_bytes == int(default)
+
+
+def test_the_scan_cutoff_comes_from_the_stack_parameter_or_the_environment() -> None:
+    described = {"Parameters": [{"ParameterKey": "AthenaBytesScannedCutoff", "ParameterValue": "20971520"}]}
+    assert deploy_outputs._scan_cutoff(described) == 20971520
+    assert deploy_outputs._scan_cutoff({"Parameters": []}) == DEFAULT_SCAN_CUTOFF  # an older stack
+    assert scan_cutoff_from_env({}) == DEFAULT_SCAN_CUTOFF
+    assert scan_cutoff_from_env({SCAN_CUTOFF_ENV: "20971520"}) == 20971520
+    assert Settings(scan_cutoff_bytes=20971520).to_env()[SCAN_CUTOFF_ENV] == "20971520"
+    for bad in ("1e9", "-5", "1000", "lots"):
+        with pytest.raises(SettingsError, match=SCAN_CUTOFF_ENV):
+            scan_cutoff_from_env({SCAN_CUTOFF_ENV: bad})
 
 
 def test_settings_from_a_missing_stack_says_how_to_fix(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -49,7 +50,10 @@ VERSIONS_TABLE = "orders_latest_versions"
 LATEST_PREFIX = f"{CURATED_PREFIX}orders_latest/"
 DELETED = "-deleted"
 DATES_PER_WRITE = 50
-PATHS_IN_SQL = 1000  # Athena takes ≤ 256 KB of SQL; beyond this, new objects are chosen by partition
+# Athena takes at most 262,144 bytes of SQL ("Service Quotas", Athena user guide): a selector lists
+# at most this many object paths (~110 bytes each), beyond that whole partitions (~40 bytes each).
+PATHS_IN_SQL = 1000
+PARTITIONS_IN_SQL = 1000
 ORPHANS_PER_QUERY = 500
 MAX_HOURS = 24 * 365 * 10
 MAX_QUARANTINED = 100  # more unreadable objects in one run is not stray data: stop and say so
@@ -73,6 +77,7 @@ class CompactionReport:
     new_objects: int = 0
     version: str | None = None
     quarantined: list[dict[str, str]] = field(default_factory=list)  # raw objects moved aside
+    passes: int = 0  # windows of raw objects, each scanned by its own statements
 
 
 def new_version() -> str:
@@ -88,18 +93,30 @@ def version_time(version: str) -> datetime | None:
 
 
 @dataclass
+class Window:
+    """Raw objects merged by one pass: a statement scanning them stays under the per-query cutoff."""
+
+    objects: list[RawObject]
+    selector: Sql  # WHERE fragment on raw_orders picking exactly these objects' events
+    version: str  # the orders_latest version this pass writes
+
+
+@dataclass
 class Plan:
     version: str
     objects: list[RawObject]
-    new_events: Sql
-    dates: list[date]
-    current: dict[date, str]  # date → its current version
+    windows: list[Window]
+    current: dict[date, str]  # date → its current version (Glue's partition, before this run)
     full: bool
     exports: list[str] = field(default_factory=list)  # new orders_baseline partitions (backfills)
     snapshots: str = "FALSE"  # WHERE fragment picking their rows (an Sql)
+    # date → the version its rows are merged into: current at first (none in a full rebuild), then
+    # the version each pass writes. Swapped into Glue once every pass is written.
+    latest: dict[date, str] = field(default_factory=dict)
+    dates: list[date] = field(default_factory=list)  # every date this run rewrote
 
-    def batches(self, size: int = DATES_PER_WRITE) -> list[list[date]]:
-        return [self.dates[i : i + size] for i in range(0, len(self.dates), size)]
+    def run_versions(self) -> list[str]:
+        return [w.version for w in self.windows]
 
 
 class Compaction:
@@ -114,6 +131,8 @@ class Compaction:
         lookback_hours: float = 72,
         lock: S3Lock | None = None,
         dates_per_write: int = DATES_PER_WRITE,
+        window_bytes: int | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         if not (0 <= retention_hours <= MAX_HOURS and 0 < lookback_hours <= MAX_HOURS):
             # NaN fails both comparisons; a negative lookback would move the horizon into the future
@@ -128,14 +147,22 @@ class Compaction:
         self.lookback = timedelta(hours=lookback_hours)
         self.lock = lock
         self.dates_per_write = dates_per_write
+        # Half the cutoff for raw JSON (read whole); the rest is for the Parquet a pass also reads.
+        self.window_bytes = window_bytes or settings.scan_cutoff_bytes // 2
         self.bytes_read = 0
         self.state = CompactionState()
         self.quarantined: list[Quarantined] = []
+        self.partition_bytes: dict[str, int] = {}  # "dt=…/hour=…" → bytes listed there
+        self.progress = progress or (lambda message: None)
 
     def run(self) -> CompactionReport:
         started = time.monotonic()
         plan = self.plan()
         before = self.state.watermark
+        if plan is not None:
+            self.write_all(plan)
+            if not plan.objects and not plan.exports and not plan.full:
+                plan = None  # every new object was quarantined: nothing to record
         if plan is None:
             removed = self.cleanup()
             return CompactionReport(
@@ -149,9 +176,8 @@ class Compaction:
                 time.monotonic() - started,
                 quarantined=[asdict(q) for q in self.quarantined],
             )
-        for batch in plan.batches(self.dates_per_write):
-            self.write(plan, batch)
-            self.swap(plan, batch)
+        for i in range(0, len(plan.dates), self.dates_per_write):
+            self.swap(plan, plan.dates[i : i + self.dates_per_write])
         rows, written = self.finish(plan)
         removed = self.cleanup()
         return CompactionReport(
@@ -167,9 +193,10 @@ class Compaction:
             new_objects=len(plan.objects),
             version=plan.version,
             quarantined=[asdict(q) for q in self.quarantined],
+            passes=len(plan.windows),
         )
 
-    # 1. what is new, and which dates it touches -------------------------------------------
+    # 1. what is new, in passes that each stay under the scan cutoff ---------------------------
     def plan(self) -> Plan | None:
         ensure_tables(self.settings)
         self.state = CompactionState.load(self.settings)
@@ -178,38 +205,66 @@ class Compaction:
         if not objects and not exports and not self.full:
             return None
         self._register_raw_partitions(objects)
-        first_run = not self.state.processed and self.state.horizon is None
         snapshots = Sql("TRUE") if self.full else Sql(f"export_id IN ({literal(exports, top=True)})")
-        for _ in range(MAX_QUARANTINED + 1):
-            selector = Sql("TRUE") if self.full or first_run else _selector(objects, self.settings.bucket)
-            if not objects and not (self.full or first_run):
-                selector = Sql("FALSE")
-            try:
-                dates = self._touched_dates(selector, snapshots)
-                break
-            except QueryError as exc:  # a malformed raw object: move it aside and go on
-                moved = quarantine_unreadable(self.settings, exc, [o.key for o in objects])
-                if not moved or len(self.quarantined) >= MAX_QUARANTINED:
-                    raise
-                self.quarantined += moved
-                gone = {q.source for q in moved}
-                objects = [o for o in objects if o.key not in gone]
-        if not objects and not exports and not self.full:
-            return None
+        version = new_version()
+        groups = passes(objects, self.partition_bytes, self.window_bytes) or [[]]
+        # The first pass keeps the run's own version name; later ones sort after it.
+        names = [version] + [f"{version}-w{i:04d}" for i in range(1, len(groups))]
+        windows = [
+            Window(group, _selector(group, self.settings.bucket), name)
+            for group, name in zip(groups, names, strict=True)
+        ]
         current = current_versions(self.settings)
-        return Plan(new_version(), objects, selector, sorted(dates), current, self.full, exports, snapshots)
+        latest = {} if self.full else dict(current)
+        return Plan(version, objects, windows, current, self.full, exports, snapshots, latest)
+
+    def write_all(self, plan: Plan) -> None:
+        """Every pass in turn: its touched dates, then each batch of them as the pass's version."""
+        for number, window in enumerate(plan.windows, 1):
+            if self.lock:
+                self.lock.check()
+            if len(plan.windows) > 1:
+                size = sum(o.size for o in window.objects)
+                self.progress(
+                    f"pass {number}/{len(plan.windows)}: {len(window.objects)} raw object(s), {size:,} bytes"
+                )
+            dates = sorted(self.touched(plan, window))
+            for batch in self._batches(plan, window, dates):
+                self.write(plan, window, batch)
+        plan.objects = [o for w in plan.windows for o in w.objects]  # less what was quarantined
+
+    def _batches(self, plan: Plan, window: Window, dates: list[date]) -> list[list[date]]:
+        """Dates in batches of at most `dates_per_write` whose statement stays under the cutoff: the
+        pass's raw objects plus the Parquet rows each date is merged with."""
+        room = self.settings.scan_cutoff_bytes - sum(o.size for o in window.objects)
+        merged = _version_bytes(self.settings) if plan.latest else {}
+        out: list[list[date]] = []
+        batch: list[date] = []
+        batch_bytes = 0
+        for d in dates:
+            version = plan.latest.get(d)
+            size = merged.get((d.isoformat(), version), 0) if version else 0
+            if batch and (len(batch) >= self.dates_per_write or batch_bytes + size > room):
+                out.append(batch)
+                batch, batch_bytes = [], 0
+            batch.append(d)
+            batch_bytes += size
+        return [*out, batch] if batch else out
 
     def _new_objects(self) -> list[RawObject]:
         if self.full:
-            return list_raw(self.settings)
-        start = self.state.horizon
-        if self.state.watermark:  # a longer lookback than last time reaches further back
-            wanted = _horizon({self.state.watermark: ""}, self.lookback)
-            start = min(start, wanted) if start and wanted else start or wanted
-        listed = list_raw(self.settings, start)
+            listed = list_raw(self.settings)
+        else:
+            start = self.state.horizon
+            if self.state.watermark:  # a longer lookback than last time reaches further back
+                wanted = _horizon({self.state.watermark: ""}, self.lookback)
+                start = min(start, wanted) if start and wanted else start or wanted
+            listed = list_raw(self.settings, start)
+        for o in listed:
+            self.partition_bytes[o.partition] = self.partition_bytes.get(o.partition, 0) + o.size
         # Before the stored horizon nothing is remembered: those objects count as new, and merging
         # them again is harmless (idempotent), only slower.
-        return [o for o in listed if self.state.processed.get(o.key) != o.etag]
+        return [o for o in listed if self.full or self.state.processed.get(o.key) != o.etag]
 
     def _register_raw_partitions(self, objects: list[RawObject]) -> None:
         """Athena sees only catalogued partitions: add any the crawler has not added yet."""
@@ -222,36 +277,63 @@ class Compaction:
         ]
         glue.put_partitions(self.settings, table, entries)
 
-    def _touched_dates(self, selector: Sql, snapshots: Sql) -> set[date]:
+    def touched(self, plan: Plan, window: Window) -> set[date]:
+        """The order dates a pass's events (and, in the first pass, new snapshots) touch.
+
+        A raw object the engine cannot read is moved aside (quarantine) and the pass goes on
+        without it.
+        """
+        snapshots = Sql(plan.snapshots) if window is plan.windows[0] else Sql("FALSE")
+        for _ in range(MAX_QUARANTINED + 1):
+            try:
+                dates = self._touched_dates(plan, window.selector, snapshots)
+                break
+            except QueryError as exc:
+                moved = quarantine_unreadable(self.settings, exc, [o.key for o in window.objects])
+                if not moved or len(self.quarantined) >= MAX_QUARANTINED:
+                    raise
+                self.quarantined += moved
+                gone = {q.source for q in moved}
+                window.objects = [o for o in window.objects if o.key not in gone]
+                window.selector = _selector(window.objects, self.settings.bucket)
+        plan.dates = sorted(set(plan.dates) | dates)
+        return dates
+
+    def _touched_dates(self, plan: Plan, selector: Sql, snapshots: Sql) -> set[date]:
         result = self.engine.named("compact_touched", new_events=selector, new_snapshots=snapshots)
         self.bytes_read += result.bytes_scanned
         dates = {_as_date(d) for d, _ in result.rows if d is not None}
         orphans = sorted({o for _, o in result.rows if o is not None})
-        if orphans and not self.full:
-            for i in range(0, len(orphans), ORPHANS_PER_QUERY):
-                found = self.engine.named("compact_orphans", order_ids=orphans[i : i + ORPHANS_PER_QUERY])
-                self.bytes_read += found.bytes_scanned
-                dates |= {_as_date(d) for (d,) in found.rows if d is not None}
+        for i in range(0, len(orphans), ORPHANS_PER_QUERY):
+            found = self.engine.named(
+                "compact_orphans",
+                order_ids=orphans[i : i + ORPHANS_PER_QUERY],
+                with_current=Sql("FALSE" if plan.full else "TRUE"),
+                run_versions=[v for v in plan.run_versions() if v in set(plan.latest.values())],
+            )
+            self.bytes_read += found.bytes_scanned
+            dates |= {_as_date(d) for (d,) in found.rows if d is not None}
         return dates
 
-    # 2. write a batch of dates as a new version, then swap their partitions -----------------
-    def write(self, plan: Plan, batch: list[date]) -> None:
-        incremental = not plan.full
+    # 2. write a batch of dates as the pass's version ------------------------------------------
+    def write(self, plan: Plan, window: Window, batch: list[date]) -> None:
+        merged_into = [(d, plan.latest[d]) for d in batch if d in plan.latest]
         result = self.engine.named(
             "compact_orders",
-            new_events=plan.new_events,
-            new_snapshots=Sql(plan.snapshots),
+            new_events=window.selector,
+            new_snapshots=Sql(plan.snapshots) if window is plan.windows[0] else Sql("FALSE"),
             dates=batch,
-            current_dates=batch if incremental else [],
-            tombstone_versions=[
-                plan.current[d] + DELETED for d in batch if d in plan.current and incremental
-            ],
-            version=plan.version,
-            deleted_version=plan.version + DELETED,
+            current_rows=_version_pairs(merged_into, ""),
+            tombstones=_version_pairs(merged_into, DELETED),
+            version=window.version,
+            deleted_version=window.version + DELETED,
         )
         self.bytes_read += result.bytes_scanned
+        for d in batch:
+            plan.latest[d] = window.version
 
-    def swap(self, plan: Plan, batch: list[date]) -> None:
+    def swap(self, plan: Plan, dates: list[date]) -> None:
+        """Point each date's orders_latest partition at the last version written for it."""
         if self.lock:
             self.lock.check()
         table = glue.require_table(self.settings, ORDERS_LATEST)
@@ -259,10 +341,10 @@ class Compaction:
             glue.partition_input(
                 table,
                 [d.isoformat()],
-                self.settings.s3_uri(f"{LATEST_PREFIX}order_date={d.isoformat()}/v={plan.version}/"),
-                {"compaction_version": plan.version},
+                self.settings.s3_uri(f"{LATEST_PREFIX}order_date={d.isoformat()}/v={plan.latest[d]}/"),
+                {"compaction_version": plan.latest[d]},
             )
-            for d in batch
+            for d in dates
         ]
         glue.put_partitions(self.settings, table, entries)
 
@@ -273,8 +355,10 @@ class Compaction:
         if plan.full:  # dates with no event left at all lose their partition
             gone = [[d.isoformat()] for d in plan.current if d not in set(plan.dates)]
             glue.delete_partitions(self.settings, ORDERS_LATEST, gone)
-        rows = self.engine.named("compact_rows", version=plan.version)
-        self.bytes_read += rows.bytes_scanned
+        counts = self.engine.named("compact_rows", versions=plan.run_versions())
+        self.bytes_read += counts.bytes_scanned
+        final = {(d, v) for d, v in plan.latest.items() if d in set(plan.dates)}
+        rows = sum(int(n) for d, v, n in counts.rows if (_as_date(d), v) in final)
         written = sum(
             size for key, size in _list_sizes(self.settings, LATEST_PREFIX) if f"/v={plan.version}" in key
         )
@@ -290,7 +374,7 @@ class Compaction:
                 k: e for k, e in state.processed.items() if k[len(RAW_PREFIX) :] > state.horizon
             }
         state.save(self.settings)
-        return int(rows.rows[0][0]) if rows.rows else 0, written
+        return rows, written
 
     # 4. retention ------------------------------------------------------------------------------
     def cleanup(self) -> int:
@@ -340,10 +424,22 @@ def compact(
     lookback_hours: float = 72,
     lease_s: float = LEASE_S,
     dates_per_write: int = DATES_PER_WRITE,
+    window_bytes: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> CompactionReport:
     """Run one compaction under the S3 lock (CompactionLocked if another one is running)."""
     with S3Lock(settings, LOCK_KEY, lease_s).held() as lock:
-        job = Compaction(settings, engine, full, retention_hours, lookback_hours, lock, dates_per_write)
+        job = Compaction(
+            settings,
+            engine,
+            full,
+            retention_hours,
+            lookback_hours,
+            lock,
+            dates_per_write,
+            window_bytes,
+            progress,
+        )
         report = job.run()
     from sales_ops.curated.live import put_live_view  # it builds on this module
 
@@ -382,8 +478,70 @@ def current_versions(settings: Settings) -> dict[date, str]:
     return out
 
 
+def passes(
+    objects: list[RawObject],
+    partition_bytes: dict[str, int],
+    budget: int,
+    max_paths: int = PATHS_IN_SQL,
+    max_partitions: int = PARTITIONS_IN_SQL,
+) -> list[list[RawObject]]:
+    """The objects, in key order (dt, hour), cut into passes that each scan at most `budget` bytes.
+
+    A full rebuild, a first run or a long backlog would otherwise read all of raw/ in one statement,
+    and Athena cancels any statement that scans more than the workgroup's cutoff. A pass holds
+    whole partitions (counted at every byte listed there: with more than `max_paths` objects the
+    selector picks partitions, which re-reads objects already merged); a partition bigger than the
+    budget alone is cut into passes of objects picked by path. An object bigger than the budget is
+    a pass of its own (Firehose writes at most its buffer size, 128 MiB).
+    """
+    by_partition: dict[str, list[RawObject]] = {}
+    for obj in sorted(objects, key=lambda o: o.key):
+        by_partition.setdefault(obj.partition, []).append(obj)
+    out: list[list[RawObject]] = []
+    group: list[RawObject] = []
+    group_bytes = group_partitions = 0
+    for partition, members in by_partition.items():
+        size = max(partition_bytes.get(partition, 0), sum(o.size for o in members))
+        if group and (size > budget or group_bytes + size > budget or group_partitions >= max_partitions):
+            out.append(group)
+            group, group_bytes, group_partitions = [], 0, 0
+        if size <= budget:
+            group += members
+            group_bytes += size
+            group_partitions += 1
+            continue
+        chunk: list[RawObject] = []
+        chunk_bytes = 0
+        for obj in members:
+            if chunk and (chunk_bytes + obj.size > budget or len(chunk) >= max_paths):
+                out.append(chunk)
+                chunk, chunk_bytes = [], 0
+            chunk.append(obj)
+            chunk_bytes += obj.size
+        out.append(chunk)
+    if group:
+        out.append(group)
+    return out
+
+
+def _version_pairs(pairs: list[tuple[date, str]], suffix: str) -> Sql:
+    """WHERE fragment on orders_latest_versions: exactly these (order_date, v + suffix) partitions.
+
+    The IN lists let Athena prune partitions by each key; the pairs keep a date from matching
+    another date's version.
+    """
+    if not pairs:
+        return Sql("FALSE")
+    dates = literal(sorted({d for d, _ in pairs}), top=True)
+    versions = literal(sorted({v + suffix for _, v in pairs}), top=True)
+    each = " OR ".join(f"(order_date = {literal(d)} AND v = {literal(v + suffix)})" for d, v in pairs)
+    return Sql(f"order_date IN ({dates}) AND v IN ({versions}) AND ({each})")
+
+
 def _selector(objects: list[RawObject], bucket: str) -> Sql:
     """WHERE fragment picking the new objects' events: their partitions, and their files."""
+    if not objects:
+        return Sql("FALSE")
     parts = sorted({(o.dt, o.hour) for o in objects})
     where = " OR ".join(f"(dt = {literal(dt)} AND hour = {literal(hour)})" for dt, hour in parts)
     if len(objects) > PATHS_IN_SQL:
@@ -410,6 +568,17 @@ def _horizon(processed: dict[str, str], lookback: timedelta) -> str | None:
         return None
     start = min(newest, now) - lookback
     return f"dt={start:%Y-%m-%d}/hour={start:%H}"
+
+
+def _version_bytes(settings: Settings) -> dict[tuple[str, str], int]:
+    """(order_date, version) → bytes of its live rows and tombstones under orders_latest."""
+    out: dict[tuple[str, str], int] = {}
+    for key, size in _list_sizes(settings, LATEST_PREFIX):
+        match = _VERSION_DIR.search(key)
+        if match:
+            pair = (match["date"], match["version"].removesuffix(DELETED))
+            out[pair] = out.get(pair, 0) + size
+    return out
 
 
 def _list_sizes(settings: Settings, prefix: str) -> list[tuple[str, int]]:

@@ -55,6 +55,7 @@ class RawObject:
     etag: str
     dt: str
     hour: str
+    size: int = 0  # bytes: what a query reading it scans (JSON is read whole, compressed or not)
 
     @property
     def partition(self) -> str:
@@ -71,5 +72,5 @@ def list_raw(settings: Settings, start_after: str | None = None) -> list[RawObje
         for obj in page.get("Contents", []):
             match = _RAW_KEY.match(obj["Key"][len(RAW_PREFIX) :])
             if match and obj["Size"] and match["name"][0] not in "_.":
-                out.append(RawObject(obj["Key"], obj["ETag"], match["dt"], match["hour"]))
+                out.append(RawObject(obj["Key"], obj["ETag"], match["dt"], match["hour"], obj["Size"]))
     return out

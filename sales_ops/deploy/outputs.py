@@ -14,12 +14,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sales_ops.deploy.clients import READY_PREFIXES, aws_errors, make_clients
-from sales_ops.settings import Settings, SettingsError, error_code
+from sales_ops.settings import DEFAULT_SCAN_CUTOFF, Settings, SettingsError, error_code
 
 ClientFactory = Callable[[str], Any]
 Progress = Callable[[str], None]
 
 ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
+SCAN_CUTOFF_PARAMETER = "AthenaBytesScannedCutoff"
 # Settings field -> stack output that names it.
 SETTINGS_OUTPUTS = {
     "bucket": "BucketName",
@@ -83,5 +84,15 @@ def settings_from_stack(
         state_dir=Path(state_dir),
         # Optional: a stack deployed before the alarms has no topic; alerts then use the webhook only.
         alarm_topic_arn=outputs.get(ALARM_TOPIC_OUTPUT),
+        scan_cutoff_bytes=_scan_cutoff(stack),
         **{k: v for k, v in names.items() if k in known},
     )
+
+
+def _scan_cutoff(stack: dict[str, Any]) -> int:
+    """The workgroup's BytesScannedCutoffPerQuery, as the stack was deployed (its parameter)."""
+    values = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
+    try:
+        return int(values[SCAN_CUTOFF_PARAMETER])
+    except (KeyError, TypeError, ValueError):  # a stack from an older template: the default
+        return DEFAULT_SCAN_CUTOFF

@@ -9,7 +9,7 @@
 from sales_ops.query.athena import AthenaEngine
 from sales_ops.query.base import QueryResult, SqlEngine
 from sales_ops.query.duckdb import DuckDBEngine
-from sales_ops.query.errors import MissingTableError, QueryError
+from sales_ops.query.errors import MissingTableError, QueryError, ScanCutoffError
 from sales_ops.query.templates import Sql, literal, named_queries, render, render_named
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "MissingTableError",
     "QueryError",
     "QueryResult",
+    "ScanCutoffError",
     "Sql",
     "SqlEngine",
     "literal",

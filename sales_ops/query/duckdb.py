@@ -43,7 +43,7 @@ from urllib.parse import unquote, urlparse
 
 from sales_ops.catalog import glue
 from sales_ops.query.base import QueryResult, _EngineBase
-from sales_ops.query.errors import MissingTableError, QueryError
+from sales_ops.query.errors import MissingTableError, QueryError, ScanCutoffError
 from sales_ops.query.templates import literal
 from sales_ops.query.types import duckdb_to_hive, hive_to_duckdb
 from sales_ops.settings import (
@@ -221,6 +221,7 @@ class DuckDBEngine(_EngineBase):
         # Sizes from HEAD are cached per URL: every object we read is immutable (Firehose and the
         # compaction write new keys, never overwrite), so a later query skips the HEAD.
         self.con.execute("SET enable_http_metadata_cache = true")
+        self.con.execute("SET parquet_metadata_cache = true")
         spill = settings.state_path("duckdb", "spill")
         self.con.execute(f"SET temp_directory = '{spill}'")
         self.con.execute("CALL enable_logging('HTTP')")
@@ -335,8 +336,23 @@ class DuckDBEngine(_EngineBase):
     def _measured(self, run: Callable[[], tuple[list[str], list[tuple]]]) -> QueryResult:
         self.con.execute("CALL truncate_duckdb_logs()")
         columns, rows = run()
+        read, written = self._bytes_so_far()
+        self._enforce_cutoff(read)
+        return QueryResult(columns, rows, read, 0.0, self.name, written)
+
+    def _bytes_so_far(self) -> tuple[int, int]:
+        """Bytes read from and written to S3 since the statement began (the HTTP log)."""
         read, written = _one_row(self.con.execute(_BYTES_SQL))
-        return QueryResult(columns, rows, int(read), 0.0, self.name, int(written))
+        return int(read), int(written)
+
+    def _enforce_cutoff(self, read: int) -> None:
+        """As the workgroup's BytesScannedCutoffPerQuery: more than the cutoff fails the statement.
+
+        Athena cancels while it reads; here the figure is known once DuckDB has read, so a SELECT
+        fails after the fact and a write is checked before its partitions are registered (_copy).
+        """
+        if read > self.settings.scan_cutoff_bytes:
+            raise ScanCutoffError(read, self.settings.scan_cutoff_bytes)
 
     def _select(self, statement: Any, views: dict[str, str]) -> tuple[list[str], list[tuple]]:
         self._resolve(statement, views)
@@ -452,6 +468,7 @@ class DuckDBEngine(_EngineBase):
                 self.con.execute(f"COPY ({select}) TO '{location}' ({options}, RETURN_FILES)")
             )
             written = {f.rsplit("/", 1)[0] for f in files}
+            self._enforce_cutoff_of_write(files)
             if len(written) > MAX_PARTITIONS_PER_WRITE:
                 self._delete(files)  # Athena fails the statement; leave nothing registered
                 raise QueryError(
@@ -463,7 +480,16 @@ class DuckDBEngine(_EngineBase):
         path = f"{location}part-{uuid.uuid4()}.parquet"
         options = f"FORMAT parquet, COMPRESSION {compression}"
         (count,) = _one_row(self.con.execute(f"COPY ({select}) TO '{path}' ({options})"))
+        self._enforce_cutoff_of_write([path])
         return int(count)
+
+    def _enforce_cutoff_of_write(self, files: list[str]) -> None:
+        """A write that read past the cutoff was cancelled: leave none of its files behind."""
+        try:
+            self._enforce_cutoff(self._bytes_so_far()[0])
+        except ScanCutoffError:
+            self._delete(files)
+            raise
 
     def _delete(self, files: list[str]) -> None:
         for i in range(0, len(files), 1000):

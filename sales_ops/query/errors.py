@@ -1,4 +1,4 @@
-"""The errors every engine raises: the engine's own message, and a missing table named."""
+"""The errors every engine raises: the engine's own message, a missing table named, a scan cut off."""
 
 from __future__ import annotations
 
@@ -17,3 +17,21 @@ class MissingTableError(QueryError):
     def __init__(self, table: str, message: str | None = None, sql: str | None = None) -> None:
         super().__init__(message or f"table {table} does not exist in the Glue catalog", sql)
         self.table = table
+
+
+class ScanCutoffError(QueryError):
+    """The statement scanned more than the workgroup's per-query cutoff, so Athena cancelled it.
+
+    "If any query that runs in the workgroup exceeds the limit, it is canceled" (Athena user guide,
+    "Setting data usage control limits"); the local engine enforces the same figure.
+    """
+
+    def __init__(self, scanned: int, cutoff: int, sql: str | None = None) -> None:
+        super().__init__(
+            f"query cancelled: it scanned {scanned:,} bytes, more than the workgroup's per-query "
+            f"cutoff of {cutoff:,} bytes (BytesScannedCutoffPerQuery). Query the Parquet tables "
+            "(orders_latest) or narrow raw_orders by dt, or raise AthenaBytesScannedCutoff",
+            sql,
+        )
+        self.scanned = scanned
+        self.cutoff = cutoff

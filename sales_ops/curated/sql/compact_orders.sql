@@ -1,7 +1,8 @@
 -- Compaction, step 2: rewrite a batch of order_date partitions of orders_latest as a new version.
--- Candidates per order: the new raw events, the new baseline rows (backfills from DynamoDB exports),
--- the current row of the touched partitions, and the tombstones of those partitions (deleted
--- orders, kept so that a late or replayed older event can never bring a deleted order back).
+-- Candidates per order: the new raw events of this pass, the new baseline rows (backfills from
+-- DynamoDB exports), the rows of the version each touched date is merged into (its current one, or
+-- the one an earlier pass of this run wrote; none in a full rebuild), and that version's tombstones
+-- (deleted orders, kept so that a late or replayed older event can never bring a deleted order back).
 -- The merge rule, in two steps:
 -- 1. Among stream events (a sequence number) the greatest sequence number wins (zero-padded to
 --    40 digits in sales_ops/schema.py, so strings compare as the numbers do); ties are the same event seen twice. Among snapshots (no
@@ -35,15 +36,15 @@ current_rows AS (
     SELECT
         {latest_columns},
         false AS is_deleted, order_date
-    FROM {database}.orders_latest
-    WHERE order_date IN ({current_dates})
+    FROM {database}.orders_latest_versions
+    WHERE {current_rows}
 ),
 tombstones AS (
     SELECT
         {latest_columns},
         true AS is_deleted, order_date
     FROM {database}.orders_latest_versions
-    WHERE order_date IN ({current_dates}) AND v IN ({tombstone_versions})
+    WHERE {tombstones}
 ),
 candidates AS (
     SELECT * FROM new_events

@@ -1,4 +1,6 @@
--- Compaction, step 3: live rows written by a version (Parquet footers only).
-SELECT count(*) AS row_count
+-- Compaction, step 3: live rows per partition written by this run's versions (Parquet footers only);
+-- the caller keeps the versions each date ends on.
+SELECT order_date, v, count(*) AS row_count
 FROM {database}.orders_latest_versions
-WHERE v = {version}
+WHERE v IN ({versions})
+GROUP BY order_date, v

@@ -62,7 +62,13 @@ def orders_latest(
 ) -> dg.MaterializeResult:
     settings = pipeline.settings()
     with sql.engine() as engine:
-        report = compact(settings, engine, full=config.full, retention_hours=config.retention_hours)
+        report = compact(
+            settings,
+            engine,
+            full=config.full,
+            retention_hours=config.retention_hours,
+            progress=context.log.info,  # passes of a rebuild past the scan cutoff
+        )
     context.log.info(f"compaction: {report}")
     metadata: dict[str, Any] = {
         "rows": report.rows,
@@ -70,6 +76,7 @@ def orders_latest(
         "partitions_rewritten": len(report.partitions_rewritten),
         "partitions": dg.MetadataValue.json(sorted(report.partitions_rewritten)),
         "new_raw_objects": report.new_objects,
+        "passes": report.passes,
         "bytes_read": report.bytes_read,
         "bytes_written": report.bytes_written,
         "watermark_before": str(report.watermark_before),
