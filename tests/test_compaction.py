@@ -378,8 +378,10 @@ def test_a_lake_past_the_scan_cutoff_is_compacted_in_passes(space: Settings, eng
         assert backlog.passes >= 6
         assert_matches(table(small, capped), stream.live_orders())
 
-        rebuilt = compact(capped, small, full=True)
+        said: list[str] = []
+        rebuilt = compact(capped, small, full=True, progress=said.append)
         assert rebuilt.passes >= 8
+        assert said[0].startswith(f"pass 1/{rebuilt.passes}: ") and len(said) == rebuilt.passes
         assert_matches(table(small, capped), stream.live_orders())
         windowed = table(small, capped)
 

@@ -224,9 +224,9 @@ class Compaction:
             if self.lock:
                 self.lock.check()
             if len(plan.windows) > 1:
-                size = sum(o.size for o in window.objects)
                 self.progress(
-                    f"pass {number}/{len(plan.windows)}: {len(window.objects)} raw object(s), {size:,} bytes"
+                    f"pass {number}/{len(plan.windows)}: {len(window.objects)} raw object(s), "
+                    f"{self._raw_bytes(window):,} bytes"
                 )
             dates = sorted(self.touched(plan, window))
             for batch in self._batches(plan, window, dates):
@@ -236,7 +236,7 @@ class Compaction:
     def _batches(self, plan: Plan, window: Window, dates: list[date]) -> list[list[date]]:
         """Dates in batches of at most `dates_per_write` whose statement stays under the cutoff: the
         pass's raw objects plus the Parquet rows each date is merged with."""
-        room = self.settings.scan_cutoff_bytes - sum(o.size for o in window.objects)
+        room = self.settings.scan_cutoff_bytes - self._raw_bytes(window)
         merged = _version_bytes(self.settings) if plan.latest else {}
         out: list[list[date]] = []
         batch: list[date] = []
@@ -250,6 +250,12 @@ class Compaction:
             batch.append(d)
             batch_bytes += size
         return [*out, batch] if batch else out
+
+    def _raw_bytes(self, window: Window) -> int:
+        """What the pass's selector reads of raw/: its objects, or all of its partitions (_selector)."""
+        if len(window.objects) <= PATHS_IN_SQL:
+            return sum(o.size for o in window.objects)
+        return sum(self.partition_bytes.get(p, 0) for p in {o.partition for o in window.objects})
 
     def _new_objects(self) -> list[RawObject]:
         if self.full:
