@@ -1,6 +1,8 @@
-"""Screenshot of an asset's Automation tab (docs/automation-tab.png), with headless Chromium.
+"""Screenshot of an asset's Automation tab (docs/automation-tab.png), or with `--lineage` of the global
+asset lineage (docs/asset-graph.png), with headless Chromium.
 
     .venv/bin/python scripts/screenshot_automation.py [--asset orders_latest] [--out docs/automation-tab.png]
+    .venv/bin/python scripts/screenshot_automation.py --lineage
 
 Starts a stack of its own on free ports (never 4566/3000), a mock load, and `dg dev` as `make run`
 does; waits until the automation has materialized the asset, then photographs its Automation tab
@@ -52,8 +54,8 @@ def materialized(base: str, asset: str) -> bool:
     return bool(data and data.get("assetMaterializations"))
 
 
-def screenshot(url: str, out: Path, label: str) -> None:
-    """Open the asset's Automation tab, wait for `label` (an evaluation result), and shoot."""
+def screenshot(url: str, out: Path, label: str, size: str = "1500,1000") -> None:
+    """Open the page, wait for `label` (e.g. an evaluation result), and shoot."""
     from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
@@ -61,7 +63,7 @@ def screenshot(url: str, out: Path, label: str) -> None:
 
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1500,1000"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size={size}"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
@@ -77,7 +79,7 @@ def screenshot(url: str, out: Path, label: str) -> None:
         time.sleep(5)
         driver.save_screenshot(str(out))
         if label not in driver.page_source:
-            raise RuntimeError(f"the Automation tab never showed {label!r}; see {out}")
+            raise RuntimeError(f"the page never showed {label!r}; see {out}")
     finally:
         driver.quit()
 
@@ -85,10 +87,14 @@ def screenshot(url: str, out: Path, label: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--asset", default="orders_latest")
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "automation-tab.png")
+    parser.add_argument("--out", type=Path, help="default docs/automation-tab.png (docs/asset-graph.png)")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--label", default="Requested", help="text to wait for on the tab")
+    parser.add_argument("--label", help="text to wait for (default Requested; lineage: Materialized)")
+    parser.add_argument("--lineage", action="store_true", help="the global asset lineage instead")
     args = parser.parse_args(argv)
+    page = "asset-graph.png" if args.lineage else "automation-tab.png"
+    args.out = args.out or PROJECT_ROOT / "docs" / page
+    args.label = args.label or ("Materialized" if args.lineage else "Requested")
     state = Path(tempfile.mkdtemp(prefix="sales-ops-screenshot-"))
     env = {"SALES_OPS_ENDPOINT": f"http://{LOCAL_HOST}:{free_port()}", "SALES_OPS_STATE_DIR": str(state)}
     settings = Settings.from_env("local", env=env)
@@ -107,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             time.sleep(5)
         time.sleep(40)  # one more automation tick, so the tab shows an evaluation after the run
-        screenshot(f"{base}/assets/{args.asset}?view=automation", args.out, args.label)
+        if args.lineage:
+            screenshot(f"{base}/asset-groups", args.out, args.label, "2400,1100")
+        else:
+            screenshot(f"{base}/assets/{args.asset}?view=automation", args.out, args.label)
         print(f"wrote {args.out}")
         return 0
     finally:

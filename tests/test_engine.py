@@ -376,6 +376,18 @@ def test_athena_engine_uses_the_workgroup_and_results_location(space: Settings) 
     assert execution["ResultConfiguration"]["OutputLocation"].startswith(space.s3_uri("athena-results/"))
 
 
+def test_athena_errors_name_the_missing_table_and_the_scan_cutoff() -> None:
+    """pyathena raises with the query's StateChangeReason; the engine words it as the project's."""
+    from sales_ops.query.athena import _athena_error
+
+    cancelled = _athena_error("Bytes scanned limit was exceeded", "SELECT 1", 10 * 1024**2)
+    assert isinstance(cancelled, ScanCutoffError) and "10,485,760 bytes" in str(cancelled)
+    missing = _athena_error("line 1:15: Table 'awsdatacatalog.db.t' does not exist", "SELECT 1", 1)
+    assert isinstance(missing, MissingTableError) and missing.table == "db.t"
+    other = _athena_error("SYNTAX_ERROR: x", "SELECT 1", 1)
+    assert type(other) is QueryError and str(other) == "SYNTAX_ERROR: x"
+
+
 def _set_athena_result(settings: Settings, rows: list[dict], columns: list[dict]) -> None:
     body = json.dumps(
         {"region": settings.region, "results": [{"rows": rows, "column_info": columns}]}

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from sales_ops.query.base import QueryResult, _EngineBase
-from sales_ops.query.errors import MissingTableError, QueryError
+from sales_ops.query.errors import MissingTableError, QueryError, ScanCutoffError
 from sales_ops.settings import ATHENA_RESULTS_PREFIX, Settings
 
 
@@ -46,14 +46,17 @@ class AthenaEngine(_EngineBase):
             cursor.execute(sql)
             rows = [tuple(r) for r in cursor.fetchall()] if cursor.description else []
         except Error as exc:
-            raise _athena_error(str(exc), sql) from None
+            raise _athena_error(str(exc), sql, self.settings.scan_cutoff_bytes) from None
         columns = [d[0] for d in cursor.description or []]
         return QueryResult(
             columns, rows, int(cursor.data_scanned_in_bytes or 0), time.monotonic() - started, self.name
         )
 
 
-def _athena_error(message: str, sql: str) -> QueryError:
+def _athena_error(message: str, sql: str, cutoff: int) -> QueryError:
+    """pyathena's error (the query's StateChangeReason) as the project's error."""
+    if "Bytes scanned limit was exceeded" in message:  # the workgroup cancelled it (CANCELLED)
+        return ScanCutoffError(None, cutoff, sql)
     missing = re.search(r"Table '([^']+)' does not exist", message) or re.search(
         r"Schema '([^']+)' does not exist", message
     )

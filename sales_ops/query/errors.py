@@ -23,13 +23,15 @@ class ScanCutoffError(QueryError):
     """The statement scanned more than the workgroup's per-query cutoff, so Athena cancelled it.
 
     "If any query that runs in the workgroup exceeds the limit, it is canceled" (Athena user guide,
-    "Setting data usage control limits"); the local engine enforces the same figure.
+    "Setting data usage control limits"); the query ends CANCELLED with the reason "Bytes scanned
+    limit was exceeded". The local engine enforces the same figure with the same words.
     """
 
-    def __init__(self, scanned: int, cutoff: int, sql: str | None = None) -> None:
+    def __init__(self, scanned: int | None, cutoff: int, sql: str | None = None) -> None:
+        amount = f"it scanned {scanned:,} bytes" if scanned is not None else "it scanned"
         super().__init__(
-            f"query cancelled: it scanned {scanned:,} bytes, more than the workgroup's per-query "
-            f"cutoff of {cutoff:,} bytes (BytesScannedCutoffPerQuery). Query the Parquet tables "
+            f"Bytes scanned limit was exceeded: {amount}, more than the workgroup's per-query cutoff "
+            f"of {cutoff:,} bytes (BytesScannedCutoffPerQuery). Query the Parquet tables "
             "(orders_latest) or narrow raw_orders by dt, or raise AthenaBytesScannedCutoff",
             sql,
         )
