@@ -69,7 +69,7 @@ def event(order_id: str, seq: str, total: float, created: str = "2026-01-01T10:0
         "status": "PAID",
         "created_at": created,
         # JSON text, as the handler writes it (docs/design.md §2.2)
-        "extra": json.dumps({"coupon_code": "SAVE-10", "gift-wrap": True}) if order_id.endswith("1") else "{}",
+        "extra": json.dumps({"coupon_code": "SAVE-10", "gift-wrap": True} if order_id.endswith("1") else {}),
     }
 
 
