@@ -48,9 +48,9 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("is_deleted", "True for a REMOVE.", "boolean", frozenset({"boolean"})),
 )
 # §2.2: the Lambda's last key, every other attribute of the item as JSON *text*. Always a string
-# (never a struct: the OpenX JSON SerDe cannot read one whose names are empty, dotted or differ only
-# in case), so it is declared with the rest and needs no crawl on AWS, where the crawler only logs
-# schema changes. Not carried into orders_latest.
+# (never a struct: Athena cannot read an empty one, nor one whose names hold `.`, `:`, `-` or differ
+# only in case), so it is declared with the rest and needs no crawl on AWS, where the crawler only
+# logs schema changes. Not carried into orders_latest.
 EXTRA_COLUMN = Column(
     "extra", "Every other attribute of the item, as JSON text: json_extract_scalar(extra, '$.name')."
 )
