@@ -47,6 +47,13 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("sequence_number", "Stream sequence number (digits); orders the changes of one order."),
     Column("is_deleted", "True for a REMOVE.", "boolean", frozenset({"boolean"})),
 )
+# §2.2: the Lambda's last key, every other attribute of the item as JSON *text*. Always a string
+# (never a struct: Athena cannot read an empty one, nor one whose names hold `.`, `:`, `-` or differ
+# only in case), so it is declared with the rest and needs no crawl on AWS, where the crawler only
+# logs schema changes. Not carried into orders_latest.
+EXTRA_COLUMN = Column(
+    "extra", "Every other attribute of the item, as JSON text: json_extract_scalar(extra, '$.name')."
+)
 # §2.4: what orders_latest adds to the order.
 LATEST_ONLY_COLUMNS: tuple[Column, ...] = (
     Column("last_event_time", "event_time of the change this row reflects."),
@@ -60,7 +67,7 @@ ORDER_ATTRIBUTES: tuple[str, ...] = tuple(c.name for c in ORDER_COLUMNS)
 # Everything that describes an order apart from its key: what a reconciliation compares.
 ORDER_VALUE_FIELDS: tuple[str, ...] = ORDER_ATTRIBUTES[1:]
 LATEST_COLUMNS: tuple[Column, ...] = ORDER_COLUMNS + LATEST_ONLY_COLUMNS
-RAW_COLUMNS: tuple[Column, ...] = EVENT_COLUMNS + ORDER_COLUMNS
+RAW_COLUMNS: tuple[Column, ...] = EVENT_COLUMNS + ORDER_COLUMNS + (EXTRA_COLUMN,)
 # The partition keys: raw_orders by arrival (Firehose's dt/hour prefixes), orders_latest by order date.
 PARTITION_COLUMNS: tuple[Column, ...] = (
     Column("dt", "Partition: the UTC date the change arrived in S3 (Firehose prefix)."),

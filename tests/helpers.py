@@ -66,9 +66,13 @@ def dynamodb_items(settings: Settings) -> dict[str, dict]:
 
 
 def as_order(event: dict) -> dict:
-    """A raw event's order attributes, with `extra` folded back in, comparable to a DDB item."""
+    """A raw event's order attributes, with `extra` folded back in, comparable to a DDB item.
+
+    `extra` is JSON text (docs/design.md §2.2); an object is accepted too (lakes written before).
+    """
     order = {k: event[k] for k in ORDER_FIELDS if event.get(k) is not None}
-    order.update(event.get("extra") or {})
+    extra = event.get("extra") or {}
+    order.update(json.loads(extra, parse_float=Decimal) if isinstance(extra, str) else extra)
     return {k: _plain(v) for k, v in order.items()}
 
 

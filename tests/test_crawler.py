@@ -48,7 +48,8 @@ def test_first_crawl_creates_raw_orders_from_the_handler_output(space: Settings)
     assert list(columns)[: len(RAW_NAMES)] == RAW_NAMES
     assert {n: columns[n] for n in RAW_NAMES} == {n: CRAWLED_TYPES.get(n, "string") for n in RAW_NAMES}
     assert all(columns[c.name] in c.raw_types for c in RAW_COLUMNS)  # what the contract allows
-    assert columns["extra"].startswith("struct<") and "coupon_code:string" in columns["extra"]
+    # extra is JSON text (docs/design.md §2.2), so a string whatever attributes it carries.
+    assert any(b'\\"coupon_code\\":' in line for _, line in lines) and columns["extra"] == "string"
     assert list(columns)[-2:] == ["dt", "hour"]
     table = get_table(space, "raw_orders")
     assert table["StorageDescriptor"]["Location"] == space.s3_uri(RAW_PREFIX)
@@ -97,6 +98,38 @@ def test_new_columns_are_added_and_missing_ones_kept(space: Settings) -> None:
     names = [name for name, _ in table_columns(get_table(space, "raw_orders"))]
     assert "region" in names and names[-1] == "loyalty_tier"
     assert [c for c in report.columns if c[0] != "loyalty_tier"] == before
+
+
+def test_extra_written_as_an_object_before_becomes_a_string_column(space: Settings) -> None:
+    """A lake written before extra was JSON text (an object: a struct column) is string after the
+    first crawl of new data, and DuckDB reads the old objects as their JSON text."""
+    from sales_ops.query.duckdb import DuckDBEngine
+
+    lines = list(raw_lines(CHANGES[:40], ChangeStream(seed=11)))
+    hours = sorted({p for p, _ in lines})
+    old = []
+    for part, line in lines:
+        if part == hours[0]:
+            event = json.loads(line)
+            event["extra"] = {"coupon_code": "OLD-1", "Gift.Wrap": True}  # how the handler wrote it
+            old.append((part, (json.dumps(event) + "\n").encode()))
+    write_lines(space, old)
+    crawler = LocalCrawler(space)
+    assert dict(crawler.run().columns)["extra"].startswith("struct<coupon_code:string,")
+
+    write_lines(space, [(p, x) for p, x in lines if p != hours[0]])
+    report = crawler.run()
+    assert report.tables_updated == 1 and dict(report.columns)["extra"] == "string"
+    with DuckDBEngine(space) as engine:
+        rows = engine.query(
+            f"SELECT 'dt=' || dt || '/hour=' || hour AS part, extra, "
+            f"json_extract_scalar(extra, '$.coupon_code') AS coupon FROM {space.database}.raw_orders"
+        ).as_dicts()
+    old_rows = [r for r in rows if r["part"] == hours[0]]
+    assert len(old_rows) == len(old) and len(rows) == len(lines)
+    assert all(json.loads(r["extra"]) == {"coupon_code": "OLD-1", "Gift.Wrap": True} for r in old_rows)
+    assert {r["coupon"] for r in old_rows} == {"OLD-1"}
+    assert all(isinstance(json.loads(r["extra"]), dict) for r in rows)
 
 
 def test_a_running_crawl_is_waited_for(space: Settings) -> None:

@@ -69,7 +69,8 @@ def event(order_id: str, seq: str, total: float, created: str = "2026-01-01T10:0
         "order_total": total,
         "status": "PAID",
         "created_at": created,
-        "extra": {"coupon_code": "SAVE-10"} if order_id.endswith("1") else {},
+        # JSON text, as the handler writes it (docs/design.md §2.2)
+        "extra": json.dumps({"coupon_code": "SAVE-10", "gift-wrap": True} if order_id.endswith("1") else {}),
     }
 
 
@@ -142,7 +143,8 @@ def test_trino_sql_runs_with_its_own_functions_and_types(space: Settings, engine
         f"""
         SELECT
             max_by(order_id, CAST(sequence_number AS DECIMAL(38, 0))) AS latest,
-            count_if(extra.coupon_code IS NOT NULL) AS with_coupon,
+            count_if(json_extract_scalar(extra, '$.coupon_code') IS NOT NULL) AS with_coupon,
+            max(json_extract_scalar(extra, '$["gift-wrap"]')) AS gift_wrap,
             approx_distinct(order_id) AS orders,
             CAST(date_trunc('hour', min(from_iso8601_timestamp(created_at))) AS TIMESTAMP) AS first_hour,
             date_add('day', 1, DATE '2026-01-31') AS next_day,
@@ -154,7 +156,7 @@ def test_trino_sql_runs_with_its_own_functions_and_types(space: Settings, engine
     ).as_dicts()[0]
     # 100000000000000000004 > 99999999999999999999: compared as numbers, past BIGINT
     assert result["latest"] == "o-4"
-    assert result["with_coupon"] == 1 and result["orders"] == 4
+    assert result["with_coupon"] == 1 and result["orders"] == 4 and result["gift_wrap"] == "true"
     assert str(result["first_hour"]) == "2026-01-01 10:00:00"
     assert str(result["next_day"]).startswith("2026-02-01")
     assert result["total"] == Decimal("24.75")

@@ -84,6 +84,13 @@ def row_of(out: dict[str, Any]) -> dict[str, Any]:
     return json.loads(text, parse_float=Decimal)
 
 
+def extra_of(out: dict[str, Any]) -> dict[str, Any]:
+    """The Ok record's `extra`: a JSON string (§2.2), parsed; numbers as Decimal."""
+    text = row_of(out)["extra"]
+    assert isinstance(text, str), text
+    return json.loads(text, parse_float=Decimal)
+
+
 def record(event_name: str = "INSERT", **dynamodb: Any) -> dict[str, Any]:
     """A stream record like the insert fixture, with dynamodb fields replaced (None removes)."""
     rec = fixture("pipe_record_insert.json")
@@ -120,7 +127,7 @@ def test_insert_fixture() -> None:
         '"customer_id":"cus-0007","product_id":"sku-0101","product_name":"Wireless Mouse",'
         '"category":"electronics","quantity":2,"unit_price":24.50,"order_total":49.00,'
         '"status":"PLACED","channel":"mobile","region":"us-east","created_at":"2026-11-22T14:03:11Z",'
-        '"updated_at":"2026-11-22T14:05:40Z","extra":{}}\n'
+        '"updated_at":"2026-11-22T14:05:40Z","extra":"{}"}\n'
     )
 
 
@@ -166,10 +173,33 @@ def test_unknown_attributes_go_to_extra_in_image_order() -> None:
         "extra": {"N": "1"},
         "notes": {"NULL": True},
     }
-    row = row_of(run_one(record(NewImage={**image(), **extra_attrs})))
-    assert row["extra"] == {"gift_wrap": True, "event_id": "not-the-header", "extra": 1, "notes": None}
-    assert row["event_id"] == "a1b2c3"
-    assert list(row["extra"]) == ["gift_wrap", "event_id", "extra", "notes"]
+    out = run_one(record(NewImage={**image(), **extra_attrs}))
+    extra = extra_of(out)
+    assert extra == {"gift_wrap": True, "event_id": "not-the-header", "extra": 1, "notes": None}
+    assert row_of(out)["event_id"] == "a1b2c3"
+    assert list(extra) == ["gift_wrap", "event_id", "extra", "notes"]
+    # The compact JSON text of that object, as a string value of the line.
+    assert line_of(out).endswith(
+        ',"extra":"{\\"gift_wrap\\":true,\\"event_id\\":\\"not-the-header\\",\\"extra\\":1,\\"notes\\":null}"}\n'
+    )
+
+
+def test_extra_is_a_string_even_when_empty() -> None:
+    for module in (H, H_STD):
+        row = row_of(run_one(record(), module))
+        assert row["extra"] == "{}"
+
+
+def test_extra_names_the_json_serde_could_not_map_round_trip() -> None:
+    # As a struct these broke every query on raw_orders (docs/design.md §2.2); as text they are data.
+    names = ["gift-wrap", "ns:key", "a.b", "Coupon", "coupon", "COUPON", "", " spaced ", "ü-ñ"]
+    attrs = {name: {"S": f"value of {name}"} for name in names}
+    attrs["Gift"] = {"M": {"Note": {"S": "hi"}, "note": {"N": "24.50"}, "x.y": {"L": [{"N": "-0.0010"}]}}}
+    for module in (H, H_STD):
+        extra = extra_of(run_one(record(NewImage={**image(), **attrs}), module))
+        assert list(extra) == [*names, "Gift"]
+        assert all(extra[name] == f"value of {name}" for name in names)
+        assert extra["Gift"] == {"Note": "hi", "note": Decimal("24.50"), "x.y": [Decimal("-0.0010")]}
 
 
 def test_remove_with_keys_only() -> None:
@@ -179,7 +209,7 @@ def test_remove_with_keys_only() -> None:
     assert row["is_deleted"] is True and row["event_type"] == "REMOVE"
     assert row["order_id"] == "ord-9001"
     assert all(row[a] is None for a in ORDER_ATTRIBUTES if a != "order_id")
-    assert row["extra"] == {}
+    assert row["extra"] == "{}"
 
 
 def test_remove_with_null_old_image_uses_keys() -> None:
@@ -226,15 +256,20 @@ def test_exact_decimals_are_kept_verbatim() -> None:
         all_numbers={"NS": numbers},
         nested={"M": {"price": {"N": "-0.0010"}, "list": {"L": [{"N": "24.50"}]}}},
     )
-    text = line_of(run_one(record(NewImage=img)))
-    assert '"unit_price":24.50,' in text
-    assert '"order_total":12345678901234567890.123456789,' in text
-    assert '"discount":-0.0010,' in text
-    assert '"big":123456789012345678901234567890123456789,' in text
-    assert '"all_numbers":[24.50,12345678901234567890.123456789,-0.0010,0,-0,1E+5,2.5e-3]' in text
-    assert '"nested":{"price":-0.0010,"list":[24.50]}' in text
-    row = json.loads(text, parse_float=Decimal)
-    assert row["order_total"] == Decimal("12345678901234567890.123456789")
+    for module in (H, H_STD):
+        out = run_one(record(NewImage=img), module)
+        text = line_of(out)
+        assert '"unit_price":24.50,' in text
+        assert '"order_total":12345678901234567890.123456789,' in text
+        row = json.loads(text, parse_float=Decimal)
+        assert row["order_total"] == Decimal("12345678901234567890.123456789")
+        # Inside extra's JSON text the numbers keep their exact spelling too.
+        extra = row["extra"]
+        assert '"discount":-0.0010,' in extra
+        assert '"big":123456789012345678901234567890123456789,' in extra
+        assert '"all_numbers":[24.50,12345678901234567890.123456789,-0.0010,0,-0,1E+5,2.5e-3]' in extra
+        assert '"nested":{"price":-0.0010,"list":[24.50]}' in extra
+        assert extra_of(out)["discount"] == Decimal("-0.0010")
 
 
 @pytest.mark.parametrize(("n", "json_text"), [("+5", "5"), (".5", "0.5"), ("5.", "5"), ("007", "7")])
@@ -262,8 +297,7 @@ def test_every_dynamodb_type_is_decoded() -> None:
         },
         l={"L": [{"L": [{"BOOL": False}]}, {"M": {"k": {"SS": ["z"]}}}, {"L": []}]},
     )
-    row = row_of(run_one(record(NewImage=img)))
-    assert row["extra"] == {
+    assert extra_of(run_one(record(NewImage=img))) == {
         "s": 'héllo "quoted" \\ \n tab\t ✓ 😀',
         "n": Decimal("3.14"),
         "b": "AAEC/w==",

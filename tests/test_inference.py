@@ -68,6 +68,28 @@ def test_infer_schema_keeps_first_seen_order_lowercases_and_skips_what_is_not_a_
     assert hive_type(schema["extra"]) == "struct<coupon:string,tier:int>"
 
 
+def test_extra_as_json_text_is_a_string_and_wins_over_an_old_struct() -> None:
+    """docs/design.md §2.2: the handler writes `extra` as JSON text, which is typed string whatever
+    it holds; a lake written before (an object) merged with one written after is string too."""
+    new_lines = [
+        json.dumps({"order_id": "o-1", "extra": "{}"}).encode(),
+        json.dumps({"order_id": "o-2", "extra": json.dumps({"a.b": 1, "A": "x", "a": "y"})}).encode(),
+    ]
+    schema: dict[str, Any] = {}
+    infer_schema(new_lines, schema)
+    assert hive_type(schema["extra"]) == "string"
+    old_lines = [json.dumps({"order_id": "o-0", "extra": {"coupon_code": "SAVE-10"}}).encode()]
+    for first, then in ((old_lines, new_lines), (new_lines, old_lines)):
+        schema = {}
+        infer_schema(first, schema)
+        infer_schema(then, schema)
+        assert hive_type(schema["extra"]) == "string"
+    # An empty object (all an old lake may hold) and a catalogued struct merge to string as well.
+    assert hive_type(merge_types(infer_type({}), infer_type("{}"))) == "string"
+    known = parse_hive_type("struct<coupon_code:string>")
+    assert merge_types(known, infer_type("{}")) == merge_types(infer_type("{}"), known) == "string"
+
+
 @pytest.mark.parametrize(
     "hive",
     [

@@ -9,7 +9,12 @@ with exactly one output per input, in input order, with the same ``recordId``:
 * ``Ok``: ``data`` is base64 of ONE JSON object plus ``"\\n"``, keys in this order:
   ``event_id, event_type, event_time, sequence_number, is_deleted``, the 13 attributes of
   docs/design.md §2.1 (always present, ``null`` when the image lacks them, so the Glue crawler sees one
-  stable schema), then ``extra``: every other attribute of the image, in image order.
+  stable schema), then ``extra``: a JSON *string*, the compact JSON text of an object holding
+  every other attribute of the image, in image order (``"{}"`` when there are none). A string, not
+  an object, so that the crawler always types the column ``string``: an object would become a
+  ``struct``, which the OpenX JSON SerDe cannot read when it is empty or has names with ``.``,
+  ``:``, ``-`` or differing only in case (docs/design.md §2.2). Query it with
+  ``json_extract_scalar(extra, '$.name')``.
   ``metadata.partitionKeys`` = ``{"dt": "YYYY-MM-DD", "hour": "HH"}`` of ``event_time``.
 * ``ProcessingFailed``: ``data`` is the input ``data`` unchanged (Firehose stores it as rawData).
   The reason is logged (one JSON line per record) and available from ``transform_record`` and
@@ -161,9 +166,14 @@ _fast_loads: Any = getattr(orjson, "loads", None) or _std_loads
 if hasattr(orjson, "dumps") and hasattr(orjson, "OPT_APPEND_NEWLINE") and hasattr(orjson, "Fragment"):
     _dumps_line: Any = functools.partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE)
     _raw_number: Any = orjson.Fragment
+
+    def _dumps_text(obj: Any) -> str:
+        return orjson.dumps(obj).decode("utf-8")
+
 else:
     _dumps_line = std_dumps_line
     _raw_number = _RawNumber
+    _dumps_text = _std_encode
 
 
 # --- DynamoDB attribute values -----------------------------------------------------------------
@@ -261,7 +271,7 @@ def _decode_list(values: list[Any], depth: int) -> list[Any]:
 
 
 def _fill_row(row: dict[str, Any], image: dict[str, Any]) -> None:
-    """Decode the image into row: §2.1 attributes in place, the rest into row["extra"]."""
+    """Decode the image into row: §2.1 attributes in place, the rest into row["extra"] as JSON text."""
     extra: dict[str, Any] = {}
     for name, av in image.items():
         # Inline fast paths for the S and N values that make up nearly every order; anything
@@ -286,7 +296,14 @@ def _fill_row(row: dict[str, Any], image: dict[str, Any]) -> None:
             row[name] = value
         else:
             extra[name] = value
-    row["extra"] = extra
+    if not extra:  # most orders: a constant, no encoding call
+        row["extra"] = "{}"
+        return
+    # The same encoder as the line's, so that both builds give the same bytes (raw numbers too).
+    try:
+        row["extra"] = _dumps_text(extra)
+    except (TypeError, ValueError) as exc:  # orjson refuses lone surrogates here, not in the line
+        raise _Reject(f"cannot encode the output as UTF-8 JSON ({exc})") from None
 
 
 # --- Event time --------------------------------------------------------------------------------
