@@ -54,11 +54,14 @@ def materialized(base: str, asset: str) -> bool:
     return bool(data and data.get("assetMaterializations"))
 
 
-def screenshot(url: str, out: Path, label: str, size: str = "1500,1000") -> None:
-    """Open the page, wait for `label` (e.g. an evaluation result), and shoot."""
+def screenshot(url: str, out: Path, label: str, size: str = "1500,1000", expand: bool = False) -> None:
+    """Open the page, wait for `label` (e.g. an evaluation result), and shoot. With `expand`, first
+    unfold every asset group of the lineage graph (the UI's Alt+E) and wait for `label` then."""
     from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
@@ -69,10 +72,15 @@ def screenshot(url: str, out: Path, label: str, size: str = "1500,1000") -> None
     try:
         # The asset page loads its definition first, then the tab's evaluations (GraphQL round
         # trips): reload until the label shows, then shoot.
+        first = "curated" if expand else label  # the collapsed graph shows group names only
         for _ in range(6):
             driver.get(url)
             try:
-                WebDriverWait(driver, 60, poll_frequency=1).until(lambda d: label in d.page_source)
+                WebDriverWait(driver, 60, poll_frequency=1).until(lambda d: first in d.page_source)
+                if expand:
+                    time.sleep(3)
+                    ActionChains(driver).key_down(Keys.ALT).send_keys("e").key_up(Keys.ALT).perform()
+                    WebDriverWait(driver, 60, poll_frequency=1).until(lambda d: label in d.page_source)
                 break
             except TimeoutException:
                 continue
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(5)
         time.sleep(40)  # one more automation tick, so the tab shows an evaluation after the run
         if args.lineage:
-            screenshot(f"{base}/asset-groups", args.out, args.label, "2400,1100")
+            screenshot(f"{base}/asset-groups", args.out, args.label, "2400,1100", expand=True)
         else:
             screenshot(f"{base}/assets/{args.asset}?view=automation", args.out, args.label)
         print(f"wrote {args.out}")
