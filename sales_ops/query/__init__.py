@@ -2,7 +2,7 @@
 
 - `base`: `QueryResult`, the errors, the `SqlEngine` interface and its shared base;
 - `templates`: named SQL (the `sql/` folders of each area) and rendering of `{placeholders}`;
-- `types`: Hive (Glue) ↔ DuckDB column types;
+- `types`: Hive (Glue) ↔ DuckDB column types; `pruning`: which files a table read may touch;
 - `duckdb`: the local engine; `athena`: the aws engine. `sales_ops.targets` picks one.
 """
 

@@ -36,7 +36,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -44,6 +43,7 @@ from urllib.parse import unquote, urlparse
 from sales_ops.catalog import glue
 from sales_ops.query.base import QueryResult, _EngineBase
 from sales_ops.query.errors import MissingTableError, QueryError, ScanCutoffError
+from sales_ops.query.pruning import Projection, lower_bounds, path_filter
 from sales_ops.query.templates import literal
 from sales_ops.query.types import duckdb_to_hive, hive_to_duckdb
 from sales_ops.settings import (
@@ -156,6 +156,10 @@ class _Table:
     @property
     def qualified(self) -> str:
         return f"{self.database}.{self.name}"
+
+    @property
+    def key_names(self) -> list[str]:
+        return [k for k, _ in self.partition_keys]
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -558,7 +562,7 @@ class DuckDBEngine(_EngineBase):
                 self._inline_view(ref, catalog_entry, definition, views, depth)
                 continue
             table = self._table(catalog_entry["DatabaseName"], name, catalog_entry)
-            view = self._view(table, _path_filter(ref), wants_path, _lower_bounds(ref, table))
+            view = self._view(table, path_filter(ref), wants_path, lower_bounds(ref, table.key_names))
             views[view] = table.qualified
             alias = ref.alias or name
             ref.set("this", exp.to_identifier(view, quoted=True))
@@ -625,7 +629,8 @@ class DuckDBEngine(_EngineBase):
         """The table's data files, as Athena sees them: only under registered or projected partitions."""
         projected = glue.projection(table.glue) if table.partition_keys else None
         if projected is not None:
-            return self._projected_files(table, Projection(projected, table), only, bounds or {})
+            projection = Projection(projected, table.qualified, table.location, table.key_names)
+            return self._projected_files(table, projection, only, bounds or {})
         if table.partition_keys:
             dirs = {_dir(p["StorageDescriptor"]["Location"]) for p in table.partitions}
         else:
@@ -718,129 +723,6 @@ class DuckDBEngine(_EngineBase):
 MAX_VIEW_DEPTH = 8
 
 
-class Projection:
-    """Athena partition projection, as far as the local engine honours it: `integer`, `date` and
-    `enum` keys, `storage.location.template` (or the Hive layout under the table's location).
-    https://docs.aws.amazon.com/athena/latest/ug/partition-projection-supported-types.html
-    """
-
-    def __init__(self, properties: dict[str, str], table: _Table) -> None:
-        self.keys = [k for k, _ in table.partition_keys]
-        self.props = properties
-        template = properties.get("storage.location.template") or (
-            table.location + "/".join(f"{k}=${{{k}}}" for k in self.keys) + "/"
-        )
-        self.prefix = template.split("${", 1)[0]
-        self.first_key = template[len(self.prefix) + 2 :].split("}", 1)[0] if "${" in template else ""
-        pattern = re.escape(_dir(template))
-        for key in self.keys:
-            pattern = pattern.replace(re.escape(f"${{{key}}}"), f"(?P<{key}>[^/]+)", 1)
-        self.pattern = re.compile(pattern + r"[^/]+$")
-        for key in self.keys:
-            kind = self._prop(key, "type").lower()
-            if kind not in ("integer", "date", "enum"):
-                raise QueryError(
-                    f"table {table.qualified}: the local engine projects integer, date and enum "
-                    f"partition keys, not {kind or 'untyped'} ({key})"
-                )
-
-    def _prop(self, key: str, name: str, default: str = "") -> str:
-        return self.props.get(f"projection.{key}.{name}", default).strip()
-
-    def visible(self, uri: str) -> bool:
-        match = self.pattern.match(uri)
-        return match is not None and all(self._in_range(k, unquote(match[k])) for k in self.keys)
-
-    def _in_range(self, key: str, value: str) -> bool:
-        kind = self._prop(key, "type").lower()
-        if kind == "enum":
-            return value in self._prop(key, "values").split(",")
-        low, _, high = self._prop(key, "range").partition(",")
-        if kind == "integer":
-            digits = int(self._prop(key, "digits", "0") or 0)
-            if not value.lstrip("-").isdigit() or len(value.lstrip("-")) < digits:
-                return False
-            return int(low) <= int(value) <= int(high) and (
-                digits == 0 or value == f"{int(value):0{digits}d}"
-            )
-        fmt = _strptime_format(self._prop(key, "format", "yyyy-MM-dd"))
-        try:
-            at = datetime.strptime(value, fmt)
-            return value == at.strftime(fmt) and _date_bound(low, fmt) <= at <= _date_bound(high, fmt)
-        except ValueError:
-            return False
-
-
-_JAVA_DATE = {"yyyy": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
-_RELATIVE = re.compile(r"^NOW(?:\s*([+-])\s*(\d+)\s*(YEAR|MONTH|WEEK|DAY|HOUR|MINUTE|SECOND)S?)?$", re.I)
-
-
-def _strptime_format(java: str) -> str:
-    for token, code in _JAVA_DATE.items():
-        java = java.replace(token, code)
-    return java
-
-
-def _date_bound(text: str, fmt: str) -> datetime:
-    """A projection range end: a date in the key's format, or NOW[+-N UNIT(S)] (UTC)."""
-    relative = _RELATIVE.match(text.strip())
-    if not relative:
-        return datetime.strptime(text.strip(), fmt)
-    now = datetime.now(UTC).replace(tzinfo=None)
-    if not relative.group(1):
-        return now
-    unit = relative.group(3).lower()
-    days = {"year": 366, "month": 31, "week": 7}.get(unit)
-    delta = (
-        timedelta(days=days * int(relative.group(2)))
-        if days
-        else timedelta(**{unit + "s": int(relative.group(2))})
-    )
-    return now + delta if relative.group(1) == "+" else now - delta
-
-
-def _lower_bounds(ref: Any, table: _Table) -> dict[str, str]:
-    """Per partition key, the least value the WHERE reading this table allows (string literals)."""
-    select = ref.parent_select
-    where = select.args.get("where") if select is not None else None
-    if where is None or not table.partition_keys:
-        return {}
-    names = {ref.alias_or_name.lower(), ref.name.lower()}
-    out = {}
-    for key in [k for k, _ in table.partition_keys] + ["$path"]:
-        bound = _lower_bound(where.this, key, names)
-        if bound is not None:
-            out[key] = bound
-    return out
-
-
-def _lower_bound(cond: Any, key: str, names: set[str]) -> str | None:
-    from sqlglot import exp
-
-    if isinstance(cond, exp.Paren):
-        return _lower_bound(cond.this, key, names)
-    if isinstance(cond, exp.And | exp.Or):
-        bounds = [_lower_bound(c, key, names) for c in cond.flatten()]
-        if isinstance(cond, exp.And):
-            known = [b for b in bounds if b is not None]
-            return max(known) if known else None
-        return None if any(b is None for b in bounds) else min(bounds)  # type: ignore[type-var]
-    column = cond.this if isinstance(cond, exp.GT | exp.GTE | exp.EQ | exp.In | exp.Between) else None
-    if not (isinstance(column, exp.Column) and column.name.lower() == key):
-        return None
-    if column.table and column.table.lower() not in names:
-        return None
-    if isinstance(cond, exp.In):
-        values = [] if cond.args.get("query") else cond.expressions
-    elif isinstance(cond, exp.Between):
-        values = [cond.args.get("low")]
-    else:
-        values = [cond.expression]
-    if not values or not all(isinstance(v, exp.Literal) and v.is_string for v in values):
-        return None
-    return min(v.this for v in values)
-
-
 def _refuse_duckdb_only_functions(sql: str) -> None:
     """QueryError naming the first DuckDB-only function called in `sql` (strings and comments aside)."""
     import sqlglot
@@ -869,34 +751,6 @@ def _hidden(uri: str) -> bool:
 def _hive_keys(file: str, location: str) -> list[str]:
     relative = file[len(location) :] if file.startswith(location) else urlparse(file).path
     return [seg.split("=", 1)[0] for seg in relative.split("/")[:-1] if "=" in seg]
-
-
-def _path_filter(ref: Any) -> set[str] | None:
-    """Files named by `"$path" IN ('s3://…', …)` (or =) in the WHERE that reads this table."""
-    from sqlglot import exp
-
-    select = ref.parent_select
-    where = select.args.get("where") if select is not None else None
-    if where is None:
-        return None
-    names = {ref.alias_or_name.lower(), ref.name.lower()}
-    chosen: set[str] | None = None
-    for cond in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
-        if isinstance(cond, exp.In) and not cond.args.get("query"):
-            column, values = cond.this, cond.expressions
-        elif isinstance(cond, exp.EQ):
-            column, values = cond.this, [cond.expression]
-        else:
-            continue
-        if not (isinstance(column, exp.Column) and column.name == "$path"):
-            continue
-        if column.table and column.table.lower() not in names:
-            continue
-        if not all(isinstance(v, exp.Literal) and v.is_string for v in values):
-            continue
-        paths = {v.this for v in values}
-        chosen = paths if chosen is None else chosen & paths
-    return chosen
 
 
 def _ctas_properties(statement: Any) -> dict[str, Any]:
