@@ -35,9 +35,15 @@ def target_of(settings: Settings) -> Target:
     return TARGETS[settings.target]
 
 
-def engine_for(settings: Settings) -> SqlEngine:
-    """Athena on the aws target, DuckDB over the emulator locally."""
-    return target_of(settings).engine(settings)
+def engine_for(settings: Settings, result_reuse_minutes: int = 0) -> SqlEngine:
+    """Athena on the aws target, DuckDB over the emulator locally.
+
+    `result_reuse_minutes`: Athena may answer a query from a result of the same query up to that
+    old (AthenaEngine); for the dashboard's reads only. DuckDB bills nothing, so it ignores it."""
+    target = target_of(settings)
+    if result_reuse_minutes and target.engine is AthenaEngine:
+        return AthenaEngine(settings, result_reuse_minutes=result_reuse_minutes)
+    return target.engine(settings)
 
 
 def crawler_for(settings: Settings) -> Crawler:

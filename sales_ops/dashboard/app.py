@@ -9,6 +9,7 @@ Bound to the loopback interface only: it has no authentication, and shows the bu
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import socket
@@ -26,7 +27,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sales_ops.dashboard.metrics import MetricsCache
 from sales_ops.guard import foreign_origin, loopback_host
 from sales_ops.local.reachable import EmbeddedAwsDown
+from sales_ops.query.athena import MAX_REUSE_MINUTES
 from sales_ops.settings import Settings
+from sales_ops.targets import engine_for
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8050
@@ -58,7 +61,12 @@ def create_app(
     if cache_seconds is None:
         # Athena bills every query (10 MB minimum each): on AWS, all pages share one result.
         cache_seconds = LOCAL_CACHE_SECONDS if settings.is_local else ATHENA_CACHE_SECONDS
-    cache = MetricsCache(settings, ttl=cache_seconds)
+    # Athena's result reuse, as old as the cache: a second dashboard (or a restarted one) within that
+    # time reads the stored results instead of scanning again (docs/design.md §12).
+    # Whole minutes, rounded down: a reused result is never older than a cached one may be.
+    reuse_minutes = min(int(cache_seconds // 60), MAX_REUSE_MINUTES)
+    engine_factory = functools.partial(engine_for, result_reuse_minutes=reuse_minutes)
+    cache = MetricsCache(settings, ttl=cache_seconds, engine_factory=engine_factory)
     plotly_path = plotly_js()
 
     def index(request: Request) -> Response:

@@ -17,7 +17,7 @@ from typing import Any
 from dagster_aws.s3 import S3Resource
 
 import dagster as dg
-from sales_ops.defs.ingest.sources import raw_files_version
+from sales_ops.defs.ingest.sources import CURSOR_ENTRY, last_tally, raw_files_version
 from sales_ops.defs.resources import PipelineResource
 from sales_ops.settings import RAW_PREFIX
 
@@ -59,6 +59,9 @@ def raw_objects_sensor(
         return dg.SensorResult(skip_reason=f"no new raw objects after {context.cursor or 'the start'}")
     newest = objects[-1]
     context.log.info(f"{len(objects)} new raw objects, newest {newest['Key']}")
+    # The observable source reads its totals cursor from the latest observation: carry it forward.
+    tally = last_tally(context.instance)
+    carried = {CURSOR_ENTRY: tally.metadata_value()} if tally else {}
     observation = dg.AssetObservation(
         asset_key="raw_orders_files",
         description=f"{len(objects)} new raw object(s)",
@@ -70,6 +73,7 @@ def raw_objects_sensor(
             ),
             "newest_object": newest["Key"],
             "newest_object_at": dg.MetadataValue.timestamp(newest["LastModified"]),
+            **carried,
         },
         tags={DATA_VERSION_TAG: raw_files_version(newest["Key"]).value},
     )

@@ -2,7 +2,10 @@
 build them (the load, the Pipe and Firehose write them); it observes them.
 """
 
-from datetime import UTC, datetime
+import re
+import sys
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagster_aws.s3 import S3Resource
@@ -54,12 +57,6 @@ def raw_files_version(newest_key: str) -> dg.DataVersion:
     return dg.DataVersion(newest_key or "empty")
 
 
-def list_objects(s3: S3Resource, bucket: str, prefix: str) -> list[dict[str, Any]]:
-    """Every object under `prefix` (for totals: the sensors list only what is new)."""
-    pages = s3.get_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return [obj for page in pages for obj in page.get("Contents", [])]
-
-
 def raw_files_metadata(objects: list[dict[str, Any]]) -> dict[str, Any]:
     """Objects, bytes, hive partitions and the newest object of a raw listing."""
     metadata: dict[str, Any] = {
@@ -77,6 +74,89 @@ def raw_files_metadata(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return metadata
 
 
+# raw/ is kept for ever, so an observation lists only from a horizon on: the newest dt/hour partition
+# minus LOOKBACK. Firehose names the prefix by event time, so a delayed event lands in an older hour;
+# the horizon stays that far behind (compaction keeps the same 72 h, beyond the 24 h of DynamoDB
+# Streams and Kinesis retention). What lies before it is carried forward as running totals.
+LOOKBACK = timedelta(hours=72)
+CURSOR_ENTRY = "cursor"  # the metadata entry that carries the totals to the next observation
+_PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/")
+
+
+@dataclass(frozen=True)
+class RawTally:
+    """Totals of the raw objects whose keys sort before `horizon` (`raw/orders/dt=…/hour=…`, or
+    "" for none: then everything is listed)."""
+
+    horizon: str = ""
+    objects: int = 0
+    bytes: int = 0
+    partitions: int = 0
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> "RawTally | None":
+        entry = metadata.get(CURSOR_ENTRY)
+        value = getattr(entry, "value", entry)
+        if not isinstance(value, dict) or set(value) != {f.name for f in fields(cls)}:
+            return None  # none, or another shape: the next observation lists everything once
+        return cls(**value)
+
+    def metadata_value(self) -> dg.MetadataValue:
+        return dg.MetadataValue.json(asdict(self))
+
+
+def last_tally(instance: dg.DagsterInstance) -> RawTally | None:
+    """The cursor of the latest observation of raw_orders_files (the sensor's carry it forward)."""
+    records = instance.fetch_observations(dg.AssetKey("raw_orders_files"), limit=1).records
+    observation = records[0].asset_observation if records else None
+    return RawTally.from_metadata(dict(observation.metadata)) if observation else None
+
+
+def _partition_hour(key: str) -> datetime | None:
+    match = _PARTITION.search(key)
+    try:
+        return datetime.strptime(" ".join(match.groups()), "%Y-%m-%d %H") if match else None
+    except ValueError:  # dt=2026-13-45: not a partition this layout writes
+        return None
+
+
+def _horizon(keys: list[str]) -> str:
+    """The newest dt/hour partition among `keys` (a future one counts as now) minus LOOKBACK."""
+    hours = [hour for key in keys if (hour := _partition_hour(key))]
+    if not hours:
+        return ""
+    start = min(max(hours), datetime.now(UTC).replace(tzinfo=None)) - LOOKBACK
+    return f"{RAW_PREFIX}dt={start:%Y-%m-%d}/hour={start:%H}"
+
+
+def observe_raw_files(client: Any, bucket: str, previous: RawTally | None) -> tuple[dict[str, Any], str]:
+    """Metadata of all raw objects and the greatest key, listing only from `previous.horizon` on.
+
+    The horizon is a partition boundary, so the partitions before it and after it are disjoint and
+    the totals add up. Objects landing before the horizon after it moved (later than LOOKBACK) are
+    not counted; nor does anything else list them again (compaction's lookback is the same)."""
+    from sales_ops.defs.ingest.sensors import list_new_objects  # sensors imports this module
+
+    start = previous or RawTally()
+    objects = list_new_objects(client, bucket, RAW_PREFIX, start.horizon or None, limit=sys.maxsize)
+    if start.horizon and not objects:  # raw/ was emptied under the cursor: count from scratch
+        return observe_raw_files(client, bucket, None)
+    metadata = raw_files_metadata(objects)
+    metadata["objects"] += start.objects
+    metadata["bytes"] += start.bytes
+    metadata["partitions"] += start.partitions
+    horizon = max(start.horizon, _horizon([obj["Key"] for obj in objects]))
+    settled = raw_files_metadata([obj for obj in objects if obj["Key"] < horizon])
+    tally = RawTally(
+        horizon,
+        start.objects + settled["objects"],
+        start.bytes + settled["bytes"],
+        start.partitions + settled["partitions"],
+    )
+    metadata[CURSOR_ENTRY] = tally.metadata_value()
+    return metadata, objects[-1]["Key"] if objects else ""  # listed in key order
+
+
 @dg.multi_observable_source_asset(
     specs=[
         dg.AssetSpec(
@@ -86,17 +166,19 @@ def raw_files_metadata(objects: list[dict[str, Any]]) -> dict[str, Any]:
             kinds={"s3"},
             description=(
                 f"JSON lines written by Firehose under {RAW_PREFIX}dt=…/hour=…/. Observed by the "
-                "raw_objects_sensor (new keys only) and on demand."
+                "raw_objects_sensor (new keys only) and on demand (totals from a cursor: "
+                "only the last 72 h of partitions are listed)."
             ),
             owners=policies.OWNERS,
         )
     ],
 )
-def raw_orders_files(pipeline: PipelineResource, s3: S3Resource) -> dg.ObserveResult:
-    objects = list_objects(s3, pipeline.settings().bucket, RAW_PREFIX)
-    metadata = raw_files_metadata(objects)
+def raw_orders_files(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource, s3: S3Resource
+) -> dg.ObserveResult:
+    previous = last_tally(context.instance)
+    metadata, newest_key = observe_raw_files(s3.get_client(), pipeline.settings().bucket, previous)
     metadata["location"] = dg.MetadataValue.url(pipeline.settings().s3_uri(RAW_PREFIX))
-    newest_key = max((obj["Key"] for obj in objects), default="")
     return dg.ObserveResult(
         asset_key="raw_orders_files", metadata=metadata, data_version=raw_files_version(newest_key)
     )
