@@ -40,7 +40,7 @@ from sales_ops.catalog import glue
 from sales_ops.curated import baseline
 from sales_ops.curated.lock import LEASE_S, LOCK_KEY, CompactionError, S3Lock
 from sales_ops.curated.quarantine import Quarantined, quarantine_unreadable
-from sales_ops.curated.state import _RAW_KEY, CompactionState, RawObject, list_raw
+from sales_ops.curated.state import LOOKBACK_HOURS, CompactionState, RawObject, horizon, list_raw
 from sales_ops.query import QueryError, Sql, SqlEngine, literal
 from sales_ops.schema import LATEST_COLUMNS
 from sales_ops.settings import CURATED_PREFIX, RAW_PREFIX, Settings
@@ -128,7 +128,7 @@ class Compaction:
         engine: SqlEngine,
         full: bool = False,
         retention_hours: float = 24,
-        lookback_hours: float = 72,
+        lookback_hours: float = LOOKBACK_HOURS,
         lock: S3Lock | None = None,
         dates_per_write: int = DATES_PER_WRITE,
         window_bytes: int | None = None,
@@ -263,7 +263,7 @@ class Compaction:
         else:
             start = self.state.horizon
             if self.state.watermark:  # a longer lookback than last time reaches further back
-                wanted = _horizon({self.state.watermark: ""}, self.lookback)
+                wanted = horizon({self.state.watermark: ""}, self.lookback)
                 start = min(start, wanted) if start and wanted else start or wanted
             listed = list_raw(self.settings, start)
         for o in listed:
@@ -374,7 +374,7 @@ class Compaction:
         if state.processed:
             state.watermark = max(state.processed)
         state.baselines = sorted(set(state.baselines) | set(plan.exports))
-        state.horizon = _horizon(state.processed, self.lookback) or state.horizon
+        state.horizon = horizon(state.processed, self.lookback) or state.horizon
         if state.horizon:  # what lies before the horizon is no longer listed, so no longer kept
             state.processed = {
                 k: e for k, e in state.processed.items() if k[len(RAW_PREFIX) :] > state.horizon
@@ -427,7 +427,7 @@ def compact(
     engine: SqlEngine,
     full: bool = False,
     retention_hours: float = 24,
-    lookback_hours: float = 72,
+    lookback_hours: float = LOOKBACK_HOURS,
     lease_s: float = LEASE_S,
     dates_per_write: int = DATES_PER_WRITE,
     window_bytes: int | None = None,
@@ -555,25 +555,6 @@ def _selector(objects: list[RawObject], bucket: str) -> Sql:
         return Sql(f"({where})")
     paths = ", ".join(literal(f"s3://{bucket}/{o.key}") for o in objects)
     return Sql(f'({where}) AND "$path" IN ({paths})')
-
-
-def _horizon(processed: dict[str, str], lookback: timedelta) -> str | None:
-    """Newest compacted partition minus the lookback (a future-dated partition counts as now)."""
-    newest = None
-    now = datetime.now(UTC).replace(tzinfo=None)
-    for key in processed:
-        match = _RAW_KEY.match(key[len(RAW_PREFIX) :])
-        if not match:
-            continue
-        try:
-            at = datetime.strptime(f"{match['dt']} {match['hour']}", "%Y-%m-%d %H")
-        except ValueError:
-            continue
-        newest = at if newest is None or at > newest else newest
-    if newest is None:
-        return None
-    start = min(newest, now) - lookback
-    return f"dt={start:%Y-%m-%d}/hour={start:%H}"
 
 
 def _version_bytes(settings: Settings) -> dict[tuple[str, str], int]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,6 +15,10 @@ from sales_ops.settings import CURATED_PREFIX, RAW_PREFIX, Settings, error_code
 
 STATE_KEY = f"{CURATED_PREFIX}_state/compaction.json"
 _RAW_KEY = re.compile(r"^dt=(?P<dt>[^/]+)/hour=(?P<hour>[^/]+)/(?P<name>[^/]+)$")
+# How far behind the newest raw partition a late object may still land and be found (compaction's
+# default lookback, the raw_orders_files observation's horizon): beyond the 24 h of DynamoDB Streams
+# plus the 24 h of Kinesis retention that a backlog can hold.
+LOOKBACK_HOURS = 72
 
 
 @dataclass
@@ -74,3 +79,23 @@ def list_raw(settings: Settings, start_after: str | None = None) -> list[RawObje
             if match and obj["Size"] and match["name"][0] not in "_.":
                 out.append(RawObject(obj["Key"], obj["ETag"], match["dt"], match["hour"], obj["Size"]))
     return out
+
+
+def horizon(keys: Iterable[str], lookback: timedelta) -> str | None:
+    """ "dt=…/hour=…" of the newest raw partition among `keys` (full raw keys) minus `lookback`; a
+    future-dated partition counts as now. None when no key is in the dt/hour layout."""
+    newest = None
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for key in keys:
+        match = _RAW_KEY.match(key[len(RAW_PREFIX) :])
+        if not match:
+            continue
+        try:
+            at = datetime.strptime(f"{match['dt']} {match['hour']}", "%Y-%m-%d %H")
+        except ValueError:  # dt=2026-13-45: not a partition Firehose writes
+            continue
+        newest = at if newest is None or at > newest else newest
+    if newest is None:
+        return None
+    start = min(newest, now) - lookback
+    return f"dt={start:%Y-%m-%d}/hour={start:%H}"

@@ -2,7 +2,6 @@
 build them (the load, the Pipe and Firehose write them); it observes them.
 """
 
-import re
 import sys
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from typing import Any
 from dagster_aws.s3 import S3Resource
 
 import dagster as dg
+from sales_ops.curated.state import LOOKBACK_HOURS, horizon
 from sales_ops.defs import policies
 from sales_ops.defs.ingest.load import order_load
 from sales_ops.defs.resources import DynamoDBResource, PipelineResource
@@ -78,9 +78,8 @@ def raw_files_metadata(objects: list[dict[str, Any]]) -> dict[str, Any]:
 # minus LOOKBACK. Firehose names the prefix by event time, so a delayed event lands in an older hour;
 # the horizon stays that far behind (compaction keeps the same 72 h, beyond the 24 h of DynamoDB
 # Streams and Kinesis retention). What lies before it is carried forward as running totals.
-LOOKBACK = timedelta(hours=72)
+LOOKBACK = timedelta(hours=LOOKBACK_HOURS)
 CURSOR_ENTRY = "cursor"  # the metadata entry that carries the totals to the next observation
-_PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/")
 
 
 @dataclass(frozen=True)
@@ -112,21 +111,10 @@ def last_tally(instance: dg.DagsterInstance) -> RawTally | None:
     return RawTally.from_metadata(dict(observation.metadata)) if observation else None
 
 
-def _partition_hour(key: str) -> datetime | None:
-    match = _PARTITION.search(key)
-    try:
-        return datetime.strptime(" ".join(match.groups()), "%Y-%m-%d %H") if match else None
-    except ValueError:  # dt=2026-13-45: not a partition this layout writes
-        return None
-
-
 def _horizon(keys: list[str]) -> str:
-    """The newest dt/hour partition among `keys` (a future one counts as now) minus LOOKBACK."""
-    hours = [hour for key in keys if (hour := _partition_hour(key))]
-    if not hours:
-        return ""
-    start = min(max(hours), datetime.now(UTC).replace(tzinfo=None)) - LOOKBACK
-    return f"{RAW_PREFIX}dt={start:%Y-%m-%d}/hour={start:%H}"
+    """The raw key the next observation lists from: the newest partition minus the lookback."""
+    start = horizon(keys, LOOKBACK)
+    return f"{RAW_PREFIX}{start}" if start else ""
 
 
 def observe_raw_files(client: Any, bucket: str, previous: RawTally | None) -> tuple[dict[str, Any], str]:
