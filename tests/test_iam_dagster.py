@@ -102,10 +102,12 @@ def run_the_definitions(defs: dg.Definitions, resources: dict[str, Any]) -> dict
     """The load, the observable sources, every asset and check, then one tick of each AWS sensor.
     Steps may stop early (the emulator's Athena returns no rows); what failed is returned."""
     failures: dict[str, str] = {}
-    job = defs.resolve_implicit_global_asset_job_def()
-    keys = {k.to_user_string(): k for k in defs.resolve_asset_graph().get_all_asset_keys()}
     load_config = {"ops": {"order_load": {"config": {"orders": 3, "rate": 0.0}}}}
     with dg.instance_for_test() as instance:
+        # Resolved inside the instance: building the repository reads the current instance's defs
+        # state storage, and outside one an earlier test's (disposed) instance may still be current.
+        job = defs.resolve_implicit_global_asset_job_def()
+        keys = {k.to_user_string(): k for k in defs.resolve_asset_graph().get_all_asset_keys()}
         for label, selection, config in (
             ("load", ["order_load"], load_config),
             ("observe", ["dynamodb_orders", "raw_orders_files"], None),
