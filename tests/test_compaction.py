@@ -12,7 +12,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +24,7 @@ from sales_ops.curated.compaction import (
     LATEST_PREFIX,
     VERSIONS_TABLE,
     Compaction,
+    _merged_before,
     compact,
     current_versions,
     passes,
@@ -356,6 +357,33 @@ def test_passes_keep_each_scan_under_the_budget_and_take_every_object_once() -> 
     assert passes(small, sizes, budget=10**6, max_partitions=4) == [small[:4], small[4:8], small[8:]]
 
 
+class Crash(Exception):
+    """Stands for the process dying at that point (the lock is released; a real crash leaves the
+    lease to expire, tests/test_lock.py)."""
+
+
+def crash_at(prefix: str) -> Callable[[str], None]:
+    def progress(message: str) -> None:
+        if message.startswith(prefix):
+            raise Crash(message)
+
+    return progress
+
+
+def test_resuming_skips_only_what_the_interrupted_passes_listed_and_merged() -> None:
+    checkpoint = {"through": f"{RAW_PREFIX}dt=2026-01-01/hour=05/b", "listed_at": 1_000_000.0}
+
+    def obj(hour: str, name: str, modified: float) -> RawObject:
+        key = f"{RAW_PREFIX}dt=2026-01-01/hour={hour}/{name}"
+        return RawObject(key, "e", "2026-01-01", hour, 1, modified)
+
+    assert _merged_before(obj("05", "b", 999_000.0), checkpoint, 300)  # the last pass's greatest key
+    assert _merged_before(obj("01", "a", 999_000.0), checkpoint, 300)
+    assert not _merged_before(obj("05", "c", 999_000.0), checkpoint, 300)  # past it: not merged yet
+    assert not _merged_before(obj("01", "a", 999_800.0), checkpoint, 300)  # late: maybe not listed
+    assert not _merged_before(obj("01", "a", 999_000.0), {}, 300)  # no checkpoint: nothing skipped
+
+
 def test_a_lake_past_the_scan_cutoff_is_compacted_in_passes(space: Settings, engine: DuckDBEngine) -> None:
     """With raw/ four times the per-query cutoff, the one-statement raw query is cancelled (as on
     Athena), while a first run, a backlog and a full rebuild each go in passes under the cutoff
@@ -384,6 +412,23 @@ def test_a_lake_past_the_scan_cutoff_is_compacted_in_passes(space: Settings, eng
         assert said[0].startswith(f"pass 1/{rebuilt.passes}: ") and len(said) == rebuilt.passes
         assert_matches(table(small, capped), stream.live_orders())
         windowed = table(small, capped)
+
+        # A rebuild that dies in its fourth pass: nothing is swapped, readers keep the table; the
+        # next run (even an incremental one) finishes the rebuild from the fourth pass on.
+        versions = current_versions(capped)
+        with pytest.raises(Crash):
+            compact(capped, small, full=True, progress=crash_at("pass 4/"))
+        assert current_versions(capped) == versions and table(small, capped) == windowed
+        resumed: list[str] = []
+        # No listing margin: every object here is minutes old, and the default (300 s) would merge
+        # them all again (harmless, but then nothing would show what the checkpoint saves).
+        finished = Compaction(capped, small, progress=resumed.append, listing_margin_s=0).run()
+        assert resumed[0].startswith("resuming the run of version ") and resumed[0].endswith("after pass 3")
+        assert resumed[1].startswith("pass 1/") and finished.full
+        assert finished.passes == rebuilt.passes and finished.new_objects == rebuilt.new_objects
+        assert finished.bytes_read < rebuilt.bytes_read * 0.9  # the first three passes are not read again
+        assert table(small, capped) == windowed
+        assert compact(capped, small).partitions_rewritten == []  # nothing pending, nothing new
 
     one = compact(space, engine, full=True)
     assert one.passes == 1

@@ -56,6 +56,10 @@ PATHS_IN_SQL = 1000
 PARTITIONS_IN_SQL = 1000
 ORPHANS_PER_QUERY = 500
 MAX_HOURS = 24 * 365 * 10
+# An object this much older than a listing's time was surely in it: S3's LastModified is when the
+# upload began (a multipart one: when it was created), and clocks differ. Younger ones, which the
+# listing may have missed, are merged again on resuming (harmless: the merge is idempotent).
+LISTING_MARGIN_S = 300
 MAX_QUARANTINED = 100  # more unreadable objects in one run is not stray data: stop and say so
 
 COLUMNS: list[tuple[str, str]] = [(c.name, c.latest_type) for c in LATEST_COLUMNS]
@@ -114,9 +118,15 @@ class Plan:
     # the version each pass writes. Swapped into Glue once every pass is written.
     latest: dict[date, str] = field(default_factory=dict)
     dates: list[date] = field(default_factory=list)  # every date this run rewrote
+    # Checkpoints of a run in passes: the objects (key → ETag) and exports merged by finished passes
+    # (an interrupted run's, resumed here, and this run's), and how many passes came before this run.
+    merged: dict[str, str] = field(default_factory=dict)
+    merged_exports: list[str] = field(default_factory=list)
+    passes_done: int = 0
 
-    def run_versions(self) -> list[str]:
-        return [w.version for w in self.windows]
+    def written_versions(self) -> list[str]:
+        """The versions the dates rewritten so far are merged into (this run's, resumed ones too)."""
+        return sorted({self.latest[d] for d in self.dates if d in self.latest})
 
 
 class Compaction:
@@ -133,6 +143,7 @@ class Compaction:
         dates_per_write: int = DATES_PER_WRITE,
         window_bytes: int | None = None,
         progress: Callable[[str], None] | None = None,
+        listing_margin_s: float = LISTING_MARGIN_S,
     ) -> None:
         if not (0 <= retention_hours <= MAX_HOURS and 0 < lookback_hours <= MAX_HOURS):
             # NaN fails both comparisons; a negative lookback would move the horizon into the future
@@ -154,6 +165,8 @@ class Compaction:
         self.quarantined: list[Quarantined] = []
         self.partition_bytes: dict[str, int] = {}  # "dt=…/hour=…" → bytes listed there
         self.progress = progress or (lambda message: None)
+        self.listed_at = 0.0  # when plan() listed raw/ (checkpoints of passes record it)
+        self.listing_margin_s = listing_margin_s
 
     def run(self) -> CompactionReport:
         started = time.monotonic()
@@ -161,7 +174,7 @@ class Compaction:
         before = self.state.watermark
         if plan is not None:
             self.write_all(plan)
-            if not plan.objects and not plan.exports and not plan.full:
+            if not (plan.objects or plan.exports or plan.full or plan.merged):
                 plan = None  # every new object was quarantined: nothing to record
         if plan is None:
             removed = self.cleanup()
@@ -190,33 +203,55 @@ class Compaction:
             versions_removed=removed,
             seconds=time.monotonic() - started,
             full=self.full,
-            new_objects=len(plan.objects),
+            new_objects=len({o.key for o in plan.objects} | set(plan.merged)),
             version=plan.version,
             quarantined=[asdict(q) for q in self.quarantined],
-            passes=len(plan.windows),
+            passes=plan.passes_done + len(plan.windows),
         )
 
     # 1. what is new, in passes that each stay under the scan cutoff ---------------------------
     def plan(self) -> Plan | None:
         ensure_tables(self.settings)
         self.state = CompactionState.load(self.settings)
-        objects = self._new_objects()
-        exports = [e for e in baseline.exports(self.settings) if self.full or e not in self.state.baselines]
-        if not objects and not exports and not self.full:
+        pending = self.state.passes or {}
+        if pending:  # an interrupted run in passes: go on where it stopped (a rebuild stays one)
+            self.full = self.full or bool(pending["full"])
+            self.progress(f"resuming the run of version {pending['version']} after pass {pending['done']}")
+        self.listed_at = time.time()
+        merged: dict[str, str] = {}
+        objects = []
+        for obj in self._new_objects():
+            if pending and _merged_before(obj, pending, self.listing_margin_s):
+                merged[obj.key] = obj.etag
+            else:
+                objects.append(obj)
+        done_exports = list(pending.get("exports", []))
+        exports = [
+            e
+            for e in baseline.exports(self.settings)
+            if (self.full or e not in self.state.baselines) and e not in done_exports
+        ]
+        if not objects and not exports and not self.full and not pending:
             return None
         self._register_raw_partitions(objects)
         snapshots = Sql("TRUE") if self.full else Sql(f"export_id IN ({literal(exports, top=True)})")
-        version = new_version()
+        version = pending.get("version") or new_version()
+        done = int(pending.get("done", 0))
         groups = passes(objects, self.partition_bytes, self.window_bytes) or [[]]
         # The first pass keeps the run's own version name; later ones sort after it.
-        names = [version] + [f"{version}-w{i:04d}" for i in range(1, len(groups))]
+        names = [version if i == 0 else f"{version}-w{i:04d}" for i in range(done, done + len(groups))]
         windows = [
             Window(group, _selector(group, self.settings.bucket), name)
             for group, name in zip(groups, names, strict=True)
         ]
         current = current_versions(self.settings)
         latest = {} if self.full else dict(current)
-        return Plan(version, objects, windows, current, self.full, exports, snapshots, latest)
+        latest |= {date.fromisoformat(d): v for d, v in pending.get("latest", {}).items()}
+        dates = sorted(date.fromisoformat(d) for d in pending.get("dates", []))
+        return Plan(
+            version, objects, windows, current, self.full, exports, snapshots, latest, dates,
+            merged, done_exports, done,
+        )  # fmt: skip
 
     def write_all(self, plan: Plan) -> None:
         """Every pass in turn: its touched dates, then each batch of them as the pass's version."""
@@ -231,7 +266,32 @@ class Compaction:
             dates = sorted(self.touched(plan, window))
             for batch in self._batches(plan, window, dates):
                 self.write(plan, window, batch)
+            if len(plan.windows) > 1 or plan.passes_done:
+                self._checkpoint(plan, window, number)
         plan.objects = [o for w in plan.windows for o in w.objects]  # less what was quarantined
+
+    def _checkpoint(self, plan: Plan, window: Window, number: int) -> None:
+        """Record a finished pass in the state, so that a crash costs only the pass under way."""
+        if self.lock:
+            self.lock.check()
+        plan.merged |= {o.key: o.etag for o in window.objects}
+        if number == 1:  # the first pass merged the new snapshots
+            plan.merged_exports = sorted(set(plan.merged_exports) | set(plan.exports))
+        # Passes take the objects in key order, so what this run merged is every object it listed up
+        # to the greatest key of its finished passes: that key and the listing's time say it (the
+        # state stays small however many objects a rebuild reads).
+        # (A resumed run's own listing and key: what it skipped lies below them too.)
+        self.state.passes = {
+            "version": plan.version,
+            "full": plan.full,
+            "done": plan.passes_done + number,
+            "through": max((o.key for w in plan.windows[:number] for o in w.objects), default=""),
+            "listed_at": self.listed_at,
+            "exports": plan.merged_exports,
+            "latest": {d.isoformat(): v for d, v in plan.latest.items() if d in set(plan.dates)},
+            "dates": [d.isoformat() for d in plan.dates],
+        }
+        self.state.save(self.settings)
 
     def _batches(self, plan: Plan, window: Window, dates: list[date]) -> list[list[date]]:
         """Dates in batches of at most `dates_per_write` whose statement stays under the cutoff: the
@@ -315,7 +375,7 @@ class Compaction:
                 "compact_orphans",
                 order_ids=orphans[i : i + ORPHANS_PER_QUERY],
                 with_current=Sql("FALSE" if plan.full else "TRUE"),
-                run_versions=[v for v in plan.run_versions() if v in set(plan.latest.values())],
+                run_versions=plan.written_versions(),
             )
             self.bytes_read += found.bytes_scanned
             dates |= {_as_date(d) for (d,) in found.rows if d is not None}
@@ -361,7 +421,7 @@ class Compaction:
         if plan.full:  # dates with no event left at all lose their partition
             gone = [[d.isoformat()] for d in plan.current if d not in set(plan.dates)]
             glue.delete_partitions(self.settings, ORDERS_LATEST, gone)
-        counts = self.engine.named("compact_rows", versions=plan.run_versions())
+        counts = self.engine.named("compact_rows", versions=plan.written_versions())
         self.bytes_read += counts.bytes_scanned
         final = {(d, v) for d, v in plan.latest.items() if d in set(plan.dates)}
         rows = sum(int(n) for d, v, n in counts.rows if (_as_date(d), v) in final)
@@ -371,9 +431,11 @@ class Compaction:
         state = self.state
         for obj in plan.objects:
             state.processed[obj.key] = obj.etag
+        state.processed |= plan.merged  # by the passes of an interrupted run, resumed here
+        state.passes = None
         if state.processed:
             state.watermark = max(state.processed)
-        state.baselines = sorted(set(state.baselines) | set(plan.exports))
+        state.baselines = sorted(set(state.baselines) | set(plan.exports) | set(plan.merged_exports))
         state.horizon = horizon(state.processed, self.lookback) or state.horizon
         if state.horizon:  # what lies before the horizon is no longer listed, so no longer kept
             state.processed = {
@@ -555,6 +617,13 @@ def _selector(objects: list[RawObject], bucket: str) -> Sql:
         return Sql(f"({where})")
     paths = ", ".join(literal(f"s3://{bucket}/{o.key}") for o in objects)
     return Sql(f'({where}) AND "$path" IN ({paths})')
+
+
+def _merged_before(obj: RawObject, checkpoint: dict[str, Any], margin_s: float) -> bool:
+    """Whether the interrupted run's finished passes merged `obj`: that run listed it (it is older
+    than the listing by the margin) and its key is not past the greatest of those passes."""
+    listed_at = float(checkpoint.get("listed_at", 0))
+    return obj.key <= checkpoint.get("through", "") and obj.modified < listed_at - margin_s
 
 
 def _version_bytes(settings: Settings) -> dict[tuple[str, str], int]:

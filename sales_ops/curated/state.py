@@ -27,6 +27,9 @@ class CompactionState:
     horizon: str | None = None  # "dt=…/hour=…": partitions before it are not listed any more
     watermark: str | None = None  # greatest raw key compacted
     baselines: list[str] = field(default_factory=list)  # export IDs of orders_baseline merged
+    # A run in passes whose swap has not happened yet (it crashed or was stopped): what its finished
+    # passes wrote, so the next run goes on from there (compaction.Compaction.plan).
+    passes: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, settings: Settings) -> CompactionState:
@@ -38,7 +41,11 @@ class CompactionState:
             raise
         data = json.loads(body)
         return cls(
-            data.get("processed", {}), data.get("horizon"), data.get("watermark"), data.get("baselines", [])
+            data.get("processed", {}),
+            data.get("horizon"),
+            data.get("watermark"),
+            data.get("baselines", []),
+            data.get("passes"),
         )
 
     def save(self, settings: Settings) -> None:
@@ -47,6 +54,7 @@ class CompactionState:
             "horizon": self.horizon,
             "watermark": self.watermark,
             "baselines": self.baselines,
+            "passes": self.passes,
             "updated_at": datetime.now(UTC).isoformat(),
         }
         settings.client("s3").put_object(
@@ -61,6 +69,7 @@ class RawObject:
     dt: str
     hour: str
     size: int = 0  # bytes: what a query reading it scans (JSON is read whole, compressed or not)
+    modified: float = 0.0  # LastModified, epoch seconds
 
     @property
     def partition(self) -> str:
@@ -77,7 +86,9 @@ def list_raw(settings: Settings, start_after: str | None = None) -> list[RawObje
         for obj in page.get("Contents", []):
             match = _RAW_KEY.match(obj["Key"][len(RAW_PREFIX) :])
             if match and obj["Size"] and match["name"][0] not in "_.":
-                out.append(RawObject(obj["Key"], obj["ETag"], match["dt"], match["hour"], obj["Size"]))
+                modified = obj["LastModified"].timestamp()
+                dt, hour = match["dt"], match["hour"]
+                out.append(RawObject(obj["Key"], obj["ETag"], dt, hour, obj["Size"], modified))
     return out
 
 
