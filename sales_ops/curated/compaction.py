@@ -124,9 +124,16 @@ class Plan:
     merged_exports: list[str] = field(default_factory=list)
     passes_done: int = 0
 
+    def rewritten(self) -> dict[date, str]:
+        """Each date rewritten so far → the version it was written to (this run's, resumed ones too)."""
+        return {d: self.latest[d] for d in self.dates if d in self.latest}
+
     def written_versions(self) -> list[str]:
-        """The versions the dates rewritten so far are merged into (this run's, resumed ones too)."""
-        return sorted({self.latest[d] for d in self.dates if d in self.latest})
+        return sorted(set(self.rewritten().values()))
+
+    def snapshots_for(self, window: Window) -> Sql:
+        """The new baseline rows are merged by the run's first pass only."""
+        return Sql(self.snapshots) if window is self.windows[0] else Sql("FALSE")
 
 
 class Compaction:
@@ -288,7 +295,7 @@ class Compaction:
             "through": max((o.key for w in plan.windows[:number] for o in w.objects), default=""),
             "listed_at": self.listed_at,
             "exports": plan.merged_exports,
-            "latest": {d.isoformat(): v for d, v in plan.latest.items() if d in set(plan.dates)},
+            "latest": {d.isoformat(): v for d, v in plan.rewritten().items()},
             "dates": [d.isoformat() for d in plan.dates],
         }
         self.state.save(self.settings)
@@ -349,7 +356,7 @@ class Compaction:
         A raw object the engine cannot read is moved aside (quarantine) and the pass goes on
         without it.
         """
-        snapshots = Sql(plan.snapshots) if window is plan.windows[0] else Sql("FALSE")
+        snapshots = plan.snapshots_for(window)
         for _ in range(MAX_QUARANTINED + 1):
             try:
                 dates = self._touched_dates(plan, window.selector, snapshots)
@@ -387,7 +394,7 @@ class Compaction:
         result = self.engine.named(
             "compact_orders",
             new_events=window.selector,
-            new_snapshots=Sql(plan.snapshots) if window is plan.windows[0] else Sql("FALSE"),
+            new_snapshots=plan.snapshots_for(window),
             dates=batch,
             current_rows=_version_pairs(merged_into, ""),
             tombstones=_version_pairs(merged_into, DELETED),
@@ -418,13 +425,13 @@ class Compaction:
     def finish(self, plan: Plan) -> tuple[int, int]:
         if self.lock:
             self.lock.check()
+        rewritten = plan.rewritten()
         if plan.full:  # dates with no event left at all lose their partition
-            gone = [[d.isoformat()] for d in plan.current if d not in set(plan.dates)]
+            gone = [[d.isoformat()] for d in plan.current if d not in rewritten]
             glue.delete_partitions(self.settings, ORDERS_LATEST, gone)
-        counts = self.engine.named("compact_rows", versions=plan.written_versions())
+        counts = self.engine.named("compact_rows", versions=sorted(set(rewritten.values())))
         self.bytes_read += counts.bytes_scanned
-        final = {(d, v) for d, v in plan.latest.items() if d in set(plan.dates)}
-        rows = sum(int(n) for d, v, n in counts.rows if (_as_date(d), v) in final)
+        rows = sum(int(n) for d, v, n in counts.rows if rewritten.get(_as_date(d)) == v)
         written = sum(
             size for key, size in _list_sizes(self.settings, LATEST_PREFIX) if f"/v={plan.version}" in key
         )
