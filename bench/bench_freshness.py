@@ -40,6 +40,7 @@ from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
 from sales_ops.query import DuckDBEngine
 from sales_ops.settings import PROJECT_ROOT, Settings
+from tests.harness import stop_process
 
 
 def figures(label: str, seconds: list[float]) -> dict:
@@ -113,12 +114,7 @@ def to_dashboard(settings: Settings, probes: int) -> list[float]:
         figures("  one /api/metrics answer (a refresh of every panel, or the cache)", refreshes)
         return latencies
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 30)
 
 
 def main() -> None:

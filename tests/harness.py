@@ -82,12 +82,17 @@ def running_server(
         _wait_answering(name, proc, probe_url, log, timeout)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 20)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, up to `timeout` seconds for a clean exit, then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _wait_answering(name: str, proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:

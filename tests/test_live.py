@@ -30,7 +30,7 @@ from sales_ops.local.progress import wait_delivered
 from sales_ops.query import DuckDBEngine
 from sales_ops.settings import RAW_PREFIX, Settings
 from tests import test_dashboard
-from tests.harness import free_port, running_server, running_stack, stack_env
+from tests.harness import free_port, running_server, running_stack, stack_env, stop_process
 from tests.helpers import dynamodb_items
 
 pytestmark = pytest.mark.slow
@@ -203,7 +203,6 @@ def test_the_page_total_moves_while_the_live_load_runs(stack: Settings, tmp_path
 
             WebDriverWait(browser, 180, poll_frequency=0.5).until(moved)
         finally:
-            live.terminate()
-            live.wait(timeout=20)
+            stop_process(live, 20)
     assert len(set(seen)) >= 2, seen
     assert all(Decimal(v) >= 0 for v in seen)
