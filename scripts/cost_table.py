@@ -1,18 +1,29 @@
-"""The monthly cost table of docs/deploy-aws.md, computed from infra/template.yaml's defaults.
+"""The monthly cost table of docs/deploy-aws.md, from measured statement counts and bytes.
 
-    python scripts/cost_table.py           # print the table
-    python scripts/cost_table.py --write   # replace it in docs/deploy-aws.md
+    python scripts/cost_table.py            # print the table
+    python scripts/cost_table.py --write    # replace it in docs/deploy-aws.md
+    python scripts/cost_table.py --measure  # re-measure scripts/cycle_counts.json on a private stack
 
-Region us-east-1, on-demand list prices as recorded in PRICES below (price date: PRICE_DATE); a
-month is 730 hours. The model per change: one DynamoDB write of an item under 1 KB, one stream
-record, one Kinesis record, one raw JSON line of about RECORD_KB. tests/test_cost.py checks that the
-doc shows exactly what this prints.
+Athena is not typed in: how many statements each stage of a cycle runs comes from
+scripts/cycle_counts.json, which `--measure` (and tests/test_cost.py, which fails when the file and
+the code disagree) measures by running one cycle on the local engine through the stages' public
+entry points (sales_ops.query.meter). How many bytes each statement scans, and how that grows with
+the history, comes from bench/bench_history.py's figures (scripts/cycle_bytes.json): each
+statement's bytes are fitted as a + g * (changes in the history), and compaction's also grow with
+the size of the date partitions it rewrites (the bench's second part). Each statement is billed at
+least 10 MB, rounded up to the MB, at $5 per TB; one past the workgroup's cutoff is cancelled and
+billed the cutoff.
+
+Region us-east-1, on-demand list prices as recorded in PRICES (price date: PRICE_DATE), each from
+the page in SOURCES; a month is 730 hours. tests/test_cost.py checks the doc shows exactly this.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +33,33 @@ sys.path.insert(0, str(ROOT))
 from sales_ops.deploy import read_template  # noqa: E402
 
 DOC = ROOT / "docs" / "deploy-aws.md"
+COUNTS = ROOT / "scripts" / "cycle_counts.json"
+BYTES = ROOT / "scripts" / "cycle_bytes.json"
 START, END = "<!-- cost-table:start -->", "<!-- cost-table:end -->"
 PRICE_DATE = "2026-12-01"
 HOURS = 730
 SECONDS = HOURS * 3600
-RECORD_KB = 1.0  # a change as JSON (stream record, Kinesis record, raw line)
-GZIP_RATIO = 0.15  # raw JSON lines compress about 7x
+DAYS = HOURS / 24
+MB = 1024**2
 RATES = (0.0, 10.0, 1000.0)  # changes per second: idle, 10/s, 1,000/s
+MONTHS = (1, 12)
+RECORD_KB = 1.2  # a stream record with both images: 0.9-1.5 KB (Kinesis, Pipe, Firehose, raw line)
+RECORD_KB_MAX = 1.5  # what sizes the Kinesis shards
+ITEM_KB = 0.5  # an order item in DynamoDB (one write unit)
+GZIP_RATIO = 0.15  # raw JSON lines compress about 7x
+LAMBDA_LOG_KB = 0.6  # START, END, REPORT and the handler's one summary line per invocation
+DASHBOARD_HOURS_PER_DAY = 8
+ATHENA_GETS_PER_OBJECT = 2  # a Parquet object read: its footer, then its column chunks
+GLUE_CALLS_PER_STATEMENT = 3  # GetTable, GetPartitions (a page per 1,000), GetDatabase
 PRICES = {
     "kinesis_shard_hour": 0.015,
     "kinesis_put_unit_million": 0.014,
     "dynamodb_write_million": 0.625,
+    "dynamodb_gb_month": 0.25,  # beyond the first 25 GB
+    "dynamodb_free_gb": 25,
+    "dynamodb_pitr_gb_month": 0.20,
+    "dynamodb_stream_read_100k": 0.02,  # GetRecords; the first 2.5M a month free
+    "dynamodb_stream_free_reads": 2_500_000,
     "pipes_request_million": 0.40,
     "firehose_gb": 0.029,  # ingestion, records rounded up to 5 KB
     "firehose_dp_gb": 0.02,
@@ -40,100 +67,432 @@ PRICES = {
     "lambda_request_million": 0.20,
     "lambda_gb_second": 0.0000166667,
     "s3_gb_month": 0.023,
-    "s3_put_thousand": 0.005,
+    "s3_put_list_thousand": 0.005,  # PUT, COPY, POST, LIST
+    "s3_get_thousand": 0.0004,
     "athena_tb": 5.0,
     "athena_min_mb": 10,
+    "glue_requests_100k": 1.0,  # Data Catalog requests beyond the first million a month
+    "glue_free_requests": 1_000_000,
+    "logs_gb": 0.50,  # CloudWatch Logs ingestion (standard)
     "cloudwatch_alarm": 0.10,
     "cloudwatch_custom_metric": 0.30,
 }
-ROLLUP_QUERIES_PER_HOUR = 6  # 3 INSERTs + 3 counts, hourly schedule
-REFRESH_QUERIES = 4  # compaction (touched dates, insert) + checks, per sensor-triggered refresh
-DASHBOARD_QUERIES, DASHBOARD_HOURS_PER_DAY = 7, 8
+SOURCES = {
+    "Athena": "https://aws.amazon.com/athena/pricing/",
+    "Kinesis Data Streams (a shard: 1 MB/s and 1,000 records/s of writes)": (
+        "https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html"
+    ),
+    "Kinesis Data Streams prices": "https://aws.amazon.com/kinesis/data-streams/pricing/",
+    "DynamoDB (on-demand, storage, PITR, Streams reads)": "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+    "EventBridge Pipes (64 KB chunks)": "https://aws.amazon.com/eventbridge/pricing/",
+    "Firehose": "https://aws.amazon.com/firehose/pricing/",
+    "Lambda": "https://aws.amazon.com/lambda/pricing/",
+    "S3 (storage, requests)": "https://aws.amazon.com/s3/pricing/",
+    "Glue (Data Catalog requests)": "https://aws.amazon.com/glue/pricing/",
+    "CloudWatch (Logs, alarms, metrics)": "https://aws.amazon.com/cloudwatch/pricing/",
+}
 
 
 def defaults(template: dict[str, Any]) -> dict[str, float]:
     return {k: float(v["Default"]) for k, v in template["Parameters"].items() if v.get("Type") == "Number"}
 
 
-def monthly(rate: float, p: dict[str, float], template: dict[str, Any]) -> dict[str, float]:
-    """Service -> dollars a month at `rate` changes/s with the template's defaults."""
+# --- the measured part: statements and their bytes --------------------------------------------------
+@dataclass
+class Fit:
+    """One statement's bytes: `a` + `g` per change of history (+ `p` per order of the partitions
+    it rewrites, compaction only); `grows` if it reads the whole history (one partition per day)."""
+
+    label: str
+    a: float
+    g: float
+    p: float = 0.0
+    grows: bool = False
+
+
+def _line(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least squares a + g·x, g ≥ 0 (a statement that reads less with more history is flat)."""
+    if len(points) < 2:
+        return (points[0][1] if points else 0.0), 0.0
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    g = max(0.0, sum((x - mx) * (y - my) for x, y in points) / var) if var else 0.0
+    return max(0.0, my - g * mx), g
+
+
+def fits(figures: dict[str, Any]) -> dict[str, list[Fit]]:
+    """Stage → its statements' fits, from bench_history's figures."""
+    histories = figures["histories"]
+    out: dict[str, list[Fit]] = {}
+    for stage in histories[-1]["statements"]:
+        runs = [h["statements"][stage] for h in histories]
+        same = all(len(r) == len(runs[-1]) for r in runs)
+        stage_fits = []
+        for i, (label, last) in enumerate(runs[-1]):
+            points = (
+                [(h["history_changes"], r[i][1]) for h, r in zip(histories, runs, strict=True)]
+                if same
+                else []
+            )
+            a, g = _line(points or [(histories[-1]["history_changes"], last)])
+            first = runs[0][i][1] if same else last
+            stage_fits.append(Fit(label, a, g, grows=same and last >= 2 * max(first, 1)))
+        out[stage] = stage_fits
+    partitions = figures.get("partitions") or []
+    if len(partitions) > 1 and "compact" in out:
+        runs = [p["statements"] for p in partitions]
+        if all(len(r) == len(out["compact"]) for r in runs):
+            for i, fit in enumerate(out["compact"]):
+                _, fit.p = _line([(p["orders"], r[i][1]) for p, r in zip(partitions, runs, strict=True)])
+    return out
+
+
+@dataclass
+class Shop:
+    """What a month at a rate means for the data: history, orders, partitions."""
+
+    rate: float
+    month: int
+    changes_per_order: float
+    live_share: float  # live orders / orders created (the rest were deleted)
+    touched_days: float  # date partitions one cycle rewrites (measured by the bench)
+
+    @property
+    def days(self) -> float:
+        return (self.month - 0.5) * DAYS  # the middle of the month
+
+    @property
+    def history(self) -> float:
+        return self.rate * self.days * 86400
+
+    @property
+    def orders_per_day(self) -> float:
+        return self.rate * 86400 / self.changes_per_order
+
+    @property
+    def live_orders(self) -> float:
+        return self.history / self.changes_per_order * self.live_share
+
+    @property
+    def rewritten_orders(self) -> float:
+        return min(self.touched_days, self.days) * self.orders_per_day
+
+
+def statement_bytes(fit: Fit, shop: Shop, reference_rate: float, stage: str) -> float:
+    """A statement's bytes this month: the change set's part follows the rate (compaction reads
+    the cycle's raw objects), the history's part follows the history."""
+    fixed = fit.a * (shop.rate / reference_rate if stage == "compact" else 1.0)
+    return fixed + fit.g * shop.history + fit.p * shop.rewritten_orders
+
+
+def billed(nbytes: float, cutoff: float) -> tuple[float, bool]:
+    """Bytes Athena bills for one statement (≥ 10 MB, whole MB; past the cutoff it is cancelled and
+    bills what it scanned by then), and whether it hit the cutoff."""
+    if nbytes > cutoff:
+        return cutoff, True
+    return max(math.ceil(nbytes / MB), PRICES["athena_min_mb"]) * MB, False
+
+
+@dataclass
+class Athena:
+    dollars: dict[str, float]  # stage → dollars a month
+    statements: float  # a month
+    objects_read: float  # Parquet objects read a month (S3 GETs), partition listings (S3 LISTs)
+    listings: float
+    over_cutoff: list[str]
+
+
+def athena_month(
+    shop: Shop,
+    counts: dict[str, dict[str, int]],
+    models: dict[str, list[Fit]],
+    reference_rate: float,
+    cutoff: float,
+    cache_s: float,
+    cycle_s: float,
+) -> Athena:
+    busy = shop.rate > 0
+    runs = {  # stage → (which counts, runs a month)
+        "compact": ("cycle" if busy else "idle", SECONDS / cycle_s if busy else HOURS),
+        "rollups": ("cycle" if busy else "idle", SECONDS / cycle_s if busy else HOURS),
+        "checks": ("cycle" if busy else "idle", SECONDS / cycle_s if busy else HOURS),
+        "reconciliation": ("cycle", HOURS),  # hourly (docs/design.md: the RECONCILE policy)
+        "dashboard": ("cycle", DASHBOARD_HOURS_PER_DAY * 3600 / cache_s * DAYS),
+    }
+    out = Athena({}, 0.0, 0.0, 0.0, [])
+    for stage, (kind, per_month) in runs.items():
+        n = counts[kind].get(stage, 0)
+        stage_fits = (models.get(stage, []) + [Fit("(not benched)", 0, 0)] * n)[:n]
+        total = 0.0
+        for fit in stage_fits:
+            nbytes = statement_bytes(fit, shop, reference_rate, stage)
+            bill, cut = billed(nbytes, cutoff)
+            total += bill
+            if cut and stage not in out.over_cutoff:
+                out.over_cutoff.append(stage)
+            # Partitions (and objects) a statement reads: one a day of history if it reads it all.
+            parts = 1.0
+            if shop.rate and fit.grows:
+                parts = shop.days
+            elif shop.rate and fit.p:
+                parts = min(shop.touched_days, shop.days)
+            out.objects_read += parts * per_month
+            out.listings += parts * per_month
+        out.dollars[stage] = total * per_month / 1024**4 * PRICES["athena_tb"]
+        out.statements += n * per_month
+    return out
+
+
+# --- the rest of the stack ------------------------------------------------------------------------
+def sensor_lists_per_month() -> float:
+    """S3 ListObjectsV2 calls of the sensors and checks that poll S3 while nothing happens."""
+    from sales_ops.defs.ingest.sensors import INTERVAL_S  # the raw-objects sensor's tick
+
+    ticks = SECONDS / INTERVAL_S
+    raw_and_errors = 2 * ticks  # raw_objects_sensor and processing_failed_sensor: one page each
+    freshness = SECONDS / 900 * 3  # every 15 minutes: dt prefixes, hour prefixes, objects
+    backfill = SECONDS / 300  # the export sensor
+    return raw_and_errors + freshness + backfill
+
+
+def monthly(
+    shop: Shop, p: dict[str, float], template: dict[str, Any], athena: Athena, cycle_s: float
+) -> dict[str, float]:
+    """Service → dollars a month."""
+    rate = shop.rate
     cost: dict[str, float] = {}
-    shards = max(p["KinesisShardCount"], math.ceil(rate / 1000), math.ceil(rate * RECORD_KB / 1024))
     changes = rate * SECONDS
+    shards = max(p["KinesisShardCount"], math.ceil(rate / 1000), math.ceil(rate * RECORD_KB_MAX / 1024))
     cost["Kinesis Data Streams"] = (
         shards * HOURS * PRICES["kinesis_shard_hour"] + changes / 1e6 * PRICES["kinesis_put_unit_million"]
     )
-    cost["DynamoDB (on-demand writes)"] = changes / 1e6 * PRICES["dynamodb_write_million"]
-    # A Pipe batch holds min(batch size, what arrives in the batching window); each 64 KB is a request.
-    batch = min(p["PipeBatchSize"], max(1.0, rate * p["PipeBatchingWindowSeconds"]))
-    requests = (changes / batch) * math.ceil(batch * RECORD_KB / 64) if rate else 0
-    cost["EventBridge Pipes"] = requests / 1e6 * PRICES["pipes_request_million"]
-    # Firehose: ingestion rounded to 5 KB a record; dynamic partitioning per GB and per object. Each
-    # active dt/hour partition flushes at least every buffer interval.
-    gb = changes * RECORD_KB / 1024**2
+    cost["DynamoDB writes (on-demand)"] = changes / 1e6 * PRICES["dynamodb_write_million"]
+    table_gb = shop.live_orders * ITEM_KB / MB
+    cost["DynamoDB storage + PITR"] = (
+        max(0.0, table_gb - PRICES["dynamodb_free_gb"]) * PRICES["dynamodb_gb_month"]
+        + table_gb * PRICES["dynamodb_pitr_gb_month"]
+    )
+    # The Pipe polls each stream shard about 4 times a second, as Lambda's event source mapping does.
+    stream_shards = max(1, math.ceil(rate / 1000))
+    reads = stream_shards * 4 * SECONDS
+    cost["DynamoDB Streams reads (Pipe polling)"] = (
+        max(0.0, reads - PRICES["dynamodb_stream_free_reads"]) / 1e5 * PRICES["dynamodb_stream_read_100k"]
+    )
+    cost["EventBridge Pipes"] = pipe_requests(rate, p)[0] / 1e6 * PRICES["pipes_request_million"]
+    gb = changes * RECORD_KB / MB
     flushes = SECONDS / p["FirehoseBufferSeconds"] if rate else 0
     objects = max(flushes, gb * 1024 / p["FirehoseBufferMB"])
     cost["Firehose"] = (
-        changes * 5 / 1024**2 * PRICES["firehose_gb"]
+        changes * 5 / MB * PRICES["firehose_gb"]
         + gb * PRICES["firehose_dp_gb"]
         + objects / 1000 * PRICES["firehose_dp_objects_thousand"]
     )
-    # Lambda: one invocation per 1 MB or 60 s of records (the processor's buffer), ~0.2 s at 256 MB.
-    invocations = max(SECONDS / 60, gb * 1024) if rate else 0
+    invocations = max(SECONDS / 60, gb * 1024) if rate else 0  # one per 1 MB or 60 s of records
     cost["Lambda"] = (
         invocations / 1e6 * PRICES["lambda_request_million"]
         + invocations * 0.2 * 0.25 * PRICES["lambda_gb_second"]
     )
-    # S3: the month's raw data (average over the month: half of it), PUTs of Firehose's objects.
-    cost["S3"] = gb * GZIP_RATIO / 2 * PRICES["s3_gb_month"] + objects / 1000 * PRICES["s3_put_thousand"]
-    # Athena: 10 MB at least per query. Hourly rollups always; a refresh per minute while data flows.
-    queries = ROLLUP_QUERIES_PER_HOUR * HOURS + (REFRESH_QUERIES * 60 * HOURS if rate else 0)
-    scanned_tb = queries * PRICES["athena_min_mb"] / 1024**2 + gb * GZIP_RATIO / 1024 * 2  # raw read twice
-    cost["Athena (Dagster)"] = scanned_tb * PRICES["athena_tb"]
+    cost["CloudWatch Logs"] = invocations * LAMBDA_LOG_KB / MB * PRICES["logs_gb"]
+    raw_gb = shop.history * RECORD_KB * GZIP_RATIO / MB  # raw/ is kept: all of history
+    cost["S3 storage (raw/)"] = raw_gb * PRICES["s3_gb_month"]
+    cycles = SECONDS / cycle_s if rate else HOURS
+    # Compaction lists the raw objects of its lookback (a page per 1,000) and reads/writes its
+    # lock and state: about 6 requests a cycle besides the listing.
+    from sales_ops.curated.state import LOOKBACK_HOURS
+
+    lookback_pages = math.ceil(objects / HOURS * LOOKBACK_HOURS / 1000) if rate else 1
+    puts_lists = objects + sensor_lists_per_month() + cycles * (lookback_pages + 6) + athena.listings
+    cost["S3 requests"] = (
+        puts_lists / 1000 * PRICES["s3_put_list_thousand"]
+        + athena.objects_read * ATHENA_GETS_PER_OBJECT / 1000 * PRICES["s3_get_thousand"]
+    )
+    glue_calls = athena.statements * GLUE_CALLS_PER_STATEMENT + cycles * (
+        min(shop.touched_days, shop.days) + 4
+    )
+    cost["Glue Data Catalog requests"] = (
+        max(0.0, glue_calls - PRICES["glue_free_requests"]) / 1e5 * PRICES["glue_requests_100k"]
+    )
+    cost["Glue crawler"] = 0.0  # no schedule; compaction registers partitions (one crawl at setup)
     alarms = sum(1 for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm")
     cost["CloudWatch alarms + metric"] = (
         alarms * PRICES["cloudwatch_alarm"] + PRICES["cloudwatch_custom_metric"]
     )
-    cost["Glue crawler"] = 0.0  # no schedule; compaction registers partitions (one crawl at setup)
+    for stage, dollars in athena.dollars.items():
+        cost[f"Athena: {stage}"] = dollars
     return cost
 
 
-def dashboard_month(cache_seconds: float) -> float:
-    """Athena for a dashboard tab open DASHBOARD_HOURS_PER_DAY a day, every day of a month."""
-    refreshes = DASHBOARD_HOURS_PER_DAY * 3600 / cache_seconds * 30
-    return refreshes * DASHBOARD_QUERIES * PRICES["athena_min_mb"] / 1024**2 * PRICES["athena_tb"]
+def pipe_requests(rate: float, p: dict[str, float]) -> tuple[float, float]:
+    """Pipe requests a month: (each 64 KB chunk of a batch's payload is one request, the reading
+    taken; each event is one request, the other reading)."""
+    if not rate:
+        return 0.0, 0.0
+    changes = rate * SECONDS
+    batch = min(p["PipeBatchSize"], max(1.0, rate * p["PipeBatchingWindowSeconds"]))
+    return changes / batch * math.ceil(batch * RECORD_KB / 64), changes
 
 
-def table() -> str:
+# --- the table --------------------------------------------------------------------------------------
+def measured() -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+    return json.loads(COUNTS.read_text()), json.loads(BYTES.read_text())
+
+
+def columns() -> list[tuple[str, dict[str, float], Athena]]:
     from sales_ops.dashboard.app import ATHENA_CACHE_SECONDS
+    from sales_ops.defs.ingest.sensors import INTERVAL_S
 
     template = read_template(ROOT / "infra" / "template.yaml")
     params = defaults(template)
-    columns = [monthly(rate, params, template) for rate in RATES]
+    counts, figures = measured()
+    models = fits(figures)
+    cycle_s = max(params["FirehoseBufferSeconds"], INTERVAL_S)  # one eager cycle per delivery
+    biggest = figures["histories"][-1]
+    per_order = biggest["history_changes"] / biggest["orders"]
+    live_share = biggest["live_orders"] / biggest["orders"]
+    touched = float(biggest.get("partitions_rewritten") or 1)
+    out = []
+    for rate in RATES:
+        for month in MONTHS:
+            shop = Shop(rate, month, per_order, live_share, touched)
+            athena = athena_month(
+                shop,
+                counts,
+                models,
+                figures["rate"],
+                params["AthenaBytesScannedCutoff"],
+                ATHENA_CACHE_SECONDS,
+                cycle_s,
+            )
+            label = f"{'idle' if not rate else f'{rate:,.0f}/s'}, month {month}"
+            out.append((label, monthly(shop, params, template, athena, cycle_s), athena))
+    return out
+
+
+def table() -> str:
+    template = read_template(ROOT / "infra" / "template.yaml")
+    params = defaults(template)
+    counts, figures = measured()
+    cols = columns()
     lines = [
         f"Dollars a month, us-east-1 list prices of {PRICE_DATE}, template defaults "
         f"({params['KinesisShardCount']:.0f} shard, Pipe batch {params['PipeBatchSize']:.0f}, "
         f"Firehose {params['FirehoseBufferSeconds']:.0f} s / {params['FirehoseBufferMB']:.0f} MB), "
-        f"{RECORD_KB:.0f} KB a change. Computed by `scripts/cost_table.py`.",
+        f"{RECORD_KB} KB a change. Computed by `scripts/cost_table.py` from measured statement counts "
+        "(`scripts/cycle_counts.json`) and bytes (`scripts/cycle_bytes.json`, bench/bench_history.py).",
         "",
-        "| service | idle | 10 changes/s | 1,000 changes/s |",
-        "|---|---:|---:|---:|",
+        "| service | " + " | ".join(label for label, _, _ in cols) + " |",
+        "|---|" + "---:|" * len(cols),
     ]
-    for service in columns[0]:
-        lines.append(f"| {service} | " + " | ".join(f"{c[service]:,.2f}" for c in columns) + " |")
-    totals = [sum(c.values()) for c in columns]
-    lines.append("| **total** | " + " | ".join(f"**{t:,.2f}**" for t in totals) + " |")
-    tab = dashboard_month(ATHENA_CACHE_SECONDS)
-    lines += [
-        "",
-        f"A dashboard tab open {DASHBOARD_HOURS_PER_DAY} h a day adds {tab:,.2f} a month in Athena "
-        f"({DASHBOARD_QUERIES} queries per refresh, cached {ATHENA_CACHE_SECONDS:.0f} s, none while the tab "
-        f"is hidden); with the former 30 s cache it was {dashboard_month(30):,.2f}.",
-    ]
+    for service in cols[0][1]:
+        lines.append(f"| {service} | " + " | ".join(f"{c[service]:,.2f}" for _, c, _ in cols) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{sum(c.values()):,.2f}**" for _, c, _ in cols) + " |")
+    athena_totals = [sum(a.dollars.values()) for _, _, a in cols]
+    lines.append("| Athena, all stages | " + " | ".join(f"{t:,.2f}" for t in athena_totals) + " |")
+    lines += ["", *notes(counts, figures, params, cols)]
     return "\n".join(lines)
 
 
+def notes(
+    counts: dict[str, dict[str, int]],
+    figures: dict[str, Any],
+    params: dict[str, float],
+    cols: list[tuple[str, dict[str, float], Athena]],
+) -> list[str]:
+    from sales_ops.dashboard.app import ATHENA_CACHE_SECONDS
+
+    touched = figures["histories"][-1].get("partitions_rewritten")
+    chunks = math.ceil(params["PipeBatchSize"] * RECORD_KB / 64)
+    per_stage = ", ".join(f"{s} {n}" for s, n in counts["cycle"].items())
+    idle = ", ".join(f"{s} {n}" for s, n in counts["idle"].items())
+    a_pipe, b_pipe = (
+        pipe_requests(1000.0, params)[i] / 1e6 * PRICES["pipes_request_million"] for i in (0, 1)
+    )
+    out = [
+        f"- Statements per cycle (measured): {per_stage}; a cycle with nothing new (the hourly "
+        f"backstop): {idle}. One cycle a Firehose delivery while changes flow (every "
+        f"{params['FirehoseBufferSeconds']:.0f} s), the backstop hourly when idle; the sampled "
+        f"reconciliation hourly; the dashboard: a tab open {DASHBOARD_HOURS_PER_DAY} h a day, one refresh "
+        f"per {ATHENA_CACHE_SECONDS:.0f} s (its cache).",
+        f"- Bytes per statement: fitted on bench/bench_history.py's {len(figures['histories'])} history "
+        f"sizes ({', '.join(str(h['days']) for h in figures['histories'])} days at "
+        f"{figures['rate'] * figures['scale']:g} changes/s), month m's history is the middle of the month; "
+        f"compaction also grows with the orders of the {touched} date partitions a cycle rewrites "
+        "(measured).",
+    ]
+    cut = {label: a.over_cutoff for label, _, a in cols if a.over_cutoff}
+    if cut:
+        out.append(
+            "- **Past the 1 GiB per-statement cutoff** (cancelled every run, billed 1 GiB each, the stage "
+            "fails): " + "; ".join(f"{label}: {', '.join(stages)}" for label, stages in cut.items()) + "."
+        )
+    out += [
+        f"- Kinesis: a shard takes 1,000 records/s and 1 MB/s; at 1,000 changes/s of up to "
+        f"{RECORD_KB_MAX} KB that is {math.ceil(1000 * RECORD_KB_MAX / 1024)} shards (the template "
+        f"has {params['KinesisShardCount']:.0f}: raise `KinesisShardCount`).",
+        f"- EventBridge Pipes: taken as one request per 64 KB chunk of a batch's payload (a batch of "
+        f"{params['PipeBatchSize']:.0f} records of {RECORD_KB} KB is {chunks} "
+        f"requests); read as one request per event it would be {b_pipe:,.2f} instead of {a_pipe:,.2f} "
+        "a month at 1,000 changes/s.",
+        f"- S3 requests: the sensors' ListObjectsV2 (two sensors every 30 s, the freshness check, the "
+        f"export sensor), Firehose's PUTs, compaction's listing and lock, and Athena's own reads "
+        f"(estimated: one LIST per partition and {ATHENA_GETS_PER_OBJECT} GETs per object a statement "
+        "reads; statements that read all of history read one partition a day). Glue: "
+        f"{GLUE_CALLS_PER_STATEMENT} catalog calls a statement plus compaction's partition updates, "
+        "beyond the free million.",
+        "- Not in the table: storage of curated/ (Parquet, a fraction of raw/), KMS, data transfer.",
+        "- Prices: " + "; ".join(f"{k}: <{v}>" for k, v in SOURCES.items()) + ".",
+    ]
+    return out
+
+
+def measure(settings: Any, state_dir: Path) -> dict[str, dict[str, int]]:
+    """Statements per stage of a cycle with new changes and of one with nothing new, on a small
+    synthetic history in a space of its own on `settings`' emulator."""
+    from datetime import UTC, datetime, timedelta
+
+    from sales_ops.catalog.crawlers import LocalCrawler
+    from sales_ops.curated.compaction import compact
+    from sales_ops.curated.rollups import build_rollups
+    from sales_ops.load.synthetic import ChangeStream, plan_changes, split_at, write_changes
+    from sales_ops.query import DuckDBEngine
+    from sales_ops.query.meter import CYCLE_STAGES, Meter, run_cycle
+    from tests.harness import own_space
+
+    space = own_space(settings, state_dir, "cost")
+    end = datetime.now(UTC) - timedelta(hours=1)
+    older, newer = split_at(plan_changes(300, end - timedelta(days=3), end, seed=3), 0.1)
+    stream = ChangeStream(seed=3)
+    write_changes(space, older, stream)
+    LocalCrawler(space).run()
+    out: dict[str, dict[str, int]] = {}
+    with DuckDBEngine(space) as engine:
+        compact(space, engine)
+        build_rollups(space, engine)
+        write_changes(space, newer, stream)
+        for kind in ("cycle", "idle"):  # the second one finds nothing new
+            meter = Meter()
+            run_cycle(space, engine, meter)
+            used = meter.by_stage()
+            out[kind] = {stage: used[stage].count if stage in used else 0 for stage in CYCLE_STAGES}
+    return out
+
+
 def main(argv: list[str]) -> None:
+    if "--measure" in argv:
+        import tempfile
+
+        from tests.harness import running_stack
+
+        with (
+            tempfile.TemporaryDirectory(prefix="cost-measure-") as tmp,
+            running_stack(Path(tmp) / "stack") as s,
+        ):
+            counts = measure(s, Path(tmp) / "space")
+        COUNTS.write_text(json.dumps(counts, indent=1) + "\n")
+        print(f"wrote {COUNTS.relative_to(ROOT)}: {counts}")
+        return
     text = table()
     if "--write" not in argv:
         print(text)

@@ -1,22 +1,70 @@
-"""The cost table in docs/deploy-aws.md is what scripts/cost_table.py computes from the template."""
+"""The cost model is measured, not typed: statement counts from a real cycle, the doc from the script.
+
+- the counts in scripts/cycle_counts.json are what one cycle runs on the local engine today (the
+  test fails when a stage's statements change and the file was not re-measured);
+- the metered engine records statements per stage without changing what the engine returns;
+- docs/deploy-aws.md shows exactly what scripts/cost_table.py prints;
+- the model follows the template and the measured figures (shards, Pipes, history growth).
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from sales_ops.query import DuckDBEngine
+from sales_ops.query.meter import CYCLE_STAGES, Meter
+from sales_ops.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "cost_table.py"
 
 
-def _module():
+@pytest.fixture(scope="module")
+def cost() -> ModuleType:
     spec = importlib.util.spec_from_file_location("cost_table", SCRIPT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_committed_counts_are_what_a_cycle_runs(
+    cost: ModuleType, space: Settings, tmp_path: Path
+) -> None:
+    measured = cost.measure(space, tmp_path / "measure")
+    committed = json.loads((ROOT / "scripts" / "cycle_counts.json").read_text())
+    assert measured == committed, "re-measure: python scripts/cost_table.py --measure, then --write"
+    # A cycle with new changes compacts; one without (the hourly backstop) runs no compaction SQL.
+    assert measured["cycle"]["compact"] > 0 and measured["idle"]["compact"] == 0
+    assert set(measured["cycle"]) == set(CYCLE_STAGES)
+
+
+def test_the_meter_records_per_stage_and_changes_nothing(space: Settings) -> None:
+    meter = Meter()
+    with DuckDBEngine(space) as engine:
+        metered = meter.engine(engine)
+        with meter.stage("a"):
+            plain = engine.query("SELECT 1 AS one, 'x' AS two")
+            seen = metered.query("SELECT 1 AS one, 'x' AS two")
+        with meter.stage("b"):
+            with pytest.raises(Exception) as failed:
+                metered.query("SELECT * FROM no_such_table")
+            metered.execute(f"DROP TABLE IF EXISTS {space.database}.no_such_table")
+    assert (seen.columns, seen.rows) == (plain.columns, plain.rows)
+    assert type(failed.value).__name__ == "MissingTableError"  # the engine's own error, unchanged
+    used = meter.by_stage()
+    assert [s.label for s in used["a"].statements] == ["SELECT 1 AS"]
+    assert used["a"].bytes_scanned == seen.bytes_scanned
+    # The failed statement is recorded (a cancelled Athena query bills); DROP is DDL, not billed.
+    assert [(s.failed, s.ddl) for s in used["b"].statements] == [(True, False), (False, True)]
+    assert used["b"].count == 1
 
 
 def test_the_doc_shows_the_scripts_table() -> None:
@@ -26,18 +74,52 @@ def test_the_doc_shows_the_scripts_table() -> None:
     assert shown == printed.rstrip("\n"), "run `python scripts/cost_table.py --write`"
 
 
-def test_costs_follow_the_template_and_grow_with_the_rate() -> None:
-    cost = _module()
-    template = cost.read_template(ROOT / "infra" / "template.yaml")
-    params = cost.defaults(template)
-    idle, ten, thousand = (cost.monthly(rate, params, template) for rate in cost.RATES)
+def test_the_table_uses_the_measured_counts(
+    cost: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One more statement in a stage costs at least its 10 MB minimum in every column."""
+    counts = json.loads(cost.COUNTS.read_text())
+    before = [sum(a.dollars.values()) for _, _, a in cost.columns()]
+    counts["cycle"]["checks"] += 1
+    counts["idle"]["checks"] += 1
+    bumped = tmp_path / "counts.json"
+    bumped.write_text(json.dumps(counts))
+    monkeypatch.setattr(cost, "COUNTS", bumped)
+    after = [sum(a.dollars.values()) for _, _, a in cost.columns()]
+    floor = 10 / 1024**2 * 5.0 * 730  # one 10 MB statement an hour, at $5/TB
+    assert all(b - a >= floor * 0.999 for a, b in zip(before, after, strict=True))
+
+
+def test_model_follows_the_template_and_the_rates(cost: ModuleType) -> None:
+    params = cost.defaults(cost.read_template(ROOT / "infra" / "template.yaml"))
+    cols = {label: c for label, c, _ in cost.columns()}
+    idle, ten, thousand = cols["idle, month 1"], cols["10/s, month 1"], cols["1,000/s, month 1"]
     assert sum(idle.values()) < sum(ten.values()) < sum(thousand.values())
-    # Idle is the shard, the alarms and the hourly rollups' minimum Athena bills: no crawls.
-    assert (
-        idle["Glue crawler"] == 0
-        and idle["Kinesis Data Streams"] == params["KinesisShardCount"] * 730 * 0.015
-    )
-    two_shards = cost.monthly(0, {**params, "KinesisShardCount": 2}, template)
-    assert two_shards["Kinesis Data Streams"] == 2 * idle["Kinesis Data Streams"]
-    # The dashboard's Athena bill falls with its cache, as the issue's arithmetic says.
-    assert cost.dashboard_month(300) < cost.dashboard_month(30) / 9
+    assert idle["Kinesis Data Streams"] == params["KinesisShardCount"] * 730 * 0.015
+    # 1,000 changes/s of up to 1.5 KB is past one shard's 1 MB/s: at least two shard-months.
+    assert thousand["Kinesis Data Streams"] >= 2 * 730 * 0.015
+    # Pipes: per 64 KB chunk of a batch (taken) is fewer requests than one per event (the other reading).
+    chunks, events = cost.pipe_requests(1000.0, params)
+    assert 0 < chunks < events
+    # History grows: raw/ storage, the table and its PITR, and the stages that read all of it.
+    m1, m12 = cols["10/s, month 1"], cols["10/s, month 12"]
+    assert m12["S3 storage (raw/)"] > 10 * m1["S3 storage (raw/)"]
+    assert m12["DynamoDB storage + PITR"] > m1["DynamoDB storage + PITR"]
+
+
+def test_a_statement_reading_all_history_grows_in_the_model(cost: ModuleType) -> None:
+    figures = {
+        "rate": 10.0,
+        "histories": [
+            {"history_changes": 1000, "statements": {"checks": [["flat", 100], ["whole", 1000]]}},
+            {"history_changes": 10000, "statements": {"checks": [["flat", 100], ["whole", 10000]]}},
+        ],
+    }
+    flat, whole = cost.fits(figures)["checks"]
+    assert (flat.g, flat.grows) == (0.0, False) and flat.a == pytest.approx(100)
+    assert whole.g == pytest.approx(1.0) and whole.grows
+    shop = cost.Shop(10.0, 12, 3.2, 1.0, 1.0)
+    assert cost.statement_bytes(whole, shop, 10.0, "checks") == pytest.approx(shop.history)
+    # At least 10 MB billed; past the cutoff: the cutoff, and flagged.
+    assert cost.billed(1, 2**30) == (10 * 2**20, False)
+    assert cost.billed(2**31, 2**30) == (2**30, True)

@@ -1,0 +1,158 @@
+"""Statements and bytes scanned per named stage: the measured side of the cost model.
+
+`Meter.engine` wraps any `SqlEngine` and records every statement that goes through it (its kind,
+its named query if any, and the `bytes_scanned` the engine reported) under the stage that is
+current (`with meter.stage("compact"): …`). It changes nothing of the engine's behaviour: every
+call is passed on as it was made, results and errors come back unchanged. A statement that fails
+is recorded too (with 0 bytes: the engine did not say), since Athena bills a cancelled query's
+scan (https://aws.amazon.com/athena/pricing/).
+
+`run_cycle` runs one automation cycle through the stages' public entry points, each under its own
+stage name: scripts/cost_table.py, tests/test_cost.py and bench/bench_history.py measure the same
+thing with it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sales_ops.query.base import QueryResult, SqlEngine
+from sales_ops.query.templates import render_named
+from sales_ops.settings import Settings
+
+# One cycle's stages, in the order the automation runs them (docs/deploy-aws.md, "Cost notes").
+CYCLE_STAGES = ("compact", "rollups", "checks", "reconciliation", "dashboard")
+# Athena bills no DDL (CREATE/ALTER/DROP TABLE, partition statements), but does bill a CTAS.
+_DDL = re.compile(r"^\s*(ALTER|DROP|MSCK|SHOW|DESCRIBE|CREATE(?!\s+TABLE\s.*\bAS\b))\b", re.I | re.S)
+
+
+@dataclass
+class Statement:
+    stage: str
+    kind: str  # query | execute | named
+    label: str  # the named query, else the statement's first words
+    bytes_scanned: int
+    failed: bool = False
+    ddl: bool = False
+
+
+@dataclass
+class StageUse:
+    statements: list[Statement] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """Statements Athena would bill (DDL is free)."""
+        return sum(1 for s in self.statements if not s.ddl)
+
+    @property
+    def bytes_scanned(self) -> int:
+        return sum(s.bytes_scanned for s in self.statements)
+
+
+class Meter:
+    """Records statements per stage; `engine(inner)` gives the metered engine to pass to a stage."""
+
+    def __init__(self) -> None:
+        self.current = "other"
+        self.statements: list[Statement] = []
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        before, self.current = self.current, name
+        try:
+            yield
+        finally:
+            self.current = before
+
+    def engine(self, inner: SqlEngine) -> MeteredEngine:
+        return MeteredEngine(inner, self)
+
+    def record(self, kind: str, label: str, sql: str, result: QueryResult | None) -> None:
+        self.statements.append(
+            Statement(
+                stage=self.current,
+                kind=kind,
+                label=label,
+                bytes_scanned=result.bytes_scanned if result else 0,
+                failed=result is None,
+                ddl=bool(_DDL.match(sql)),
+            )
+        )
+
+    def by_stage(self) -> dict[str, StageUse]:
+        out: dict[str, StageUse] = {}
+        for statement in self.statements:
+            out.setdefault(statement.stage, StageUse()).statements.append(statement)
+        return out
+
+
+class MeteredEngine:
+    """A `SqlEngine` that passes every call on to `inner` and records it in the meter."""
+
+    def __init__(self, inner: SqlEngine, meter: Meter) -> None:
+        self.inner = inner
+        self.meter = meter
+        self.name = inner.name
+
+    def query(self, sql: str) -> QueryResult:
+        return self._recorded("query", self._label(sql), sql, lambda: self.inner.query(sql))
+
+    def execute(self, sql: str) -> QueryResult:
+        return self._recorded("execute", self._label(sql), sql, lambda: self.inner.execute(sql))
+
+    def named(self, name: str, **params: Any) -> QueryResult:
+        # Rendered here only to tell DDL from a billed statement; the engine renders it again.
+        settings: Settings | None = getattr(self.inner, "settings", None)
+        sql = render_named(name, settings.database, **params) if settings else "SELECT"
+        return self._recorded("named", name, sql, lambda: self.inner.named(name, **params))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def _label(self, sql: str) -> str:
+        """The statement's first three words without the database, e.g. `INSERT INTO rollup__build`:
+        the same label whatever database a run uses."""
+        settings: Settings | None = getattr(self.inner, "settings", None)
+        lines = [line for line in sql.splitlines() if line.strip() and not line.strip().startswith("--")]
+        label = " ".join(" ".join(lines).split()[:3])[:80]
+        return label.replace(f"{settings.database}.", "") if settings else label
+
+    def _recorded(self, kind: str, label: str, sql: str, run: Any) -> QueryResult:
+        try:
+            result = run()
+        except Exception:
+            self.meter.record(kind, label, sql, None)
+            raise
+        self.meter.record(kind, label, sql, result)
+        return result
+
+
+def run_cycle(settings: Settings, engine: SqlEngine, meter: Meter, reconcile: bool = True) -> dict[str, Any]:
+    """One automation cycle through the stages' public entry points, each metered as its own stage:
+    compaction, the rollups, the checks that run with each orders_latest update (no
+    reconciliation), the sampled reconciliation (hourly on aws) and one dashboard refresh.
+    Returns each stage's own result (reports, outcomes, panels)."""
+    from sales_ops.curated.compaction import compact
+    from sales_ops.curated.rollups import build_rollups
+    from sales_ops.dashboard.metrics import collect_metrics
+    from sales_ops.quality.checks import check_reconciliation, run_checks
+
+    metered = meter.engine(engine)
+    out: dict[str, Any] = {}
+    with meter.stage("compact"):
+        out["compact"] = compact(settings, metered)
+    with meter.stage("rollups"):
+        out["rollups"] = build_rollups(settings, metered)
+    with meter.stage("checks"):
+        out["checks"] = run_checks(settings, metered, reconcile=False)
+    if reconcile:
+        with meter.stage("reconciliation"):
+            out["reconciliation"] = check_reconciliation(settings, metered, source="sample")
+    with meter.stage("dashboard"):
+        out["dashboard"] = collect_metrics(settings, metered)
+    return out
