@@ -165,7 +165,9 @@ def bench_partitions(root: Settings, day_orders: list[int], scale: float, size: 
         f"({' vs '.join(f'{n:,}' for n in day_orders)} x {scale:g}) =="
     )
     day = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
-    change_set = plan_changes(orders_for(1, size), day, day + timedelta(days=1), seed=6)[:size]
+    # New orders of the day's last hour, as a cycle's new objects all land in the current hour.
+    last_hour = day + timedelta(hours=23)
+    change_set = plan_changes(orders_for(1, size), last_hour, day + timedelta(days=1), seed=6)[:size]
     out = []
     for orders, full in zip(scaled, day_orders, strict=True):
         settings = dataset(root, f"p{orders}")
@@ -202,6 +204,19 @@ def bench_partitions(root: Settings, day_orders: list[int], scale: float, size: 
 
 
 def print_tables(histories: list[dict[str, Any]], partitions: list[dict[str, Any]]) -> None:
+    if histories:
+        print_histories(histories)
+    if len(partitions) > 1:
+        small, big = partitions[0], partitions[-1]
+        a, b = (sum(x for _, x in p["statements"]) for p in (small, big))
+        print(
+            f"  compaction: {big['orders'] / small['orders']:.0f}x the partition → "
+            f"{b / max(a, 1):.2f}x the bytes "
+            f"({mib(a)} → {mib(b)}; target ≤ 1.5x)"
+        )
+
+
+def print_histories(histories: list[dict[str, Any]]) -> None:
     print(
         "\n== bytes scanned per stage of one cycle (statements in brackets); ratio to the smallest history =="
     )
@@ -235,14 +250,6 @@ def print_tables(histories: list[dict[str, Any]], partitions: list[dict[str, Any
             f"\n  {grow:.1f}x the history → one cycle reads {total_ratio:.2f}x the bytes "
             "(target ≤ 1.5x at 10x)"
         )
-    if len(partitions) > 1:
-        small, big = partitions[0], partitions[-1]
-        a, b = (sum(x for _, x in p["statements"]) for p in (small, big))
-        print(
-            f"  compaction: {big['orders'] / small['orders']:.0f}x the partition → "
-            f"{b / max(a, 1):.2f}x the bytes "
-            f"({mib(a)} → {mib(b)}; target ≤ 1.5x)"
-        )
 
 
 def main() -> None:
@@ -256,6 +263,9 @@ def main() -> None:
     parser.add_argument("--partition-scale", type=float, default=0.002)
     parser.add_argument("--partition-changes", type=int, help="default: a minute at 1,000/s x the scale")
     parser.add_argument("--skip-partitions", action="store_true")
+    parser.add_argument(
+        "--only-partitions", action="store_true", help="part 2 only (with --write: keeps part 1's figures)"
+    )
     parser.add_argument("--write", action="store_true", help=f"store the figures in {OUT.relative_to(ROOT)}")
     args = parser.parse_args()
     days = [int(d) for d in args.days.split(",")]
@@ -266,7 +276,7 @@ def main() -> None:
     started = time.monotonic()
     with emulator() as root:
         create_orders_table(root)
-        histories = bench_histories(root, days, args.scale, args.changes)
+        histories = [] if args.only_partitions else bench_histories(root, days, args.scale, args.changes)
         partitions = (
             []
             if args.skip_partitions
@@ -279,7 +289,12 @@ def main() -> None:
         )
     print_tables(histories, partitions)
     print(f"\n  took {time.monotonic() - started:.0f}s")
-    if args.write:
+    if args.write and args.only_partitions:
+        figures = json.loads(OUT.read_text())
+        figures.update(partition_scale=args.partition_scale, partitions=partitions)
+        OUT.write_text(json.dumps(figures, indent=1) + "\n")
+        print(f"  updated the partition figures in {OUT.relative_to(ROOT)}")
+    elif args.write:
         figures = {
             "scale": args.scale,
             "rate": RATE,

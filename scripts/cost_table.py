@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,14 @@ SOURCES = {
 }
 
 
+def _sensor_interval() -> float:
+    """The raw-objects sensor's tick (sales_ops/defs/ingest/sensors.py), without Dagster's warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from sales_ops.defs.ingest.sensors import INTERVAL_S
+    return float(INTERVAL_S)
+
+
 def defaults(template: dict[str, Any]) -> dict[str, float]:
     return {k: float(v["Default"]) for k, v in template["Parameters"].items() if v.get("Type") == "Number"}
 
@@ -100,14 +109,16 @@ def defaults(template: dict[str, Any]) -> dict[str, float]:
 # --- the measured part: statements and their bytes --------------------------------------------------
 @dataclass
 class Fit:
-    """One statement's bytes: `a` + `g` per change of history (+ `p` per order of the partitions
-    it rewrites, compaction only); `grows` if it reads the whole history (one partition per day)."""
+    """One statement's bytes: `a` + `g` per change of history; compaction's also `p` per order of
+    the day partition a cycle's new orders land in, and `older` per order of the older dates it
+    rewrites; `grows` if it reads the whole history (one partition per day)."""
 
     label: str
     a: float
     g: float
     p: float = 0.0
     grows: bool = False
+    older: float = 0.0  # bytes per order of the older dates it rewrites (their Parquet)
 
 
 def _line(points: list[tuple[float, float]]) -> tuple[float, float]:
@@ -146,6 +157,11 @@ def fits(figures: dict[str, Any]) -> dict[str, list[Fit]]:
         if all(len(r) == len(out["compact"]) for r in runs):
             for i, fit in enumerate(out["compact"]):
                 _, fit.p = _line([(p["orders"], r[i][1]) for p, r in zip(partitions, runs, strict=True)])
+            # The statement that reads the rewritten partitions also reads the older dates the
+            # cycle's status changes touch: their Parquet, measured per order.
+            biggest = partitions[-1]
+            merge = max(out["compact"], key=lambda f: f.p)
+            merge.older = biggest.get("partition_bytes", 0) / biggest["orders"]
     return out
 
 
@@ -176,15 +192,17 @@ class Shop:
         return self.history / self.changes_per_order * self.live_share
 
     @property
-    def rewritten_orders(self) -> float:
-        return min(self.touched_days, self.days) * self.orders_per_day
+    def older_rewritten_orders(self) -> float:
+        """Orders of the dates a cycle rewrites besides the current one."""
+        return max(0.0, min(self.touched_days, self.days) - 1) * self.orders_per_day
 
 
 def statement_bytes(fit: Fit, shop: Shop, reference_rate: float, stage: str) -> float:
     """A statement's bytes this month: the change set's part follows the rate (compaction reads
     the cycle's raw objects), the history's part follows the history."""
     fixed = fit.a * (shop.rate / reference_rate if stage == "compact" else 1.0)
-    return fixed + fit.g * shop.history + fit.p * shop.rewritten_orders
+    partitions = fit.p * shop.orders_per_day + fit.older * shop.older_rewritten_orders
+    return fixed + fit.g * shop.history + partitions
 
 
 def billed(nbytes: float, cutoff: float) -> tuple[float, bool]:
@@ -248,9 +266,7 @@ def athena_month(
 # --- the rest of the stack ------------------------------------------------------------------------
 def sensor_lists_per_month() -> float:
     """S3 ListObjectsV2 calls of the sensors and checks that poll S3 while nothing happens."""
-    from sales_ops.defs.ingest.sensors import INTERVAL_S  # the raw-objects sensor's tick
-
-    ticks = SECONDS / INTERVAL_S
+    ticks = SECONDS / _sensor_interval()
     raw_and_errors = 2 * ticks  # raw_objects_sensor and processing_failed_sensor: one page each
     freshness = SECONDS / 900 * 3  # every 15 minutes: dt prefixes, hour prefixes, objects
     backfill = SECONDS / 300  # the export sensor
@@ -341,13 +357,12 @@ def measured() -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
 
 def columns() -> list[tuple[str, dict[str, float], Athena]]:
     from sales_ops.dashboard.app import ATHENA_CACHE_SECONDS
-    from sales_ops.defs.ingest.sensors import INTERVAL_S
 
     template = read_template(ROOT / "infra" / "template.yaml")
     params = defaults(template)
     counts, figures = measured()
     models = fits(figures)
-    cycle_s = max(params["FirehoseBufferSeconds"], INTERVAL_S)  # one eager cycle per delivery
+    cycle_s = max(params["FirehoseBufferSeconds"], _sensor_interval())  # one eager cycle per delivery
     biggest = figures["histories"][-1]
     per_order = biggest["history_changes"] / biggest["orders"]
     live_share = biggest["live_orders"] / biggest["orders"]
@@ -418,9 +433,22 @@ def notes(
         f"- Bytes per statement: fitted on bench/bench_history.py's {len(figures['histories'])} history "
         f"sizes ({', '.join(str(h['days']) for h in figures['histories'])} days at "
         f"{figures['rate'] * figures['scale']:g} changes/s), month m's history is the middle of the month; "
-        f"compaction also grows with the orders of the {touched} date partitions a cycle rewrites "
-        "(measured).",
+        "compaction also grows with the day partition a cycle's new orders land in (measured "
+        f"against its size: a full day's orders at the rate) and reads the Parquet of the other "
+        f"dates it rewrites ({touched} in all, measured).",
     ]
+    athena = {label: sum(a.dollars.values()) for label, _, a in cols}
+    out.append(
+        f"- Athena at 10 changes/s: month 12 is {athena['10/s, month 12'] / athena['10/s, month 1']:.2f}x "
+        "month 1 (issue 20's target: at most 1.2x)."
+    )
+    benched = {s: len(h) for s, h in figures["histories"][-1]["statements"].items()}
+    stale = [s for s, n in counts["cycle"].items() if benched.get(s, 0) != n]
+    if stale:
+        out.append(
+            f"- **The bench's figures are stale** for {', '.join(stale)} (another statement count than "
+            "measured): rerun `bench/bench_history.py --write`; meanwhile those statements count 10 MB each."
+        )
     cut = {label: a.over_cutoff for label, _, a in cols if a.over_cutoff}
     if cut:
         out.append(

@@ -31,6 +31,7 @@ def cost() -> ModuleType:
     spec = importlib.util.spec_from_file_location("cost_table", SCRIPT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
