@@ -13,9 +13,13 @@
    the newest days, identical in every history; 600 = a minute at 10 changes/s, not scaled)
    arrives and the metered cycle runs. The newest `RECENT_DAYS` are one plan shared by every
    history; older days are planned separately.
-2. Partition size: compaction of the same change set (new orders of one day) into a day partition
-   of 1M and of 10M orders (a day at 1,000 changes/s holds about 27M), both scaled by
-   `--partition-scale`; the change set is a minute at 1,000 changes/s scaled the same way.
+2. Partition size: compaction of the same change set (new orders of the day's last hour, as a
+   cycle's new objects all land in the current hour) into a day partition of 1M and of 10M orders
+   (a day at 1,000 changes/s holds about 27M), both scaled by `--partition-scale`; the change set
+   is a minute at 1,000 changes/s scaled the same way. `--only-partitions --write` redoes this part
+   alone and keeps part 1's figures.
+
+The scale factors are printed first; each figure is what one cycle did, not an extrapolation.
 
 Bytes are the engine's own `bytes_scanned` (DuckDB over the emulator's S3: the bytes it fetched).
 `--write` stores the figures in scripts/cycle_bytes.json, from which scripts/cost_table.py models
