@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG as _DATA_VERSION_TAG
 from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecord,
     AssetCheckExecutionRecordStatus,
 )
+
+import dagster as dg
 
 VERIFIED_VERSION = "1.13.27"
 

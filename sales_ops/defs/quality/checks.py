@@ -129,6 +129,7 @@ def in_flight(lags: list[StageLag]) -> list[str]:
 # real one: ERROR (and an alert).
 @dg.asset_check(
     asset="orders_latest",
+    additional_deps=["orders_backfill"],  # so that RECONCILE sees a backfill's update
     description=(
         "orders_latest holds exactly the items of a DynamoDB scan (same orders, same values); "
         "WARN while the stream still has changes in flight, ERROR once it has caught up."
