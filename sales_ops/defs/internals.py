@@ -62,4 +62,4 @@ def guard_webserver_app(wrap: Callable[[Any], Any]) -> None:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         return wrap(build(*args, **kwargs))
 
-    cli.create_app_from_workspace_process_context = guarded  # type: ignore[assignment]
+    cli.create_app_from_workspace_process_context = guarded

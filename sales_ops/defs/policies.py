@@ -59,7 +59,9 @@ HOURLY_BACKSTOP = (
 
 # orders_latest: as soon as new raw data is observed (eager), and hourly.
 COMPACT = (
-    (dg.AutomationCondition.eager() | HOURLY_BACKSTOP).ignore(NOT_BACKFILL).with_label("eager or hourly")
+    (dg.AutomationCondition.eager() | HOURLY_BACKSTOP)
+    .ignore(NOT_BACKFILL)  # type: ignore[attr-defined]  # an OrAutomationCondition's method
+    .with_label("eager or hourly")
 )
 
 # The rollups: after each orders_latest update, but only once its blocking checks passed.

@@ -87,8 +87,8 @@ def acknowledged_through(instance: dg.DagsterInstance, key: dg.AssetCheckKey) ->
     """The last acknowledged point: carried in each evaluation's metadata (the newest one holding it)."""
     for record in internals.check_history(instance, key, limit=20, done_only=True):
         entry = record.evaluation.metadata.get(ACKNOWLEDGED) if record.evaluation else None
-        if entry is not None:
-            return datetime.fromtimestamp(float(entry.value), UTC)
+        if isinstance(entry, dg.TimestampMetadataValue):
+            return datetime.fromtimestamp(entry.value, UTC)
     return None
 
 
