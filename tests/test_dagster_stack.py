@@ -214,3 +214,53 @@ def test_every_command_of_the_stack_resolves_in_this_environment(template: dict[
                 workspace = command[command.index("-w") + 1]
                 assert workspace == "/opt/dagster/workspace.yaml"
     assert "dagster/production/workspace.yaml /opt/dagster/workspace.yaml" in DOCKERFILE.read_text()
+
+
+# --- deploy --dagster and destroy, on moto's CloudFormation -------------------------------------
+
+PIPELINE_STAND_IN = """
+Resources:
+  DataBucket: {Type: AWS::S3::Bucket, Properties: {BucketName: dagster-stack-test-data}}
+  OperatorPolicy:
+    Type: AWS::IAM::ManagedPolicy
+    Properties:
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement: [{Effect: Allow, Action: s3:ListBucket, Resource: "*"}]
+Outputs:
+  BucketName: {Value: !Ref DataBucket}
+  OperatorPolicyArn: {Value: !Ref OperatorPolicy}
+"""
+DAGSTER_STAND_IN = "Resources:\n  Topic: {Type: AWS::SNS::Topic}\n"
+
+
+@pytest.mark.slow  # an in-process moto server
+def test_deploy_dagster_needs_the_pipeline_and_its_network_and_destroy_removes_it_first() -> None:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from sales_ops.deploy import StackError
+    from tests.harness import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        clients = deploy.make_clients("us-east-1", session=session, endpoint_url=f"http://127.0.0.1:{port}")
+        with pytest.raises(StackError, match="deploy it first"):
+            deploy.deploy_dagster("shop", "us-east-1", clients=clients)
+        cfn = clients("cloudformation")
+        cfn.create_stack(StackName="shop", TemplateBody=PIPELINE_STAND_IN, Capabilities=deploy.CAPABILITIES)
+        with pytest.raises(StackError, match=r"--parameter VpcId=… --parameter PrivateSubnetIds=…"):
+            deploy.deploy_dagster("shop", "us-east-1", clients=clients, parameters={"Image": "img"})
+        cfn.create_stack(StackName=deploy.dagster_stack_name("shop"), TemplateBody=DAGSTER_STAND_IN)
+        said: list[str] = []
+        assert deploy.destroy("shop", "us-east-1", clients=clients, progress=said.append, poll_seconds=1)
+        deleting = [line for line in said if line.startswith("deleting stack")]
+        assert deleting == ["deleting stack shop-dagster", "deleting stack shop"]
+        assert deploy.describe_stack("shop-dagster", clients) is None
+    finally:
+        server.stop()
