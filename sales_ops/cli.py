@@ -252,6 +252,14 @@ def deploy(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Create the change set, print the changes, delete it.")
     ] = False,
+    dagster: Annotated[
+        bool,
+        typer.Option(
+            "--dagster",
+            help="Deploy the Dagster control plane (infra/dagster.yaml) beside the stack instead; "
+            "first time: --parameter VpcId=… PrivateSubnetIds=a,b Image=….",
+        ),
+    ] = False,
 ) -> None:
     """Package the Lambda, then create or update the stack in infra/ through a change set."""
     from sales_ops import deploy as cfn
@@ -263,16 +271,21 @@ def deploy(
             raise fail(f"--parameter wants KEY=VALUE, got {item!r}", 2)
         params[key] = value
     with friendly_errors():
-        outputs = cfn.deploy(
-            stack,
-            region or cfn.default_region(),
-            parameters=params,
-            artifacts_bucket=artifacts_bucket,
-            with_orjson=not no_orjson,
-            build_dir=Settings.from_env("local").state_dir / "build",
-            progress=err.print,
-            dry_run=dry_run,
-        )
+        if dagster:
+            outputs = cfn.deploy_dagster(
+                stack, region or cfn.default_region(), parameters=params, progress=err.print, dry_run=dry_run
+            )
+        else:
+            outputs = cfn.deploy(
+                stack,
+                region or cfn.default_region(),
+                parameters=params,
+                artifacts_bucket=artifacts_bucket,
+                with_orjson=not no_orjson,
+                build_dir=Settings.from_env("local").state_dir / "build",
+                progress=err.print,
+                dry_run=dry_run,
+            )
     if dry_run:
         return
     if as_json:
@@ -292,10 +305,13 @@ def destroy(
         bool, typer.Option("--detach", help="Detach the operator policy from users/roles/groups first.")
     ] = False,
 ) -> None:
-    """Empty the data bucket and delete the stack."""
+    """Delete the Dagster stack if any, empty the data bucket and delete the stack."""
     from sales_ops import deploy as cfn
 
-    if not yes and not typer.confirm(f"Delete stack {stack} and every object in its bucket?"):
+    if not yes and not typer.confirm(
+        f"Delete stack {stack} (and {cfn.dagster_stack_name(stack)} if deployed) "
+        "and every object in its bucket?"
+    ):
         raise typer.Exit(1)
     with friendly_errors():
         existed = cfn.destroy(

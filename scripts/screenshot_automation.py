@@ -4,7 +4,7 @@ asset lineage (docs/asset-graph.png), with headless Chromium.
     .venv/bin/python scripts/screenshot_automation.py [--asset orders_latest] [--out docs/automation-tab.png]
     .venv/bin/python scripts/screenshot_automation.py --lineage
 
-Starts a stack of its own on free ports (never 4566/3000), a mock load, and `dg dev` as `make run`
+Starts a stack of its own on free ports (never 4566/3000), a mock load, and Dagster as `make run`
 does; waits until the automation has materialized the asset, then photographs its Automation tab
 and stops everything it started.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
-from sales_ops.local.devserver import child_env, dagster_home, start_dagster, stop_group
+from sales_ops.local.devserver import child_env, dagster_home, dev_children, stop_group
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import LOCAL_HOST, PROJECT_ROOT, Settings
 
@@ -109,11 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     base = f"http://{LOCAL_HOST}:{port}"
     supervisor.up(settings)
-    dagster = None
+    dagster = []
     try:
         run_load(settings, 60, rate=0, seed=13)
         wait_delivered(settings, timeout=120)
-        dagster = start_dagster(child_env(settings, dagster_home(settings)), port)
+        env = child_env(settings, dagster_home(settings))
+        # The code server, daemon and webserver of `make run` (no dashboard, no load).
+        dagster = dev_children(settings, env, port, free_port(), free_port(), rate=0)[:3]
+        for child in dagster:
+            child.launch(settings)
         deadline = time.monotonic() + args.timeout
         while not materialized(base, args.asset):
             if time.monotonic() > deadline:
@@ -128,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out}")
         return 0
     finally:
-        if dagster is not None:
-            stop_group(dagster, 30)
+        for child in reversed(dagster):
+            if child.proc is not None:
+                stop_group(child.proc, 30)
         supervisor.down(settings)
 
 

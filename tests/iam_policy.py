@@ -128,6 +128,13 @@ def _ref(name: str, stack: Stack, template: dict[str, Any]) -> str:
             + resolve(props["QueueName"], stack, template)
         ),
         "AWS::SNS::Topic": lambda: stack.arn("sns", resolve(props["TopicName"], stack, template)),
+        # The Dagster stack (infra/dagster.yaml): names CloudFormation generates from the logical id.
+        "AWS::ECS::Cluster": lambda: f"{stack.stack_name}-{name}",
+        "AWS::IAM::Role": lambda: f"{stack.stack_name}-{name}",
+        "AWS::RDS::DBInstance": lambda: f"{stack.stack_name}-{name}".lower(),
+        "AWS::ECS::TaskDefinition": lambda: stack.arn(
+            "ecs", f"task-definition/{resolve(props['Family'], stack, template)}:1"
+        ),
     }
     return names[kind]()
 
@@ -149,6 +156,12 @@ def _getatt(lid: str, attr: str, stack: Stack, template: dict[str, Any]) -> str:
         return stack.arn("lambda", f"function:{name}")
     if kind == "AWS::Logs::LogGroup":
         return stack.arn("logs", f"log-group:{name}:*")
+    if kind == "AWS::ECS::Cluster" and attr == "Arn":
+        return stack.arn("ecs", f"cluster/{name}")
+    if kind == "AWS::IAM::Role" and attr == "Arn":
+        return f"arn:{stack.partition}:iam::{stack.account}:role/{name}"
+    if kind == "AWS::RDS::DBInstance" and attr == "MasterUserSecret.SecretArn":
+        return stack.arn("secretsmanager", f"secret:rds!db-{name}-AbCdEf")
     raise KeyError(f"GetAtt {lid}.{attr} ({kind}) is not modelled")
 
 
@@ -165,8 +178,26 @@ def _matches(patterns: list[str], value: str, case_sensitive: bool) -> bool:
     return any(fnmatchcase(value, p) for p in patterns)
 
 
-def _statement_matches(statement: dict[str, Any], action: str, resource: str) -> bool:
-    if "Condition" in statement:
+# The condition operators the templates use, each as IAM evaluates it (every key must match).
+_CONDITIONS = {"StringEquals": lambda want, got: got == want, "ArnEquals": lambda want, got: got == want}
+
+
+def _condition_holds(condition: dict[str, Any], context: dict[str, str]) -> bool:
+    """A statement's Condition against the request's context keys (a missing key fails, as in IAM)."""
+    for operator, keys in condition.items():
+        test = _CONDITIONS.get(operator)
+        if test is None:  # not modelled: never assume a grant
+            return False
+        for key, want in keys.items():
+            if key not in context or not any(test(w, context[key]) for w in _as_list(want)):
+                return False
+    return True
+
+
+def _statement_matches(
+    statement: dict[str, Any], action: str, resource: str, context: dict[str, str] | None = None
+) -> bool:
+    if "Condition" in statement and not _condition_holds(statement["Condition"], context or {}):
         return False
     if "Action" in statement:
         action_ok = _matches(_as_list(statement["Action"]), action, case_sensitive=False)
@@ -179,11 +210,13 @@ def _statement_matches(statement: dict[str, Any], action: str, resource: str) ->
     return action_ok and resource_ok
 
 
-def allowed(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
-    """IAM's decision for one action on one resource under these (resolved) statements."""
-    if any(s["Effect"] == "Deny" and _statement_matches(s, action, resource) for s in statements):
-        return False
-    return any(s["Effect"] == "Allow" and _statement_matches(s, action, resource) for s in statements)
+def allowed(
+    statements: list[dict[str, Any]], action: str, resource: str, context: dict[str, str] | None = None
+) -> bool:
+    """IAM's decision for one action on one resource under these (resolved) statements, with the
+    request's condition keys in `context`."""
+    matching = [s for s in statements if _statement_matches(s, action, resource, context)]
+    return not any(s["Effect"] == "Deny" for s in matching) and any(s["Effect"] == "Allow" for s in matching)
 
 
 # ------------------------------------------------------------------------------------------ calls

@@ -21,7 +21,7 @@ from sales_ops.schema import COLUMN_DESCRIPTIONS
 from sales_ops.settings import RAW_PREFIX, Settings
 
 ASSETS = {"order_load", "dynamodb_orders", "raw_orders_files", "raw_orders_table", "orders_latest", *ROLLUPS}
-ASSETS |= {"orders_backfill"}
+ASSETS |= {"dynamodb_export", "orders_backfill"}
 CHECKS = {
     ("raw_orders_table", "raw_schema"),
     ("raw_orders_files", "no_processing_failed"),
@@ -73,7 +73,8 @@ def test_lineage_runs_from_the_load_to_the_rollups() -> None:
     assert parents["dynamodb_orders"] == {"order_load"}
     assert parents["raw_orders_files"] == {"dynamodb_orders"}
     assert parents["raw_orders_table"] == {"raw_orders_files"}
-    assert parents["orders_latest"] == {"raw_orders_table", "raw_orders_files"}
+    assert parents["orders_latest"] == {"raw_orders_table", "raw_orders_files", "orders_backfill"}
+    assert parents["orders_backfill"] == {"dynamodb_export", "raw_orders_table"}
     assert all(parents[name] == {"orders_latest"} for name in ROLLUPS)
 
 

@@ -53,7 +53,8 @@ def webserver(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     port = free_port()
-    cmd = [sys.executable, "-m", "dagster_webserver", "-w", str(ROOT / "workspace.yaml")]
+    # What `make run` starts: the webserver behind the local guard.
+    cmd = [sys.executable, "-m", "sales_ops.local.webserver", "-w", str(ROOT / "workspace.yaml")]
     cmd += ["-h", "127.0.0.1", "-p", str(port)]
     base = f"http://127.0.0.1:{port}"
     env = {**stack_env(local_stack), "DAGSTER_HOME": str(home)}
@@ -88,3 +89,50 @@ def test_graphql_shows_column_descriptions_table_names_and_owners(webserver: str
     latest = {e["label"]: e for e in nodes["orders_latest"]["metadataEntries"]}["dagster/column_schema"]
     described = {c["name"]: c["description"] for c in latest["schema"]["columns"]}
     assert described["order_total"] == COLUMN_DESCRIPTIONS["order_total"]
+
+
+def _post(base: str, headers: dict[str, str], body: bytes) -> int:
+    request = urllib.request.Request(f"{base}/graphql", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+LAUNCH = json.dumps(
+    {
+        "query": "mutation($p: ExecutionParams!) "
+        "{ launchPipelineExecution(executionParams: $p) { __typename } }",
+        "variables": {
+            "p": {
+                "selector": {
+                    "jobName": "load_job",
+                    "repositoryName": "__repository__",
+                    "repositoryLocationName": "sales_ops",
+                }
+            }
+        },
+    }
+).encode()
+
+
+def test_cross_site_requests_and_foreign_hosts_are_refused(webserver: str) -> None:
+    """Issue 23, item 9: a web page could launch `order_load` with a text/plain POST."""
+    port = webserver.rsplit(":", 1)[1]
+    evil = {"Content-Type": "text/plain", "Origin": "https://evil.example"}
+    assert _post(webserver, evil, LAUNCH) == 403
+    assert (
+        _post(webserver, {"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, LAUNCH) == 403
+    )
+    rebinding = {"Content-Type": "application/json", "Host": f"evil.example:{port}"}
+    assert _post(webserver, rebinding, b'{"query": "{ version }"}') == 403
+    with pytest.raises(urllib.error.HTTPError) as page:
+        urllib.request.urlopen(
+            urllib.request.Request(webserver, headers={"Host": "evil.example"}), timeout=30
+        )
+    assert page.value.code == 403
+    # The UI itself (same origin) and scripts (no Origin) still work.
+    same = {"Content-Type": "application/json", "Origin": f"http://127.0.0.1:{port}"}
+    assert _post(webserver, same, b'{"query": "{ version }"}') == 200
+    assert _graphql(webserver, "{ version }")["version"]

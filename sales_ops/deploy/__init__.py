@@ -1,15 +1,25 @@
-"""The CloudFormation stack of infra/template.yaml: package the Lambda, deploy, destroy, and read the
+"""The CloudFormation stacks of infra/template.yaml and infra/dagster.yaml (the control plane):
+package the Lambda, deploy, destroy, and read the
 outputs that the `aws` target's `Settings` come from."""
 
 from sales_ops.deploy.clients import ClientFactory, StackError, default_region, make_clients
 from sales_ops.deploy.outputs import SETTINGS_OUTPUTS, describe_stack, settings_from_stack, stack_outputs
 from sales_ops.deploy.package import LAMBDA_PLATFORM, LAMBDA_PYTHON, ORJSON_VERSION, ZIP_EPOCH, package_lambda
-from sales_ops.deploy.stack import CAPABILITIES, artifacts_bucket_name, deploy, destroy
+from sales_ops.deploy.stack import (
+    CAPABILITIES,
+    DAGSTER_TEMPLATE_PATH,
+    artifacts_bucket_name,
+    dagster_stack_name,
+    deploy,
+    deploy_dagster,
+    destroy,
+)
 from sales_ops.deploy.template import TEMPLATE_PATH, read_template
 from sales_ops.settings import HANDLER_PATH
 
 __all__ = [
     "CAPABILITIES",
+    "DAGSTER_TEMPLATE_PATH",
     "HANDLER_PATH",
     "LAMBDA_PLATFORM",
     "LAMBDA_PYTHON",
@@ -20,8 +30,10 @@ __all__ = [
     "ClientFactory",
     "StackError",
     "artifacts_bucket_name",
+    "dagster_stack_name",
     "default_region",
     "deploy",
+    "deploy_dagster",
     "describe_stack",
     "destroy",
     "make_clients",

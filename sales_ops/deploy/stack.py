@@ -142,6 +142,54 @@ def deploy(
     return stack_outputs(stack)
 
 
+# The control plane (issue 24): Dagster on ECS Fargate, a stack of its own beside the pipeline's.
+DAGSTER_TEMPLATE_PATH = TEMPLATE_PATH.parent / "dagster.yaml"
+DAGSTER_REQUIRED = ("VpcId", "PrivateSubnetIds", "Image")
+
+
+def dagster_stack_name(stack_name: str) -> str:
+    return f"{stack_name}-dagster"
+
+
+def deploy_dagster(
+    stack_name: str = "sales-ops",
+    region: str = "us-east-1",
+    *,
+    clients: ClientFactory | None = None,
+    parameters: dict[str, str] | None = None,
+    progress: Progress | None = None,
+    poll_seconds: int = 5,
+    dry_run: bool = False,
+) -> dict[str, str]:
+    """Create or update `<stack_name>-dagster` (infra/dagster.yaml) from the pipeline stack's outputs
+    (bucket, operator policy) and `parameters` (VpcId, PrivateSubnetIds, Image; kept on updates)."""
+    with aws_errors(f"deploying stack {dagster_stack_name(stack_name)!r} to {region}"):
+        clients = clients or make_clients(region)
+        pipeline = describe_stack(stack_name, clients)
+        if pipeline is None:
+            raise StackError(
+                f"no pipeline stack {stack_name!r} in {region}: deploy it first (sales-ops deploy)"
+            )
+        outputs = stack_outputs(pipeline)
+        params = {
+            "PipelineStackName": stack_name,
+            "DataBucketName": outputs["BucketName"],
+            "OperatorPolicyArn": outputs["OperatorPolicyArn"],
+            **(parameters or {}),
+        }
+        name = dagster_stack_name(stack_name)
+        missing = [key for key in DAGSTER_REQUIRED if key not in params]
+        if missing and describe_stack(name, clients) is None:
+            wanted = " ".join(f"--parameter {key}=…" for key in missing)
+            raise StackError(f"the Dagster stack needs {', '.join(missing)}: pass {wanted}")
+        template = read_template(DAGSTER_TEMPLATE_PATH)
+        source = {"TemplateBody": DAGSTER_TEMPLATE_PATH.read_text()}
+        _apply_change_set(
+            name, source, params, template_parameters(template), clients, progress, poll_seconds, dry_run
+        )
+        return stack_outputs(describe_stack(name, clients) or {})
+
+
 def _upload_code(
     bucket: str,
     clients: ClientFactory,
@@ -344,7 +392,8 @@ def destroy(
     poll_seconds: int = 5,
     crawler_timeout: float = 900,
 ) -> bool:
-    """Empty the data bucket and delete the stack (and, if asked, the artifacts bucket); wait.
+    """Delete the Dagster stack `<stack_name>-dagster` if there is one (its database leaves a final
+    snapshot), empty the data bucket and delete the stack (and, if asked, the artifacts bucket); wait.
 
     Before deleting, removes what would leave the stack in DELETE_FAILED: the operator policy still
     attached to identities outside the stack (CloudFormation cannot delete an attached managed
@@ -355,6 +404,11 @@ def destroy(
     with aws_errors(f"destroying stack {stack_name!r} in {region}"):
         clients = clients or make_clients(region)
         account = clients("sts").get_caller_identity()["Account"]
+        # The Dagster stack first: its roles hold the pipeline's operator policy, and its tasks
+        # write compute logs into the pipeline's bucket.
+        dagster = describe_stack(dagster_stack_name(stack_name), clients)
+        if dagster is not None:
+            _delete_stack(dagster_stack_name(stack_name), dagster, clients, progress, poll_seconds)
         stack = describe_stack(stack_name, clients)
         if stack is None:
             _say(progress, f"no stack {stack_name} in {region}: nothing to delete")

@@ -1,8 +1,8 @@
-"""`make run`: the embedded AWS, a mock load that keeps going, and `dg dev` (webserver + daemon), on
-127.0.0.1.
+"""`make run`: the embedded AWS, a mock load that keeps going, and Dagster (code server, daemon,
+webserver behind the local guard), on 127.0.0.1.
 
-    python -m sales_ops.local.devserver [--port 3000] [--dashboard-port 8050] [--orders 300] [--rate 10]
-                                  [--no-load]
+    python -m sales_ops.local.devserver [--port 3000] [--dashboard-port 8050] [--code-port 3001]
+                                        [--orders 300] [--rate 10] [--no-load]
 
 The load: a first burst of `--orders` orders (at 50 changes/s) so that every panel has data at
 once, and a gentle continuous load beside it, `--rate` changes/s (10 by default: a few orders a
@@ -10,12 +10,12 @@ second, each living its lifecycle over a minute or so), so that the dashboard an
 keep moving. `--no-load` starts neither.
 
 DAGSTER_HOME is `<state dir>/dagster/`, `.sales-ops/dagster/` by default (runs, schedules and
-sensor cursors survive restarts). It supervises what it started: a dead emulator, stand-in
-workers process or dashboard is started again within a second. The first load runs in the
-background while Dagster starts, so the raw-objects sensor picks up its data and the UI fills in
-within a minute. Ctrl-C (or SIGTERM)
-stops Dagster and everything it started, the loads, and then the embedded AWS
-(which snapshots its state) unless it was already running before.
+sensor cursors survive restarts). It supervises everything it started: a dead emulator or
+stand-in workers process, code server, daemon, webserver, dashboard or live load is started again
+within a second and counted in `sales-ops local status` (issue 24, bug 9: under `dg dev` a killed
+daemon took everything down). Their logs are under `<state dir>/logs/`. Ctrl-C (or SIGTERM) stops
+Dagster and everything it started, the loads, and then the embedded AWS (which snapshots its
+state) unless it was already running before.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sales_ops.local import supervisor
@@ -113,14 +115,83 @@ def load_log(settings: Settings) -> Path:
     return settings.state_path("logs", "load.log")
 
 
-def start_dagster(env: dict[str, str], port: int) -> subprocess.Popen:
-    # `dg dev` (dagster-dg-cli): the code location from [tool.dg] in pyproject.toml, in this venv.
-    cmd = [str(Path(sys.executable).with_name("dg")), "dev", "--use-active-venv"]
-    cmd += ["--host", LOCAL_HOST, "--port", str(port)]
-    env = {**env, "VIRTUAL_ENV": sys.prefix}
-    # Own session: a process group holding the webserver, daemon, code server and run workers,
-    # so that at the end one killpg reaches any of them that did not exit on their own.
-    return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, start_new_session=True)
+def workspace(home: Path, code_port: int) -> Path:
+    """The webserver's and the daemon's workspace: the one code server `make run` supervises."""
+    path = home / "workspace.yaml"
+    path.write_text(
+        "load_from:\n  - grpc_server:\n"
+        f"      host: {LOCAL_HOST}\n      port: {code_port}\n      location_name: {LOCATION}\n"
+    )
+    return path
+
+
+LOCATION = "sales_ops"
+
+
+def _spawn(
+    settings: Settings, service: supervisor.Service, env: dict[str, str], args: list[str]
+) -> subprocess.Popen:
+    # Own session each: a Ctrl-C in the terminal reaches only us, and we stop them in order.
+    log = service.logfile(settings).open("ab")
+    cmd = [sys.executable, "-m", service.module, *args]
+    return subprocess.Popen(
+        cmd,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+@dataclass
+class Child:
+    """A process `make run` keeps running: started again (and counted in `local status`) when it dies."""
+
+    service: supervisor.Service
+    start: Callable[[], subprocess.Popen]
+    stop_timeout: float
+    proc: subprocess.Popen | None = None
+
+    def launch(self, settings: Settings) -> None:
+        self.proc = self.start()
+        self.service.pidfile(settings).write_text(str(self.proc.pid))
+
+    def restart_if_dead(self, settings: Settings) -> bool:
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        print(f"{self.service.name} exited ({self.proc.returncode}); restarting it")
+        supervisor.count_restart(self.service.name, settings)
+        self.launch(settings)
+        return True
+
+
+def dev_children(
+    settings: Settings, env: dict[str, str], port: int, dashboard_port: int, code_port: int, rate: float
+) -> list[Child]:
+    """Code server, daemon, webserver (behind the local guard), dashboard, and the live load, in
+    start order. Replaces `dg dev`, which exits, and takes everything down, when one of its
+    processes dies."""
+    ws = str(workspace(Path(env["DAGSTER_HOME"]), code_port))
+    grpc = ["api", "grpc", "-h", LOCAL_HOST, "-p", str(code_port), "-m", "sales_ops.definitions"]
+    grpc += ["-a", "defs", "--location-name", LOCATION]
+    web = ["-w", ws, "-h", LOCAL_HOST, "-p", str(port)]
+    children = [
+        Child(supervisor.CODE_SERVER, lambda: _spawn(settings, supervisor.CODE_SERVER, env, grpc), 10.0),
+        Child(
+            supervisor.DAGSTER_DAEMON,
+            lambda: _spawn(settings, supervisor.DAGSTER_DAEMON, env, ["run", "-w", ws]),
+            30.0,
+        ),
+        Child(supervisor.WEBSERVER, lambda: _spawn(settings, supervisor.WEBSERVER, env, web), 10.0),
+        Child(supervisor.DASHBOARD, lambda: start_dashboard(env, dashboard_port), 10.0),
+    ]
+    if rate:
+        children.append(
+            Child(supervisor.LOAD, lambda: start_load(settings, env, 0, rate, continuous=True), 5.0)
+        )
+    return children
 
 
 def start_dashboard(env: dict[str, str], port: int) -> subprocess.Popen:
@@ -129,13 +200,13 @@ def start_dashboard(env: dict[str, str], port: int) -> subprocess.Popen:
 
 
 def stop_group(proc: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM the process (dagster dev treats it as Ctrl-C), wait, then kill its whole group."""
+    """SIGTERM the process, wait, then kill its whole group (run workers, stragglers)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # stragglers: run workers, code servers
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
@@ -159,15 +230,19 @@ def _raise_stop(signum: int, frame: object) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
-def run(port: int, orders: int, rate: float, dashboard_port: int = 8050, load: bool = True) -> int:
+def run(
+    port: int, orders: int, rate: float, dashboard_port: int = 8050, load: bool = True, code_port: int = 0
+) -> int:
     settings = Settings.from_env("local")
-    for taken, option in ((port, "--port"), (dashboard_port, "--dashboard-port")):
+    code_port = code_port or port + 1
+    for taken, option in ((port, "--port"), (dashboard_port, "--dashboard-port"), (code_port, "--code-port")):
         if supervisor.port_open(taken):
             print(f"port {taken} on {LOCAL_HOST} is taken; pass {option}", file=sys.stderr)
             return 2
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
-    children: list[tuple[subprocess.Popen, float]] = []
+    burst: subprocess.Popen | None = None
+    children: list[Child] = []
     # A stack that was already up (`sales-ops local up`) is left running; one we start, we stop.
     owns_stack = not any(supervisor.processes(settings).values())
     try:
@@ -176,40 +251,40 @@ def run(port: int, orders: int, rate: float, dashboard_port: int = 8050, load: b
         if cancelled := cancel_orphaned_runs(home):
             print(f"{cancelled} run(s) cut off by the previous session marked canceled")
         env = child_env(settings, home)
-        if load and orders:
-            children.append((start_load(settings, env, orders, BURST_RATE), 5.0))
+        if load and orders:  # a one-off burst: it ends by itself, so it is not restarted
+            burst = start_load(settings, env, orders, BURST_RATE)
             print(f"first load: {orders} orders at {BURST_RATE:g} changes/s (log {load_log(settings)})")
+        children = dev_children(settings, env, port, dashboard_port, code_port, rate if load else 0)
+        for child in children:
+            child.launch(settings)
         if load and rate:
-            children.append((start_load(settings, env, 0, rate, continuous=True), 5.0))
             print(f"live load: orders living their lifecycles at {rate:g} changes/s (--rate, --no-load)")
-        # Dagster last: the loop below watches the last child.
-        children.append((start_dashboard(env, dashboard_port), 10.0))
-        dashboard_at = len(children) - 1
-        children.append((start_dagster(env, port), 30.0))
         print(f"Live sales dashboard on http://{LOCAL_HOST}:{dashboard_port}")
         print(
-            f"Dagster UI on http://{LOCAL_HOST}:{port} (DAGSTER_HOME {env['DAGSTER_HOME']}); Ctrl-C stops all"
+            f"Dagster UI on http://{LOCAL_HOST}:{port} (DAGSTER_HOME {env['DAGSTER_HOME']}, logs in "
+            f"{settings.state_path('logs')}); Ctrl-C stops all"
         )
         rounds = 0
-        while children[-1][0].poll() is None:
+        while True:
             time.sleep(0.5)
             supervise(settings)
+            for child in children:
+                child.restart_if_dead(settings)
             rounds += 1
             if rounds % 10 == 0 and (failed := fail_dead_runs(home)):
                 print(f"{failed} run(s) whose run worker died marked failed")
-            if children[dashboard_at][0].poll() is not None:
-                print(f"dashboard exited ({children[dashboard_at][0].returncode}); restarting it")
-                supervisor.count_restart("dashboard", settings)
-                children[dashboard_at] = (start_dashboard(env, dashboard_port), 10.0)
-        return children[-1][0].returncode or 0
     except Stop as stop:
         print(f"\n{stop}: stopping Dagster, the load and the embedded AWS…")
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for proc, timeout in reversed(children):
-            stop_group(proc, timeout)
+        for child in reversed(children):
+            if child.proc is not None:
+                stop_group(child.proc, child.stop_timeout)
+            child.service.pidfile(settings).unlink(missing_ok=True)
+        if burst is not None:
+            stop_group(burst, 5.0)
         if children:
             cancel_orphaned_runs(dagster_home(settings))
         if owns_stack:
@@ -222,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=3000, help="Dagster UI port on 127.0.0.1")
     parser.add_argument("--dashboard-port", type=int, default=8050, help="dashboard port on 127.0.0.1")
+    parser.add_argument(
+        "--code-port", type=int, default=0, help="Dagster code server port on 127.0.0.1 (default: --port + 1)"
+    )
     parser.add_argument("--orders", type=int, default=300, help="orders in the first burst (0: none)")
     parser.add_argument(
         "--rate", type=float, default=10.0, help="changes per second of the continuous load (0: none)"
@@ -230,7 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rate < 0 or args.orders < 0:
         parser.error("--rate and --orders must be ≥ 0")
-    return run(args.port, args.orders, args.rate, args.dashboard_port, load=not args.no_load)
+    return run(
+        args.port,
+        args.orders,
+        args.rate,
+        args.dashboard_port,
+        load=not args.no_load,
+        code_port=args.code_port,
+    )
 
 
 if __name__ == "__main__":

@@ -72,6 +72,15 @@ EMULATOR = Service("emulator", "sales_ops.local.emulator")
 WORKERS = Service("workers", "sales_ops.local.workers")
 SERVICES = (EMULATOR, WORKERS)
 
+# What `make run` (sales_ops/local/devserver.py) starts beside them, each restarted when it dies;
+# shown by `local status` while their pidfiles exist (the devserver removes them when it stops).
+CODE_SERVER = Service("code-server", "dagster")  # `python -m dagster api grpc …`
+DAGSTER_DAEMON = Service("dagster-daemon", "dagster._daemon")
+WEBSERVER = Service("webserver", "sales_ops.local.webserver")
+DASHBOARD = Service("dashboard", "sales_ops.cli")
+LOAD = Service("load", "sales_ops.cli")  # the continuous load
+DEV_SERVICES = (CODE_SERVER, DAGSTER_DAEMON, WEBSERVER, DASHBOARD, LOAD)
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -233,4 +242,6 @@ def dead(settings: Settings) -> list[str]:
 
 
 def processes(settings: Settings) -> dict[str, int | None]:
-    return {service.name: service.pid(settings) for service in SERVICES}
+    """The stack's processes, and those of `make run` while it runs."""
+    started = [s for s in DEV_SERVICES if s.pidfile(settings).exists()]
+    return {service.name: service.pid(settings) for service in (*SERVICES, *started)}

@@ -12,21 +12,20 @@ in an older dt/hour prefix after the cursor has moved past it: the sensor does n
 compaction's hourly backstop picks it up (compaction works from its own state, not from keys).
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 from dagster_aws.s3 import S3Resource
 
 import dagster as dg
-from sales_ops.defs.ingest.sources import CURSOR_ENTRY, last_tally, raw_files_version
+from sales_ops.defs.ingest.sources import CURSOR_ENTRY, LOOKBACK, last_tally, raw_files_version
+from sales_ops.defs.internals import DATA_VERSION_TAG
 from sales_ops.defs.resources import PipelineResource
 from sales_ops.settings import RAW_PREFIX
 
 PAGE_SIZE = 1000
 MAX_KEYS_PER_TICK = 10_000  # a backlog is worked through over several ticks
 INTERVAL_S = 30
-# The tag an observation's data version travels in (what `ObserveResult(data_version=…)` writes;
-# dagster._core.definitions.data_version.DATA_VERSION_TAG, not exported at the top level).
-DATA_VERSION_TAG = "dagster/data_version"
 
 
 def list_new_objects(
@@ -46,6 +45,14 @@ def list_new_objects(
     return objects[:limit]
 
 
+def first_start(now: datetime | None = None) -> str:
+    """Where the first tick (no cursor: a fresh Dagster home) lists from: the compaction horizon,
+    not the start of raw/, which is kept for ever (issue 24, bug 7). Older objects are compacted
+    already or, if not, by the hourly backstop from compaction's own state."""
+    start = (now or datetime.now(UTC)) - LOOKBACK
+    return f"{RAW_PREFIX}dt={start:%Y-%m-%d}/hour={start:%H}"
+
+
 @dg.sensor(
     minimum_interval_seconds=INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -54,9 +61,10 @@ def list_new_objects(
 def raw_objects_sensor(
     context: dg.SensorEvaluationContext, pipeline: PipelineResource, s3: S3Resource
 ) -> dg.SensorResult:
-    objects = list_new_objects(s3.get_client(), pipeline.settings().bucket, RAW_PREFIX, context.cursor)
+    start = context.cursor or first_start()
+    objects = list_new_objects(s3.get_client(), pipeline.settings().bucket, RAW_PREFIX, start)
     if not objects:
-        return dg.SensorResult(skip_reason=f"no new raw objects after {context.cursor or 'the start'}")
+        return dg.SensorResult(skip_reason=f"no new raw objects after {start}")
     newest = objects[-1]
     context.log.info(f"{len(objects)} new raw objects, newest {newest['Key']}")
     # The observable source reads its totals cursor from the latest observation: carry it forward.

@@ -12,9 +12,8 @@ import json
 import time
 from typing import Any
 
-from dagster._core.execution.plan.objects import StepFailureData
-
 import dagster as dg
+from sales_ops.defs import internals
 from sales_ops.defs.operations.alerts import Alert, AlertDeliveryError, send
 from sales_ops.defs.resources import PipelineResource
 
@@ -44,8 +43,8 @@ def _step_errors(context: dg.RunFailureSensorContext) -> list[tuple[str | None, 
     """(step key, error) of every failed step that carries one."""
     out = []
     for event in context.get_step_failure_events():
-        data = event.event_specific_data
-        if isinstance(data, StepFailureData) and data.error:
+        data = event.step_failure_data
+        if data.error:
             out.append((event.step_key, data.error))
     return out
 
@@ -119,20 +118,20 @@ PLANNED_GIVE_UP_S = 3600
 
 
 def _new_check_alerts(
-    instance: dg.DagsterInstance, key: dg.AssetCheckKey, after: int | None
+    instance: dg.DagsterInstance, key: dg.AssetCheckKey, after: int | None, first_tick: bool
 ) -> tuple[list[Alert], int | None]:
-    """Alerts for the executions of `key` newer than record id `after`, and the id to resume from.
+    """Alerts for the executions of `key` newer than record id `after` (None: all of them), and the
+    id to resume from. On the sensor's `first_tick` it only notes where things stand.
 
     Read per check from the asset-check execution records: unlike a cross-run event-log query,
     this works on every event log storage, sqlite's run-sharded one included.
     """
-    history = instance.event_log_storage.get_asset_check_execution_history(key, limit=EVENTS_PER_TICK)
-    first_tick = after is None  # only note where things stand: no alerts for the history
+    history = internals.check_history(instance, key, limit=EVENTS_PER_TICK)
     alerts: list[Alert] = []
     for record in sorted(history, key=lambda r: r.id):
         if after is not None and record.id <= after:
             continue
-        if record.status.value == "PLANNED":  # AssetCheckExecutionRecordStatus
+        if record.status == internals.CHECK_PLANNED:
             if time.time() - record.create_timestamp < PLANNED_GIVE_UP_S:
                 break  # not evaluated yet: resume here next tick
         elif not first_tick and record.evaluation is not None:
@@ -158,7 +157,9 @@ def alerts_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResourc
     pending: list[Alert] = []
     for key in sorted(graph.asset_check_keys, key=str):
         name = key.to_user_string()
-        alerts, after = _new_check_alerts(context.instance, key, state["checks"].get(name))
+        # A check with no position yet (it had never run when the cursor was written) is read from
+        # its first execution: that is often the very one that fails (issue 24, bug 4).
+        alerts, after = _new_check_alerts(context.instance, key, state["checks"].get(name), first_tick)
         pending += alerts
         if after is not None:
             state["checks"][name] = after

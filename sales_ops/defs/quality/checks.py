@@ -4,11 +4,12 @@ to, severity, and the findings as metadata so a failure shows its reasons.
 """
 
 import os
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 from sales_ops import quality
-from sales_ops.defs import policies
+from sales_ops.defs import internals, policies
 from sales_ops.defs.resources import DynamoDBResource, PipelineResource, SqlEngineResource
 from sales_ops.stream_lag import StageLag
 
@@ -43,11 +44,14 @@ def _findings_markdown(details: dict[str, Any]) -> str | None:
 
 
 def to_check_result(
-    outcome: quality.CheckOutcome, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+    outcome: quality.CheckOutcome,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    extra: dict[str, Any] | None = None,
 ) -> dg.AssetCheckResult:
-    """A quality outcome as Dagster's check result: summary as description, details as metadata."""
+    """A quality outcome as Dagster's check result: summary as description, details (and `extra`)
+    as metadata."""
     details = outcome.details
-    metadata: dict[str, Any] = {"summary": outcome.summary}
+    metadata: dict[str, Any] = {"summary": outcome.summary, **(extra or {})}
     metadata.update({key: _metadata_value(value) for key, value in details.items()})
     findings = _findings_markdown(details)
     if findings and not outcome.passed:
@@ -66,12 +70,50 @@ def raw_schema(pipeline: PipelineResource) -> dg.AssetCheckResult:
     return to_check_result(quality.check_raw_schema(pipeline.settings()))
 
 
+class ProcessingFailedConfig(dg.Config):
+    # True: every processing-failed record so far is acknowledged (fixed, replayed or accepted);
+    # from then on the check judges only records written later.
+    acknowledge: bool = False
+
+
+ACKNOWLEDGED = "acknowledged_through"  # metadata entry carried from one evaluation to the next
+HOW_TO_ACKNOWLEDGE = (
+    "once handled, acknowledge them: run this check with config `acknowledge: true` "
+    "(Launchpad of processing_failed_job)"
+)
+
+
+def acknowledged_through(instance: dg.DagsterInstance, key: dg.AssetCheckKey) -> datetime | None:
+    """The last acknowledged point: carried in each evaluation's metadata (the newest one holding it)."""
+    for record in internals.check_history(instance, key, limit=20, done_only=True):
+        entry = record.evaluation.metadata.get(ACKNOWLEDGED) if record.evaluation else None
+        if isinstance(entry, dg.TimestampMetadataValue):
+            return datetime.fromtimestamp(entry.value, UTC)
+    return None
+
+
 @dg.asset_check(
     asset="raw_orders_files",
-    description="No Firehose processing-failed records under errors/; fails with the reasons found.",
+    description=(
+        "No Firehose processing-failed records under errors/ since the last acknowledged point; fails "
+        "with the reasons found. Config acknowledge: true marks all records so far as handled."
+    ),
 )
-def no_processing_failed(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    return to_check_result(quality.check_no_processing_failed(pipeline.settings()))
+def no_processing_failed(
+    context: dg.AssetCheckExecutionContext, config: ProcessingFailedConfig, pipeline: PipelineResource
+) -> dg.AssetCheckResult:
+    since = acknowledged_through(context.instance, context.check_specs[0].key)
+    if config.acknowledge:
+        # S3's LastModified has whole seconds: the acknowledgement covers the current second.
+        since = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        summary = f"processing-failed records before {since:%Y-%m-%d %H:%M:%S} UTC acknowledged"
+        outcome = quality.CheckOutcome("no_processing_failed", True, summary)
+    else:
+        outcome = quality.check_no_processing_failed(pipeline.settings(), since=since)
+        if not outcome.passed:
+            outcome.summary += f"; {HOW_TO_ACKNOWLEDGE}"
+    extra = {ACKNOWLEDGED: dg.MetadataValue.timestamp(since)} if since else None
+    return to_check_result(outcome, extra=extra)
 
 
 @dg.asset_check(
@@ -129,6 +171,7 @@ def in_flight(lags: list[StageLag]) -> list[str]:
 # real one: ERROR (and an alert).
 @dg.asset_check(
     asset="orders_latest",
+    additional_deps=["orders_backfill"],  # so that RECONCILE sees a backfill's update
     description=(
         "orders_latest holds exactly the items of a DynamoDB scan (same orders, same values); "
         "WARN while the stream still has changes in flight, ERROR once it has caught up."

@@ -1,0 +1,89 @@
+"""`make run` keeps every process it started running: the code server, the daemon, the webserver,
+the dashboard and the live load are each SIGKILLed and started again, and `local status` shows
+each restart (issue 24, bug 9: under `dg dev` a killed daemon stopped everything)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sales_ops.local import supervisor
+from sales_ops.settings import Settings
+from tests.harness import ROOT, free_port, stack_env, stack_settings, stop_process
+
+pytestmark = pytest.mark.slow
+
+
+def _wait(what: str, predicate, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _status(settings: Settings) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "sales_ops.cli", "local", "status"]
+    return subprocess.run(cmd, cwd=ROOT, env=stack_env(settings), capture_output=True, text=True, timeout=120)
+
+
+def test_every_process_of_make_run_is_restarted_and_counted(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path / "state")
+    port, dashboard_port, code_port = free_port(), free_port(), free_port()
+    cmd = [sys.executable, "-m", "sales_ops.local.devserver", "--port", str(port)]
+    cmd += [
+        "--dashboard-port",
+        str(dashboard_port),
+        "--code-port",
+        str(code_port),
+        "--orders",
+        "0",
+        "--rate",
+        "1",
+    ]
+    log = (tmp_path / "devserver.log").open("wb")
+    devserver = subprocess.Popen(cmd, cwd=ROOT, env=stack_env(settings), stdout=log, stderr=subprocess.STDOUT)
+    services = supervisor.DEV_SERVICES
+    try:
+        _wait("the webserver", lambda: supervisor.port_open(port))
+        for service in services:
+            _wait(f"{service.name} running", lambda s=service: s.pid(settings) is not None, 60)
+            old = service.pid(settings)
+            assert old is not None
+            os.kill(old, signal.SIGKILL)
+            _wait(
+                f"{service.name} restarted",
+                lambda s=service, o=old: s.pid(settings) not in (None, o),
+                60,
+            )
+        _wait("the webserver answering again", lambda: supervisor.port_open(port))
+        assert devserver.poll() is None, "the devserver stopped"
+        status = _status(settings)
+        assert status.returncode == 0, status.stdout + status.stderr
+        for service in services:
+            assert f"{service.name}" in status.stdout
+        restarts = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "sales_ops.cli", "local", "status", "--json"],
+                cwd=ROOT,
+                env=stack_env(settings),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            ).stdout
+        )["restarts"]
+        assert {s.name: restarts[s.name]["restarts"] for s in services} == {s.name: 1 for s in services}
+        assert status.stdout.count("restarted 1x") == len(services)
+    finally:
+        devserver.send_signal(signal.SIGTERM)
+        try:
+            devserver.wait(timeout=180)
+        finally:
+            stop_process(devserver, 5)
+    assert not any(s.pidfile(settings).exists() for s in services), "pidfiles left behind"
