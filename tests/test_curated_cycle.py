@@ -153,9 +153,9 @@ def moves(start: datetime) -> list[TimedChange]:
         "region": "eu",
     }
     return [
-        TimedChange(t, "ord-later", "put", dict(fields)),
-        TimedChange(t + 10, "ord-earlier", "put", dict(fields)),
-        TimedChange(t + 20, "ord-again", "put", dict(fields)),
+        TimedChange(t, "ord-later", "put", {**fields, "order_id": "ord-later"}),
+        TimedChange(t + 10, "ord-earlier", "put", {**fields, "order_id": "ord-earlier"}),
+        TimedChange(t + 20, "ord-again", "put", {**fields, "order_id": "ord-again"}),
         TimedChange(t + 3 * day, "ord-later", "put", {"created_at": iso(t + 3 * day), "status": "PAID"}),
         TimedChange(t + 3 * day, "ord-earlier", "put", {"created_at": iso(t - 3 * day), "status": "PAID"}),
         TimedChange(t + 3 * day, "ord-again", "delete"),

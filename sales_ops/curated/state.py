@@ -123,3 +123,14 @@ def horizon(keys: Iterable[str], lookback: timedelta) -> str | None:
         return None
     start = min(newest, now) - lookback
     return f"dt={start:%Y-%m-%d}/hour={start:%H}"
+
+
+def minutes_since_last_run(settings: Settings) -> float | None:
+    """Minutes since the compaction state was last written (None before any run)."""
+    try:
+        head = settings.client("s3").head_object(Bucket=settings.bucket, Key=STATE_KEY)
+    except ClientError as exc:
+        if error_code(exc) in ("NoSuchKey", "404"):
+            return None
+        raise
+    return (datetime.now(UTC) - head["LastModified"]).total_seconds() / 60
