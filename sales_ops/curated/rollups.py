@@ -310,6 +310,7 @@ def _ensure_by_date(settings: Settings, name: str) -> tuple[dict[str, Any], str]
     versions = f"{name}__versions"
     table = glue.get_table(settings, name)
     if table is None or not glue.partition_keys(table):  # new, or an unpartitioned one from before
+        glue.delete_table(settings, name)  # a table's partition keys are not changed in place
         glue.put_table(
             settings,
             glue.parquet_table_input(
