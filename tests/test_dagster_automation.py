@@ -86,8 +86,10 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
 
         # Evaluations one cadence apart (SALES_OPS_CADENCE_MINUTES): compaction and the rollups
         # run at most once per tick of its cron.
-        start = datetime.now(UTC).replace(second=0, microsecond=0)
-        start -= timedelta(minutes=start.minute % policies.CADENCE_MINUTES)
+        # From the next :15, so that no other cron (15-minute observations, the :05 hourly ones)
+        # ticks within the evaluations below.
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        start = now.replace(minute=15) + timedelta(hours=1 if now.minute >= 15 else 0)
 
         def at(ticks: float) -> datetime:
             return start + timedelta(minutes=policies.CADENCE_MINUTES * ticks)
