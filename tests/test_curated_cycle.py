@@ -292,3 +292,14 @@ def test_a_cycle_reads_the_same_bytes_whatever_the_history(space: Settings, tmp_
         more, read_big = big[stage]
         assert more == statements, stage
         assert read_big <= 1.5 * read, f"{stage}: {read_big} bytes with 6x the history, {read} before"
+
+
+def test_the_cadence_is_read_from_the_environment_and_must_divide_an_hour() -> None:
+    from sales_ops.settings import SettingsError, cadence_cron, cadence_minutes_from_env
+
+    assert cadence_minutes_from_env({}) == 5
+    assert cadence_minutes_from_env({"SALES_OPS_CADENCE_MINUTES": "15"}) == 15
+    assert cadence_cron(15) == "*/15 * * * *" and cadence_cron(60) == "0 * * * *"
+    for bad in ("7", "0", "-5", "five", "90"):
+        with pytest.raises(SettingsError, match="SALES_OPS_CADENCE_MINUTES"):
+            cadence_minutes_from_env({"SALES_OPS_CADENCE_MINUTES": bad})
