@@ -266,7 +266,7 @@ def cycle_cost(space: Settings, days: int) -> dict[str, tuple[int, int]]:
     with DuckDBEngine(space) as plain:
         compact(space, plain, fold_fraction=0)
         build_rollups(space, plain)
-        change_set = plan_changes(40, END - timedelta(days=1), END, seed=32)
+        change_set = plan_changes(20, END - timedelta(days=1), END, seed=32)
         deliver(space, list(raw_lines(change_set, stream)))
         metered = Metered(plain)
         metered.stage("compaction")
@@ -282,10 +282,10 @@ def cycle_cost(space: Settings, days: int) -> dict[str, tuple[int, int]]:
 
 def test_a_cycle_reads_the_same_bytes_whatever_the_history(space: Settings, tmp_path: Path) -> None:
     cutoff = 8 * 1024**2
-    small = cycle_cost(replace(space, scan_cutoff_bytes=cutoff), days=10)
+    small = cycle_cost(replace(space, scan_cutoff_bytes=cutoff), days=4)
     other = own_space(space, tmp_path / "long", "lng")
     try:
-        big = cycle_cost(replace(other, scan_cutoff_bytes=cutoff), days=60)
+        big = cycle_cost(replace(other, scan_cutoff_bytes=cutoff), days=24)
     finally:
         drop_bucket(other)
     for stage, (statements, read) in small.items():

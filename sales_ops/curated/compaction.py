@@ -742,8 +742,8 @@ def ensure_tables(settings: Settings) -> None:
     if latest is not None and glue.view_sql(latest) is None:
         _move_to_base(settings)
         latest = None
-    if latest is None:
-        sql = render_named("orders_latest", settings.database)
+    sql = render_named("orders_latest", settings.database)
+    if latest is None or glue.view_sql(latest) != sql:  # written once (again when the text changes)
         glue.put_table(settings, glue.view_input(ORDERS_LATEST, sql, VIEW_COLUMNS, settings.database))
 
 
