@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -507,15 +508,27 @@ def compact_cmd(
         bool, typer.Option("--break-lock", help="Remove the compaction lock first (shows its holder, asks).")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="--break-lock without asking.")] = False,
+    if_due: Annotated[
+        bool,
+        typer.Option("--if-due", help="Only if the last compaction is SALES_OPS_CADENCE_MINUTES old."),
+    ] = False,
 ) -> None:
-    """Compact new raw events into orders_latest (only the order_date partitions they touch)."""
+    """Compact new raw events into orders_latest (a delta per cycle; folds into the base when due)."""
     from sales_ops.curated.compaction import compact
+    from sales_ops.curated.state import minutes_since_last_run
+    from sales_ops.settings import cadence_minutes_from_env
     from sales_ops.targets import engine_for
 
     bounded("--retention-hours", retention_hours, 0, HOURS_MAX)
     bounded("--lookback-hours", lookback_hours, 0, HOURS_MAX, low_open=True)
     with friendly_errors(), data_errors():
         cfg = running(settings())
+        if if_due:
+            cadence = cadence_minutes_from_env(os.environ)
+            since = minutes_since_last_run(cfg)
+            if since is not None and since < cadence:
+                console.print(f"not due: the last compaction was {since:.1f} min ago (cadence {cadence} min)")
+                return
         if break_lock:
             _break_compaction_lock(cfg, yes)
         engine = engine_for(cfg)
@@ -527,8 +540,14 @@ def compact_cmd(
     if as_json:
         print(json.dumps(asdict(report)))
         return
-    if not report.partitions_rewritten and not full:
+    if not report.partitions_rewritten and not report.deltas_written and not full:
         console.print(f"nothing new to compact (watermark {report.watermark_after or 'none'})")
+    elif not report.partitions_rewritten:
+        console.print(
+            f"compacted {report.new_objects} raw object(s) into {len(report.deltas_written)} delta(s), "
+            f"{report.delta_rows} order(s) changed, {report.rejected} change(s) rejected: "
+            f"read {_size(report.bytes_read)} in {report.seconds:.1f}s"
+        )
     else:
         console.print(
             f"{'rebuilt' if full else 'compacted'} {report.new_objects} raw object(s) into "
@@ -736,8 +755,12 @@ def check_cmd(
             "sample (a few hundred orders each side) or export (the latest export)."
         ),
     ] = "auto",
+    full: Annotated[
+        bool, typer.Option("--full", help="unique_order_id and amounts over the whole table.")
+    ] = False,
 ) -> None:
-    """Run the data-quality checks; exit 1 when one fails."""
+    """Run the data-quality checks; exit 1 when one fails. unique_order_id and amounts check what
+    the last compaction wrote, or the whole table with --full."""
     from sales_ops.quality import run_checks
 
     if reconcile_from not in ("auto", "scan", "sample", "export"):
@@ -750,7 +773,12 @@ def check_cmd(
         engine = engine_for(cfg)
         try:
             outcomes = run_checks(
-                cfg, engine, max_age_s=max_age, reconcile=reconcile, reconcile_source=reconcile_from
+                cfg,
+                engine,
+                max_age_s=max_age,
+                reconcile=reconcile,
+                reconcile_source=reconcile_from,
+                full=full,
             )
         finally:
             engine.close()

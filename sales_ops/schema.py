@@ -88,6 +88,84 @@ SEQUENCE_ORDER = f"lpad(sequence_number, {SEQUENCE_DIGITS}, '0')"
 
 # The business rules. A sale is a live order whose status is not one of these; amounts are order_total.
 NOT_SALE_STATUSES: tuple[str, ...] = ("CANCELLED", "RETURNED")
+STATUSES: tuple[str, ...] = ("PLACED", "PAID", "SHIPPED", "DELIVERED", *NOT_SALE_STATUSES)
+
+# §2.1's value rules, which compaction applies to every change it merges (docs/design.md §2.5,
+# "Rejected changes"). A change that breaks one never reaches orders_latest and never stops the
+# others: it is recorded by name (order, event, reason) in orders_rejected. Deletes are not judged
+# (a tombstone needs only the key). Each rule: (condition that holds for a good value, reason text
+# in SQL). Values are read as text first, so a number, a string or a nested value all compare.
+# The Lambda (lambdas/firehose_transform/handler.py) keeps its own copy of these rules.
+WHOLE_NUMBER = "^[0-9]{1,18}([.]0+)?$"  # 2 or 2.0 (a column typed double), never 1.5
+AMOUNT = "^[0-9]{1,10}([.][0-9]{1,2})?$"  # fits DECIMAL(12,2): 10 digits, then at most 2 decimals
+ISO_TIMESTAMP = (
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _text(column: str) -> str:
+    return f"CAST({column} AS VARCHAR)"
+
+
+def _shown(column: str) -> str:
+    return f"coalesce({_text(column)}, 'missing')"
+
+
+def _whole(column: str) -> str:
+    return f"TRY_CAST(split_part({_text(column)}, '.', 1) AS BIGINT)"
+
+
+def _timestamp(column: str) -> str:
+    """The UTC instant of an ISO-8601 text (any offset), NULL when it is not one."""
+    text = _text(column)
+    return f"CASE WHEN regexp_like({text}, '{ISO_TIMESTAMP}') THEN TRY(from_iso8601_timestamp({text})) END"
+
+
+VALUE_RULES: tuple[tuple[str, str], ...] = (
+    (f"length({_text('customer_id')}) > 0", "'customer_id missing'"),
+    (f"length({_text('product_id')}) > 0", "'product_id missing'"),
+    (
+        f"regexp_like({_text('quantity')}, '{WHOLE_NUMBER}') AND {_whole('quantity')} >= 1",
+        f"'quantity ' || {_shown('quantity')} || ' is not a whole number >= 1'",
+    ),
+    (
+        f"regexp_like({_text('unit_price')}, '{AMOUNT}')",
+        f"'unit_price ' || {_shown('unit_price')} || ' is not an amount of DECIMAL(12,2)'",
+    ),
+    (
+        f"regexp_like({_text('order_total')}, '{AMOUNT}')",
+        f"'order_total ' || {_shown('order_total')} || ' is not an amount of DECIMAL(12,2)'",
+    ),
+    (
+        "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")",
+        f"'status ' || {_shown('status')} || ' is not one of {', '.join(STATUSES)}'",
+    ),
+    (
+        f"{_timestamp('created_at')} IS NOT NULL",
+        f"'created_at ' || {_shown('created_at')} || ' is not an ISO-8601 timestamp'",
+    ),
+)
+
+
+def _reject_reason() -> str:
+    """SQL: why a change breaks §2.1 (the first rule it breaks), NULL when it is good or a delete."""
+    whens = " ".join(f"WHEN NOT coalesce({ok}, false) THEN {why}" for ok, why in VALUE_RULES)
+    return f"(CASE WHEN is_deleted THEN NULL {whens} END)"
+
+
+def _checked_as_latest() -> str:
+    """As `raw_as_latest`, with every cast a TRY_CAST of the text: a bad value never fails the
+    statement (the row is rejected by `reject_reason`, so these values are never kept)."""
+    parts = []
+    for c in ORDER_COLUMNS:
+        if c.latest_type == "string":
+            parts.append(f"{_text(c.name)} AS {c.name}")
+        elif c.latest_type == "bigint":
+            parts.append(f"{_whole(c.name)} AS {c.name}")
+        else:
+            parts.append(f"TRY_CAST({_text(c.name)} AS {_trino_type(c.latest_type)}) AS {c.name}")
+    parts += ["event_time AS last_event_time", f"{SEQUENCE_ORDER} AS last_sequence_number"]
+    return ", ".join(parts)
 
 
 def _trino_type(hive: str) -> str:
@@ -111,5 +189,10 @@ SQL_RULES: dict[str, str] = {
     "created_ts": "from_iso8601_timestamp(created_at)",
     "latest_columns": ", ".join(c.name for c in LATEST_COLUMNS),
     "raw_as_latest": _raw_as_latest(),
+    # For the compaction's inputs (raw events, baseline rows): TRY-casts, the reason a change is
+    # rejected, and the order's date, the UTC date of created_at (whatever its offset).
+    "checked_as_latest": _checked_as_latest(),
+    "reject_reason": _reject_reason(),
+    "checked_order_date": f"CAST(({_timestamp('created_at')}) AT TIME ZONE 'UTC' AS DATE)",
     "sequence_order": SEQUENCE_ORDER,
 }

@@ -42,6 +42,12 @@ DEFAULT_STATE_DIR = PROJECT_ROOT / ".sales-ops"
 DEFAULT_SCAN_CUTOFF = 1024**3
 MIN_SCAN_CUTOFF = 10 * 1024**2  # Athena's minimum for the workgroup setting
 SCAN_CUTOFF_ENV = "SALES_OPS_SCAN_CUTOFF"
+# Compaction and the rollups run at most every this many minutes (docs/design.md §2.5, "Cadence"):
+# each cycle bills Athena's 10 MB minimum per statement, so the cadence sets the floor of the bill;
+# orders_live answers in real time in between. Read from the environment on both targets.
+CADENCE_ENV = "SALES_OPS_CADENCE_MINUTES"
+DEFAULT_CADENCE_MINUTES = 5
+CADENCE_CHOICES = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # divisors of an hour: a */N cron
 
 
 class SettingsError(ValueError):
@@ -173,6 +179,22 @@ def scan_cutoff_from_env(env: Mapping[str, str]) -> int:
             "(Athena's minimum for a workgroup's cutoff)"
         )
     return value
+
+
+def cadence_minutes_from_env(env: Mapping[str, str]) -> int:
+    """SALES_OPS_CADENCE_MINUTES, a divisor of 60 (a `*/N` cron ticks evenly), else the default."""
+    text = (env.get(CADENCE_ENV) or "").strip()
+    if not text:
+        return DEFAULT_CADENCE_MINUTES
+    if not text.isdigit() or int(text) not in CADENCE_CHOICES:
+        choices = ", ".join(str(c) for c in CADENCE_CHOICES)
+        raise SettingsError(f"{CADENCE_ENV}={text!r}: give minutes that divide an hour: one of {choices}")
+    return int(text)
+
+
+def cadence_cron(minutes: int) -> str:
+    """The cron of the cadence: every `minutes` past each hour."""
+    return "0 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
 
 
 def error_code(exc: ClientError) -> str:

@@ -21,18 +21,20 @@ import pytest
 from sales_ops.catalog.crawlers import LocalCrawler
 from sales_ops.catalog.glue import list_partitions
 from sales_ops.curated.compaction import (
+    DELTA_PREFIX,
     LATEST_PREFIX,
     VERSIONS_TABLE,
     Compaction,
     _merged_before,
     compact,
     current_versions,
+    live_deltas,
     passes,
 )
 from sales_ops.curated.lock import LOCK_KEY, CompactionLocked, S3Lock
 from sales_ops.curated.state import STATE_KEY, RawObject
 from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
-from sales_ops.query import DuckDBEngine, ScanCutoffError
+from sales_ops.query import DuckDBEngine, QueryError, ScanCutoffError
 from sales_ops.schema import ORDER_VALUE_FIELDS
 from sales_ops.settings import RAW_PREFIX, Settings
 
@@ -105,10 +107,18 @@ def test_incremental_runs_give_the_table_state_and_equal_a_full_rebuild(
         reports.append(compact(space, engine))
         assert_matches(table(engine, space), stream.live_orders())
 
-    # The last run rewrote exactly the dates its events touch; the others kept their version.
+    # The last run wrote a delta only (its orders' latest changes), no base partition; a fold then
+    # rewrote exactly the dates its events touch, and the others kept their version.
     last = reports[-1]
     touched = dates_of(lines, created)
-    assert sorted(last.partitions_rewritten) == sorted(f"order_date={d}" for d in touched)
+    assert last.deltas_written and last.partitions_rewritten == [] and last.delta_rows > 0
+    assert sorted(last.dates_changed) == sorted(touched)
+    assert current_versions(space) == before
+    folded = compact(space, engine, fold_fraction=0)
+    assert folded.folded == last.deltas_written and folded.new_objects == 0
+    assert sorted(folded.partitions_rewritten) == sorted(f"order_date={d}" for d in touched)
+    assert live_deltas(space) == []
+    assert_matches(table(engine, space), stream.live_orders())
     after = current_versions(space)
     untouched = {d for d in before if d.isoformat() not in touched}
     assert untouched, "the history should leave some dates untouched by the last part"
@@ -134,7 +144,8 @@ def test_a_keys_only_remove_finds_the_order_partition(space: Settings, engine: D
     assert dates
 
     write_lines(space, orphans)  # days late: beyond the default lookback, hence the longer one
-    report = compact(space, engine, lookback_hours=24 * 30)
+    report = compact(space, engine, lookback_hours=24 * 30, fold_fraction=0)  # a delta, then a fold
+    assert report.deltas_written and report.dates_changed == []  # no created_at in a Keys-only REMOVE
     assert sorted(report.partitions_rewritten) == sorted(f"order_date={d}" for d in dates)
     assert not gone & set(table(engine, space))
     assert_matches(table(engine, space), stream.live_orders())
@@ -197,7 +208,9 @@ def test_duplicated_and_reordered_events_change_nothing(space: Settings, engine:
     LocalCrawler(space).run()
 
     report = compact(space, engine)
-    assert report.new_objects > 0 and report.partitions_rewritten
+    assert report.new_objects > 0 and report.deltas_written
+    assert table(engine, space) == expected
+    compact(space, engine, fold_fraction=0)  # folded into the base: the same
     assert table(engine, space) == expected
     assert_matches(expected, stream.live_orders())
 
@@ -229,7 +242,7 @@ def test_a_late_object_in_a_compacted_hour_is_picked_up(space: Settings, engine:
     write_lines(space, [(partition, line)])  # lands in an hour compacted long ago
     report = compact(space, engine)
     assert report.new_objects == 1
-    assert report.partitions_rewritten == [f"order_date={event['created_at'][:10]}"]
+    assert report.dates_changed == [event["created_at"][:10]]
     assert_matches(table(engine, space), stream.live_orders())
 
 
@@ -257,29 +270,37 @@ def test_a_crash_between_write_and_swap_leaves_the_table_readable_and_is_repaire
     deliver(space, stream, first)
     compact(space, engine)
     before = table(engine, space)
+    versions = current_versions(space)
+    files = keys(space, LATEST_PREFIX)
     deliver(space, stream, second)
 
-    crashed = Compaction(space, engine)
-    plan = crashed.plan()
+    # A cycle writes its delta; a fold that dies after writing the base's new versions, before
+    # swapping any partition: readers see the same answer all along.
+    cycle = Compaction(space, engine, fold_fraction=0, progress=crash_at("swapping"))
+    plan = cycle.plan()
     assert plan is not None
-    crashed.write_all(plan)  # … and the process dies before swapping any partition
-    orphans = [k for k in keys(space, LATEST_PREFIX) if f"/v={plan.version}" in k]
-    assert orphans
-    assert table(engine, space) == before  # readable, and still the previous state
+    cycle.write_deltas(plan)
+    assert live_deltas(space) and table(engine, space) != before
+    assert_matches(table(engine, space), stream.live_orders())
+    with pytest.raises(Crash):
+        cycle.run()  # nothing new: the fold, which dies before its swap
+    orphans = [k for k in keys(space, LATEST_PREFIX) if k not in files]
+    assert orphans and current_versions(space) == versions
+    assert_matches(table(engine, space), stream.live_orders())
 
-    # A crash after swapping some partitions but before recording the watermark.
-    half = Compaction(space, engine)
-    plan2 = half.plan()
-    assert plan2 is not None
-    window = plan2.windows[0]
-    first_date = sorted(half.touched(plan2, window))[:1]
-    half.write(plan2, window, first_date)
-    half.swap(plan2, first_date)
+    # A crash after swapping but before the deltas are dropped: the same answer again.
+    deltas = live_deltas(space)
+    with pytest.raises(Crash):
+        Compaction(space, engine, fold_fraction=0, progress=crash_at("dropping")).run()
+    assert live_deltas(space) == deltas and current_versions(space) != versions
+    assert_matches(table(engine, space), stream.live_orders())
 
-    report = compact(space, engine, retention_hours=0)
+    report = compact(space, engine, retention_hours=0, fold_fraction=0)
+    assert report.folded == [f"delta={d}" for d in deltas]
     assert_matches(table(engine, space), stream.live_orders())
     assert report.versions_removed >= 1
-    assert not [k for k in keys(space, LATEST_PREFIX) if f"/v={plan.version}" in k]
+    assert not [k for k in keys(space, LATEST_PREFIX) if k in orphans]
+    assert live_deltas(space) == [] and not keys(space, DELTA_PREFIX)
 
 
 def test_two_compactions_never_interleave(space: Settings, engine: DuckDBEngine) -> None:
@@ -307,7 +328,7 @@ def test_old_versions_are_removed_after_the_retention(space: Settings, engine: D
     deliver(space, stream, first)
     compact(space, engine)
     deliver(space, stream, second)
-    kept = compact(space, engine, retention_hours=24)
+    kept = compact(space, engine, retention_hours=24, fold_fraction=0)
     assert kept.versions_removed == 0
     versions = {k.split("/v=")[1].split("/")[0].removesuffix("-deleted") for k in keys(space, LATEST_PREFIX)}
     assert len(versions) == 2
@@ -433,3 +454,28 @@ def test_a_lake_past_the_scan_cutoff_is_compacted_in_passes(space: Settings, eng
     one = compact(space, engine, full=True)
     assert one.passes == 1
     assert table(engine, space) == windowed
+
+
+def test_a_resumed_pass_never_reads_the_files_its_failed_attempt_left(space: Settings) -> None:
+    """Issue 21, item 6. A rebuild dies after its first pass; the resumed second pass fails after
+    writing (HIVE_TOO_MANY_OPEN_PARTITIONS: more than 100 dates and their tombstones in one
+    INSERT) and, as Athena may, leaves its files behind; the next run resumes again. Each attempt
+    writes under a fresh name, so every order is there once."""
+    stream = ChangeStream(seed=7)
+    deliver(space, stream, plan_changes(300, END - timedelta(days=120), END, seed=7))
+    sizes = keys(space, RAW_PREFIX)
+    first_partition = min(k.rsplit("/", 1)[0] for k in sizes)
+    budget = sum(size for k, size in sizes.items() if k.startswith(first_partition + "/"))
+    with DuckDBEngine(space, leave_failed_writes=True) as engine:
+        with pytest.raises(Crash):  # pass 1 is the first hour; the rest is the next pass
+            compact(space, engine, full=True, window_bytes=budget, progress=crash_at("pass 2/"))
+        first_pass = keys(space, LATEST_PREFIX)
+        with pytest.raises(QueryError, match="HIVE_TOO_MANY_OPEN_PARTITIONS"):
+            Compaction(space, engine, dates_per_write=500, listing_margin_s=0).run()
+        left = set(keys(space, LATEST_PREFIX)) - set(first_pass)
+        assert left, "the failed write left no file"
+        report = Compaction(space, engine, listing_margin_s=0).run()
+        assert report.full and report.passes == 2
+        rows = engine.query(f"SELECT order_id FROM {space.database}.orders_latest").rows
+        assert len(rows) == len({r[0] for r in rows})  # each order once
+        assert_matches(table(engine, space), stream.live_orders())

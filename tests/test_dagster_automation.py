@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -83,7 +84,17 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
         def build(assets: list, tags: dict | None = None) -> None:
             assert dg.materialize(assets, instance=instance, resources=resources, tags=tags).success
 
-        first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        # Evaluations one cadence apart (SALES_OPS_CADENCE_MINUTES): compaction and the rollups
+        # run at most once per tick of its cron.
+        # From the next :15, so that no other cron (15-minute observations, the :05 hourly ones)
+        # ticks within the evaluations below.
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        start = now.replace(minute=15) + timedelta(hours=1 if now.minute >= 15 else 0)
+
+        def at(ticks: float) -> datetime:
+            return start + timedelta(minutes=policies.CADENCE_MINUTES * ticks)
+
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at(0.1))
         assert requested(first) == set(), "nothing observed yet, nothing requested"
 
         run_load(local_stack, 15, rate=0, seed=131)
@@ -93,30 +104,43 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
         assert observation.asset_key == dg.AssetKey("raw_orders_files")
         assert observation.metadata["new_objects"].value >= 1
 
-        second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        second = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=first.cursor, evaluation_time=at(1.1)
+        )
         # raw_orders is missing in this instance: crawl and compact, with the checks that validate
         # them, in the same tick; the rollups wait for orders_latest's blocking check to pass.
         checks = {"orders_latest:unique_order_id", "orders_latest:amounts", "raw_orders_table:raw_schema"}
         assert requested(second) == {"raw_orders_table", "orders_latest", *checks}
         build([raw_orders_table, orders_latest, raw_schema, unique_order_id, amounts])
 
-        third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+        third = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=second.cursor, evaluation_time=at(1.2)
+        )
         assert requested(third) == set(ROLLUPS)
         build(rollup_assets)
 
         # Nothing new: the sensor skips, and the automation requests nothing.
         idle = sensor_tick(local_stack, instance, tick.cursor)
         assert idle.asset_events == [] and "no new raw objects" in idle.skip_message
-        fourth = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=third.cursor)
+        fourth = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=third.cursor, evaluation_time=at(1.3)
+        )
         assert requested(fourth) == set()
 
-        # New data again: compaction, its checks and the rollups in one run (a failing blocking
-        # check would stop the rollups inside it), but no crawl (raw_orders exists; compaction
-        # registers the new partitions itself); the reconciliation waits for its hour.
+        # New data again: compaction, its checks and the rollups in one run, at the next tick (a
+        # failing blocking check would stop the rollups inside it), but no crawl (raw_orders exists;
+        # compaction registers the new partitions itself); the reconciliation waits for its hour.
         run_load(local_stack, 5, rate=0, seed=132)
         wait_delivered(local_stack, timeout=60)
         assert sensor_tick(local_stack, instance, tick.cursor).asset_events
-        fifth = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=fourth.cursor)
+        waiting = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=fourth.cursor, evaluation_time=at(1.5)
+        )
+        assert requested(waiting) == set(), "no tick of the cadence since the last compaction"
+        fourth = waiting
+        fifth = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=fourth.cursor, evaluation_time=at(2.1)
+        )
         assert requested(fifth) == {
             "orders_latest",
             "orders_latest:unique_order_id",
@@ -127,7 +151,9 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
         # A backfill (a run tagged sales_ops/backfill that rebuilt orders_latest) asks for the
         # reconciliation at once, without waiting for the hour.
         build([orders_latest], tags={policies.BACKFILL_TAG: "1"})
-        sixth = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=fifth.cursor)
+        sixth = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=fifth.cursor, evaluation_time=at(2.2)
+        )
         assert "orders_latest:reconciliation" in requested(sixth)
 
 

@@ -1,7 +1,8 @@
 """`orders_live`: the latest state merged at read time, as an Athena view in the Glue catalog.
 
 The view (sql/orders_live.sql) is `orders_latest` plus the raw events of the tail, latest per order by
-sequence number, deletes applied. The tail is the raw objects delivered from the watermark's
+sequence number, deletes applied; only the orders the tail touches are ranked (a join by key).
+The tail is the raw objects delivered from the watermark's
 delivery time minus `LATE_MARGIN` on (dt/hour partitions from that hour, and "$path" within it):
 the view's text carries the bound as literals, so Athena and the local engine prune by it (with
 partition projection on raw_orders, a new dt/hour is visible with no crawl). The view is rewritten
@@ -24,18 +25,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sales_ops.catalog import glue
-from sales_ops.curated.compaction import ensure_tables
+from sales_ops.curated.compaction import VIEW_COLUMNS, ensure_tables
 from sales_ops.curated.state import _RAW_KEY, CompactionState
 from sales_ops.query.templates import Sql, literal, render_named
-from sales_ops.schema import LATEST_COLUMNS
 from sales_ops.settings import RAW_PREFIX, Settings
 
 ORDERS_LIVE = "orders_live"
 LATE_MARGIN = timedelta(minutes=20)
-# The view's columns, in Trino types (as Athena records them for a view).
-LIVE_COLUMNS: list[tuple[str, str]] = [
-    (c.name, "varchar" if c.latest_type == "string" else c.latest_type) for c in LATEST_COLUMNS
-] + [("order_date", "date")]
+# The view's columns, in Trino types (as Athena records them for a view): orders_latest's.
+LIVE_COLUMNS: list[tuple[str, str]] = VIEW_COLUMNS
 
 
 # Firehose names objects <stream>-<version>-YYYY-MM-DD-HH-MM-SS-<random>, by delivery time.
@@ -89,8 +87,16 @@ def tail_filter(start: Tail | None, bucket: str) -> Sql:
 
 
 def live_view_sql(settings: Settings, state: CompactionState) -> str:
+    names = [name for name, _ in LIVE_COLUMNS]
+    # The tail's columns beside orders_latest's (t_<name>), then the winner's of each.
+    tail_columns = ", ".join(f"t.{n} AS t_{n}" for n in names)
+    live_columns = ", ".join(f"CASE WHEN tail_wins THEN t_{n} ELSE {n} END AS {n}" for n in names)
     return render_named(  # the view's SQL file bears its name
-        "orders_live", settings.database, raw_tail=tail_filter(tail_start(state), settings.bucket)
+        "orders_live",
+        settings.database,
+        raw_tail=tail_filter(tail_start(state), settings.bucket),
+        tail_columns=Sql(tail_columns),
+        live_columns=Sql(live_columns),
     )
 
 

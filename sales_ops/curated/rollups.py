@@ -1,31 +1,42 @@
-"""Rollups of orders_latest, rebuilt whole as Parquet tables under curated/<rollup>/.
+"""Rollups of orders_latest, maintained from what changed (docs/design.md §2.7).
 
-Each build writes a fresh version prefix `curated/<rollup>/v=<version>/`: a scratch Glue table with
-the rollup's columns (`ROLLUP_COLUMNS`) is registered at that location and filled by an
-`INSERT INTO … SELECT`, as the compaction does; the rollup's own Glue table is then pointed at it in
-one `UpdateTable` (readers see the old or the new version, never a mix), the scratch name is
-dropped, and versions older than the retention are removed. The SELECTs live in
-`sql/rollup_<name>.sql`; the INSERT wrapper is here, once, for both engines.
+- **By date** (`sales_by_product_hourly`, and `customer_activity_daily`, the partials behind
+  `customer_activity`): partitioned by order_date, one version per date
+  (`curated/<rollup>/order_date=D/v=<version>/`, written through `<rollup>__versions`). A build
+  recomputes only the dates whose orders changed since its last build: the dates whose base
+  version or set of live deltas differs from what the rollup's state recorded
+  (`curated/_state/rollup-<name>.json`), reading those dates of orders_latest only; then each
+  date's partition is swapped (one atomic Glue write per partition).
+- **Running totals** (`inventory_status`, `customer_activity`): unpartitioned, one version per
+  build; each build is the previous version plus the by-date rollup's partitions rebuilt since,
+  minus what those partitions held before (a ledger of date → version in the state says which).
+  When an old version is gone (retention), the build adds up every date instead.
 
-Not a CTAS with `external_location`: the stack's workgroup enforces its configuration, and Athena
-then fails any CTAS that names an external_location ("Considerations and limitations for CTAS
-queries", https://docs.aws.amazon.com/athena/latest/ug/ctas-considerations-limitations.html). A
-CTAS without it would write under the workgroup's athena-results/, which its lifecycle expires.
+Writes go through `INSERT INTO` a table registered at a fresh location, never a CTAS with
+`external_location`: the stack's workgroup enforces its configuration, and Athena then fails any
+CTAS that names one ("Considerations and limitations for CTAS queries",
+https://docs.aws.amazon.com/athena/latest/ug/ctas-considerations-limitations.html). A CTAS without
+it would write under the workgroup's athena-results/, which its lifecycle expires.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from sales_ops.catalog import glue
-from sales_ops.curated.compaction import new_version, version_time
+from sales_ops.curated.compaction import current_versions, new_version, version_time
 from sales_ops.curated.lock import S3Lock
+from sales_ops.curated.state import CompactionState
 from sales_ops.load.shop import CATALOGUE_KEY
-from sales_ops.query import SqlEngine, render_named
+from sales_ops.query import Sql, SqlEngine, literal, render_named
 from sales_ops.schema import COLUMN_DESCRIPTIONS
-from sales_ops.settings import CURATED_PREFIX, Settings
+from sales_ops.settings import CURATED_PREFIX, Settings, error_code
 
 ROLLUPS = ("sales_by_product_hourly", "customer_activity", "inventory_status")
 PRODUCTS_TABLE = "products"
@@ -58,22 +69,35 @@ ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("orders", "bigint", "Live orders of the customer."),
         ("sales", "bigint", "Of those, sales (not cancelled or returned)."),
         ("spend", "decimal(38,2)", "Amount spent (sum of order_total over sales)."),
-        ("first_order_at", "timestamp", "created_at of the first live order."),
-        ("last_order_at", "timestamp", "created_at of the latest live order."),
+        ("first_order_at", "timestamp", "created_at of the first order seen live (never moves back)."),
+        ("last_order_at", "timestamp", "created_at of the latest order seen live (never moves back)."),
+    ),
+    "customer_activity_daily": (
+        ("customer_id", "string", COLUMN_DESCRIPTIONS["customer_id"]),
+        ("orders", "bigint", "Live orders of the customer created that day."),
+        ("sales", "bigint", "Of those, sales (not cancelled or returned)."),
+        ("spend", "decimal(38,2)", "Amount spent (sum of order_total over sales)."),
+        ("first_order_at", "timestamp", "created_at of the day's first live order."),
+        ("last_order_at", "timestamp", "created_at of the day's latest live order."),
     ),
     "inventory_status": (
         ("product_id", "string", COLUMN_DESCRIPTIONS["product_id"]),
         ("product_name", "string", COLUMN_DESCRIPTIONS["product_name"]),
         ("category", "string", COLUMN_DESCRIPTIONS["category"]),
-        ("units_sold_1h", "bigint", "Units sold in orders created in the last hour."),
-        ("units_sold_24h", "bigint", "Units sold in orders created in the last 24 hours."),
-        ("units_sold_7d", "bigint", "Units sold in orders created in the last 7 days."),
+        ("units_sold_1h", "bigint", "Units sold in orders created since the hour that holds now - 1 h."),
+        ("units_sold_24h", "bigint", "Units sold in orders created since the hour that holds now - 24 h."),
+        ("units_sold_7d", "bigint", "Units sold in orders created since the hour that holds now - 7 d."),
         ("units_sold", "bigint", "Units sold in all."),
         ("opening_stock", "bigint", "Stock in the product catalogue before any sale."),
         ("stock_left", "bigint", "opening_stock minus units sold."),
         ("as_of", "timestamp", "When the rollup was built."),
     ),
 }
+# Rollups partitioned by order_date, rebuilt date by date; and the running totals over them.
+BY_DATE = ("sales_by_product_hourly", "customer_activity_daily")
+RUNNING = {"inventory_status": "sales_by_product_hourly", "customer_activity": "customer_activity_daily"}
+DATES_PER_WRITE = 100  # one partition per date: Athena's INSERT writes at most 100
+ROLLUP_STATE_KEY = f"{CURATED_PREFIX}_state/rollup-{{name}}.json"
 # A rollup build is a writer like compaction: one at a time per rollup, or two builds would drop
 # each other's scratch table. Same lease as compaction, another key.
 ROLLUP_LOCK_KEY = f"{CURATED_PREFIX}_state/rollup-{{name}}.lock"
@@ -92,6 +116,9 @@ class RollupReport:
     seconds: float
     bytes_read: int = 0
     versions_removed: int = 0
+    dates_rebuilt: list[str] = field(default_factory=list)  # by-date rollups: partitions rewritten
+    full: bool = False  # running totals: added up from every date (no usable ledger)
+    statements: int = 0
 
 
 def build_rollups(settings: Settings, engine: SqlEngine, retention_hours: float = 24) -> list[RollupReport]:
@@ -110,14 +137,140 @@ def build_rollup(
 
 
 def _build_rollup(settings: Settings, engine: SqlEngine, name: str, retention_hours: float) -> RollupReport:
+    if name in RUNNING:
+        return _build_running(settings, engine, name, retention_hours)
+    return _build_by_date(settings, engine, name, retention_hours)
+
+
+@dataclass
+class _Counted:
+    """A rollup build's statements and bytes scanned."""
+
+    engine: SqlEngine
+    bytes_read: int = 0
+    statements: int = 0
+
+    def run(self, sql: str) -> Any:
+        result = self.engine.execute(sql)
+        self.bytes_read += result.bytes_scanned
+        self.statements += 1
+        return result
+
+
+def date_signatures(settings: Settings) -> dict[str, str]:
+    """order_date → what its orders_latest rows come from: the base version and the live deltas
+    touching it. A date whose signature changed since a build has changed rows."""
+    state = CompactionState.load(settings)
+    out = {d.isoformat(): v for d, v in current_versions(settings).items()}
+    touching: dict[str, list[str]] = {}
+    for delta, by_date in state.deltas.items():
+        for d in by_date:
+            if d != "None":
+                touching.setdefault(d, []).append(delta)
+    for d, deltas in touching.items():
+        out[d] = f"{out.get(d, '')}+{','.join(sorted(deltas))}"
+    return out
+
+
+def _build_by_date(settings: Settings, engine: SqlEngine, name: str, retention_hours: float) -> RollupReport:
     started = time.monotonic()
+    counted = _Counted(engine)
+    table, versions_table = _ensure_by_date(settings, name)
+    state = _load_state(settings, name)
+    seen: dict[str, str] = state.get("signatures", {})
+    now = date_signatures(settings)
+    changed = sorted(d for d in set(now) | set(seen) if now.get(d) != seen.get(d))
+    gone = [d for d in changed if d not in now]
+    rebuild = [date.fromisoformat(d) for d in changed if d in now]
+    version = new_version()
+    for i in range(0, len(rebuild), DATES_PER_WRITE):
+        batch = rebuild[i : i + DATES_PER_WRITE]
+        body = render_named(f"rollup_by_date_{name}", settings.database, dates=batch, version=version)
+        counted.run(f"INSERT INTO {settings.database}.{versions_table}\n{body}")
+    written = {(p["Values"][0], p["Values"][1]) for p in glue.list_partitions(settings, versions_table)}
+    prefix = f"{CURATED_PREFIX}{name}/"
+    entries = [
+        glue.partition_input(
+            table, [d.isoformat()], settings.s3_uri(f"{prefix}order_date={d.isoformat()}/v={version}/")
+        )
+        for d in rebuild
+        if (d.isoformat(), version) in written  # a date with no live order left has no rows
+    ]
+    glue.put_partitions(settings, table, entries)
+    empty = [[d.isoformat()] for d in rebuild if (d.isoformat(), version) not in written]
+    glue.delete_partitions(settings, name, [[d] for d in gone] + empty)
+    state["signatures"] = now
+    _save_state(settings, name, state)
+    rows = counted.run(
+        f"SELECT count(*) FROM {settings.database}.{versions_table} WHERE v = {literal(version)}"
+    )
+    removed = _remove_old_date_versions(settings, name, timedelta(hours=retention_hours))
+    return RollupReport(
+        name=name,
+        rows=int(rows.rows[0][0]),
+        bytes_written=sum(
+            size for key, size in _objects(settings, settings.s3_uri(prefix)) if f"/v={version}/" in key
+        ),
+        location=settings.s3_uri(prefix),
+        seconds=time.monotonic() - started,
+        bytes_read=counted.bytes_read,
+        versions_removed=removed,
+        dates_rebuilt=[d.isoformat() for d in rebuild],
+        statements=counted.statements,
+    )
+
+
+def _build_running(settings: Settings, engine: SqlEngine, name: str, retention_hours: float) -> RollupReport:
+    """Running totals over a by-date rollup: previous build + rebuilt partitions - their old state."""
+    source = RUNNING[name]
+    inner = _build_by_date(settings, engine, source, retention_hours)  # bring the source up to date
     if name == "inventory_status":
         ensure_products_table(settings)
+    started = time.monotonic()
+    state = _load_state(settings, name)
+    ledger: dict[str, str] = state.get("ledger", {})
+    current = {p["Values"][0]: _version_of(p) for p in glue.list_partitions(settings, source)}
+    previous = glue.get_table(settings, name)
+    changed = sorted(d for d in set(current) | set(ledger) if current.get(d) != ledger.get(d))
+    kept = {(p["Values"][0], p["Values"][1]) for p in glue.list_partitions(settings, f"{source}__versions")}
+    usable = (
+        previous is not None and bool(ledger) and all((d, ledger[d]) in kept for d in changed if d in ledger)
+    )
+    if usable:
+        new = {d: current[d] for d in changed if d in current}
+        old = {d: ledger[d] for d in changed if d in ledger}
+        with_previous = Sql("TRUE")
+    else:  # first build, or an old partition already removed: add up every date
+        new, old, with_previous = dict(current), {}, Sql("FALSE")
+    if previous is None:  # the SQL reads the previous build: an empty table until the first one
+        columns = [(c, t) for c, t, _ in ROLLUP_COLUMNS[name]]
+        empty = settings.s3_uri(f"{CURATED_PREFIX}{name}/v={new_version()}/")
+        glue.put_table(settings, glue.parquet_table_input(name, columns, empty))
+    body = render_named(
+        f"rollup_total_{name}",
+        settings.database,
+        new_partials=_pairs(new),
+        old_partials=_pairs(old),
+        with_previous=with_previous,
+    )
+    report = _write_version(settings, engine, name, body, retention_hours, started)
+    state["ledger"] = current
+    _save_state(settings, name, state)
+    report.full = not usable
+    report.bytes_read += inner.bytes_read
+    report.statements += inner.statements
+    report.dates_rebuilt = inner.dates_rebuilt
+    return report
+
+
+def _write_version(
+    settings: Settings, engine: SqlEngine, name: str, body: str, retention_hours: float, started: float
+) -> RollupReport:
+    """One unpartitioned version of a rollup, filled through a scratch table, then swapped in."""
     prefix = f"{CURATED_PREFIX}{name}/"
     location = settings.s3_uri(f"{prefix}v={new_version()}/")
     scratch = f"{name}__build"
     glue.delete_table(settings, scratch)  # left by a crashed build: its files are unreferenced
-    body = render_named(f"rollup_{name}", settings.database)
     columns = [(column, type_) for column, type_, _ in ROLLUP_COLUMNS[name]]
     descriptions = rollup_descriptions(name)
     # An enforced workgroup refuses CTAS with external_location (Athena's CTAS considerations:
@@ -129,18 +282,104 @@ def _build_rollup(settings: Settings, engine: SqlEngine, name: str, retention_ho
         glue.put_table(settings, glue.parquet_table_input(name, columns, location, descriptions=descriptions))
     finally:
         glue.delete_table(settings, scratch)
-    rows = engine.query(f"SELECT count(*) FROM {settings.database}.{name}")
     written = sum(size for key, size in _objects(settings, location) if not key.endswith("/"))
     removed = _remove_old_versions(settings, prefix, location, timedelta(hours=retention_hours))
     return RollupReport(
         name=name,
-        rows=int(rows.rows[0][0]),
+        rows=_rows_written(result),
         bytes_written=written,
         location=location,
         seconds=time.monotonic() - started,
-        bytes_read=result.bytes_scanned + rows.bytes_scanned,
+        bytes_read=result.bytes_scanned,
         versions_removed=removed,
+        statements=1,
     )
+
+
+def _rows_written(result: Any) -> int:
+    try:
+        return int(result.rows[0][0])
+    except (IndexError, TypeError, ValueError):
+        return 0
+
+
+def _ensure_by_date(settings: Settings, name: str) -> tuple[dict[str, Any], str]:
+    """The rollup's table (partitioned by order_date) and its versions table (order_date, v)."""
+    columns = [(c, t) for c, t, _ in ROLLUP_COLUMNS[name]]
+    location = settings.s3_uri(f"{CURATED_PREFIX}{name}/")
+    versions = f"{name}__versions"
+    table = glue.get_table(settings, name)
+    if table is None or not glue.partition_keys(table):  # new, or an unpartitioned one from before
+        glue.delete_table(settings, name)  # a table's partition keys are not changed in place
+        glue.put_table(
+            settings,
+            glue.parquet_table_input(
+                name, columns, location, [("order_date", "date")], descriptions=rollup_descriptions(name)
+            ),
+        )
+        _save_state(settings, name, {})
+    if glue.get_table(settings, versions) is None:
+        keys = [("order_date", "date"), ("v", "string")]
+        glue.put_table(settings, glue.parquet_table_input(versions, columns, location, keys))
+    return glue.require_table(settings, name), versions
+
+
+def _version_of(partition: dict[str, Any]) -> str:
+    return str(partition["StorageDescriptor"]["Location"]).rstrip("/").rsplit("/v=", 1)[-1]
+
+
+def _pairs(versions: dict[str, str]) -> Sql:
+    """WHERE fragment on a <rollup>__versions table: exactly these (order_date, v) partitions."""
+    if not versions:
+        return Sql("FALSE")
+    dates = ", ".join(literal(date.fromisoformat(d)) for d in sorted(versions))
+    names = literal(sorted(set(versions.values())), top=True)
+    each = " OR ".join(
+        f"(order_date = {literal(date.fromisoformat(d))} AND v = {literal(v)})"
+        for d, v in sorted(versions.items())
+    )
+    return Sql(f"order_date IN ({dates}) AND v IN ({names}) AND ({each})")
+
+
+def _load_state(settings: Settings, name: str) -> dict[str, Any]:
+    try:
+        body = settings.client("s3").get_object(
+            Bucket=settings.bucket, Key=ROLLUP_STATE_KEY.format(name=name)
+        )
+    except ClientError as exc:
+        if error_code(exc) in ("NoSuchKey", "404"):
+            return {}
+        raise
+    return dict(json.loads(body["Body"].read()))
+
+
+def _save_state(settings: Settings, name: str, state: dict[str, Any]) -> None:
+    settings.client("s3").put_object(
+        Bucket=settings.bucket, Key=ROLLUP_STATE_KEY.format(name=name), Body=json.dumps(state).encode()
+    )
+
+
+def _remove_old_date_versions(settings: Settings, name: str, retention: timedelta) -> int:
+    """Versions of a by-date rollup that no partition points at, written before the retention."""
+    cutoff = datetime.now(UTC) - retention
+    current = {(p["Values"][0], _version_of(p)) for p in glue.list_partitions(settings, name)}
+    prefix = f"{CURATED_PREFIX}{name}/"
+    doomed: dict[tuple[str, str], list[str]] = {}
+    for key, _ in _objects(settings, settings.s3_uri(prefix)):
+        parts = key[len(prefix) :].split("/")
+        if len(parts) < 3 or not parts[0].startswith("order_date=") or not parts[1].startswith("v="):
+            continue
+        pair = (parts[0].removeprefix("order_date="), parts[1].removeprefix("v="))
+        written = version_time(pair[1])
+        if pair not in current and written is not None and written <= cutoff:
+            doomed.setdefault(pair, []).append(key)
+    keys = [{"Key": k} for ks in doomed.values() for k in ks]
+    s3 = settings.client("s3")
+    for i in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys[i : i + 1000], "Quiet": True})
+    versions = {(p["Values"][0], p["Values"][1]) for p in glue.list_partitions(settings, f"{name}__versions")}
+    glue.delete_partitions(settings, f"{name}__versions", [list(p) for p in doomed if p in versions])
+    return len(doomed)
 
 
 def ensure_products_table(settings: Settings) -> None:

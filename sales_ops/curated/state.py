@@ -30,6 +30,13 @@ class CompactionState:
     # A run in passes whose swap has not happened yet (it crashed or was stopped): what its finished
     # passes wrote, so the next run goes on from there (compaction.Compaction.plan).
     passes: dict[str, Any] | None = None
+    # Live deltas (orders_delta partitions) → their rows per order_date, and the base's live rows
+    # per order_date: whether a fold is due (compaction.Compaction.fold_due).
+    deltas: dict[str, dict[str, int]] = field(default_factory=dict)
+    base_rows: dict[str, int] = field(default_factory=dict)
+    # What the last run that wrote anything wrote (the per-cycle checks read it, §2.8): its deltas,
+    # the dates they changed or a fold/rebuild rewrote, and the dates a rebuild wrote.
+    last_run: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, settings: Settings) -> CompactionState:
@@ -46,6 +53,9 @@ class CompactionState:
             data.get("watermark"),
             data.get("baselines", []),
             data.get("passes"),
+            data.get("deltas", {}),
+            data.get("base_rows", {}),
+            data.get("last_run", {}),
         )
 
     def save(self, settings: Settings) -> None:
@@ -55,6 +65,9 @@ class CompactionState:
             "watermark": self.watermark,
             "baselines": self.baselines,
             "passes": self.passes,
+            "deltas": self.deltas,
+            "base_rows": self.base_rows,
+            "last_run": self.last_run,
             "updated_at": datetime.now(UTC).isoformat(),
         }
         settings.client("s3").put_object(
@@ -110,3 +123,14 @@ def horizon(keys: Iterable[str], lookback: timedelta) -> str | None:
         return None
     start = min(newest, now) - lookback
     return f"dt={start:%Y-%m-%d}/hour={start:%H}"
+
+
+def minutes_since_last_run(settings: Settings) -> float | None:
+    """Minutes since the compaction state was last written (None before any run)."""
+    try:
+        head = settings.client("s3").head_object(Bucket=settings.bucket, Key=STATE_KEY)
+    except ClientError as exc:
+        if error_code(exc) in ("NoSuchKey", "404"):
+            return None
+        raise
+    return (datetime.now(UTC) - head["LastModified"]).total_seconds() / 60

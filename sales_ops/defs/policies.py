@@ -6,10 +6,12 @@ automation_condition.py`, `freshness.py`, `instance/config.py`) and the Dagster 
 declarative automation, freshness policies and op retries.
 """
 
+import os
 from datetime import timedelta
 from typing import Any
 
 import dagster as dg
+from sales_ops.settings import cadence_cron, cadence_minutes_from_env
 
 # Every asset that writes the Glue catalogue or the curated tables takes a slot of this pool. The
 # instance config (dagster/dagster.yaml: `concurrency.pools`, op granularity, limit 1) gives it one
@@ -57,14 +59,27 @@ HOURLY_BACKSTOP = (
     & ~dg.AutomationCondition.in_progress()
 ).with_label("hourly backstop")
 
-# orders_latest: as soon as new raw data is observed (eager), and hourly.
-COMPACT = (
-    (dg.AutomationCondition.eager() | HOURLY_BACKSTOP)
-    .ignore(NOT_BACKFILL)  # type: ignore[attr-defined]  # an OrAutomationCondition's method
-    .with_label("eager or hourly")
+# The cadence (SALES_OPS_CADENCE_MINUTES, docs/design.md §2.5): compaction and the rollups run at
+# most once per tick of a `*/N` cron, however often new data is observed; orders_live answers in
+# real time in between.
+CADENCE_MINUTES = cadence_minutes_from_env(os.environ)
+CADENCE = (
+    dg.AutomationCondition.cron_tick_passed(  # type: ignore[misc]
+        cadence_cron(CADENCE_MINUTES)
+    )
+    .since_last_handled()
+    .with_label(f"at most every {CADENCE_MINUTES} min")
 )
 
-# The rollups: after each orders_latest update, but only once its blocking checks passed.
+# orders_latest: on new raw data (eager) at most once per cadence tick, and hourly.
+COMPACT = (
+    ((dg.AutomationCondition.eager() & CADENCE) | HOURLY_BACKSTOP)
+    .ignore(NOT_BACKFILL)  # type: ignore[attr-defined]  # an OrAutomationCondition's method
+    .with_label(f"eager at most every {CADENCE_MINUTES} min, or hourly")
+)
+
+# The rollups: after each orders_latest update (itself at most once per cadence tick), but only
+# once its blocking checks passed.
 ROLLUP = (
     dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 ).with_label("eager, after blocking checks passed")

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -178,28 +178,85 @@ def _newest_raw_object(settings: Settings) -> dict[str, Any] | None:
     return None
 
 
-def check_unique_order_id(engine: SqlEngine) -> CheckOutcome:
+@dataclass(frozen=True)
+class Written:
+    """What the last compaction wrote (docs/design.md §2.8): its deltas, and the order_date
+    partitions it changed or rewrote. The per-cycle checks read only these."""
+
+    deltas: list[str]
+    dates: list[str]  # every date changed (deltas) or rewritten (a fold or a rebuild)
+    rebuilt: list[str]  # dates a rebuild wrote (new rows not in any delta)
+
+    @classmethod
+    def load(cls, settings: Settings) -> Written:
+        from sales_ops.curated.state import CompactionState
+
+        last = CompactionState.load(settings).last_run
+        return cls(list(last.get("deltas", [])), list(last.get("dates", [])), list(last.get("rebuilt", [])))
+
+
+def _dates_in(dates: list[str]) -> Sql:
+    if not dates:
+        return Sql("FALSE")
+    return Sql(f"order_date IN ({', '.join(literal(date.fromisoformat(d)) for d in sorted(dates))})")
+
+
+def check_unique_order_id(engine: SqlEngine, full: bool = False) -> CheckOutcome:
+    """order_id unique: in the partitions the last compaction changed or rewrote, or everywhere
+    (`full`). Unique by construction (§2.5); this catches a file that should not be there."""
     name = "unique_order_id"
-    result = engine.named("check_unique_order_id").as_dicts()[0]
+    written = None if full else Written.load(engine.settings)
+    scope = Sql("TRUE") if written is None else _dates_in(written.dates)
+    result = engine.named("check_unique_order_id", scope=scope).as_dicts()[0]
     rows, orders = int(result["row_count"]), int(result["order_count"])
-    details = {"rows": rows, "distinct_order_ids": orders}
+    details: dict[str, Any] = {"rows": rows, "distinct_order_ids": orders, "full": full}
+    where = "orders_latest"
+    if written is not None:
+        details["partitions"] = written.dates
+        where = f"the {len(written.dates)} partition(s) the last compaction wrote"
     if rows != orders:
-        summary = f"{rows - orders} duplicate order_id row(s) in orders_latest"
+        summary = f"{rows - orders} duplicate order_id row(s) in {where}"
         return CheckOutcome(name, False, summary, details)
-    return CheckOutcome(name, True, f"{rows} rows, order_id unique", details)
+    return CheckOutcome(name, True, f"{rows} rows, order_id unique in {where}", details)
 
 
-def check_amounts(engine: SqlEngine) -> CheckOutcome:
-    """Quantities ≥ 1, prices and totals positive, order_total = quantity * unit_price."""
+def check_amounts(engine: SqlEngine, full: bool = False) -> CheckOutcome:
+    """Quantities ≥ 1, prices and totals positive, order_total = quantity * unit_price: on the rows
+    the last compaction wrote, or on the whole table (`full`)."""
     name = "amounts"
-    result = engine.named("check_amounts").as_dicts()[0]
+    if full:
+        deltas, rows = Sql("FALSE"), Sql("TRUE")
+    else:
+        written = Written.load(engine.settings)
+        deltas = Sql(f"delta IN ({literal(written.deltas, top=True)})") if written.deltas else Sql("FALSE")
+        rows = _dates_in(written.rebuilt)
+    result = engine.named("check_amounts", new_deltas=deltas, new_rows=rows).as_dicts()[0]
     counts = {k: int(v or 0) for k, v in result.items() if k != "example_order_id"}
     bad = {k: v for k, v in counts.items() if k != "row_count" and v}
-    details = {**counts, "example_order_id": result.get("example_order_id")}
+    details = {**counts, "example_order_id": result.get("example_order_id"), "full": full}
     if bad:
         listed = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in bad.items())
         return CheckOutcome(name, False, f"{listed} (e.g. {result.get('example_order_id')})", details)
-    return CheckOutcome(name, True, f"{counts['row_count']} rows with consistent positive amounts", details)
+    what = "rows" if full else "new rows"
+    return CheckOutcome(name, True, f"{counts['row_count']} {what} with consistent positive amounts", details)
+
+
+def check_rejected(engine: SqlEngine) -> CheckOutcome:
+    """No change rejected by compaction for breaking §2.1 that a later good change has not
+    superseded; else fails listing the order ids and reasons (docs/design.md §2.5)."""
+    name = "rejected_changes"
+    database = engine.settings.database
+    ids = engine.query(f"SELECT DISTINCT order_id FROM {database}.orders_rejected LIMIT 1000")
+    order_ids = sorted(str(r[0]) for r in ids.rows)
+    if not order_ids:
+        return CheckOutcome(name, True, "no change rejected", {"rejected": 0})
+    found = engine.named("check_rejected", order_ids=order_ids).as_dicts()
+    if not found:
+        return CheckOutcome(name, True, "every rejected change was superseded", {"rejected": 0})
+    shown = "; ".join(f"{r['order_id']}: {r['reason']}" for r in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    summary = f"{len(found)} change(s) rejected (not in orders_latest): {shown}{more}"
+    return CheckOutcome(name, False, summary, {"rejected": len(found), "changes": found})
 
 
 BACKFILL_HINT = "run `sales-ops backfill --wait` to repair it from a DynamoDB export"
@@ -443,15 +500,18 @@ def run_checks(
     max_age_s: float = 3600.0,
     reconcile: bool = True,
     reconcile_source: str = "auto",
+    full: bool = False,
 ) -> list[CheckOutcome]:
-    """All checks; one that cannot run at all (e.g. a missing table) fails with the reason."""
+    """All checks; one that cannot run at all (e.g. a missing table) fails with the reason.
+    `unique_order_id` and `amounts` check what the last compaction wrote, or everything (`full`)."""
     checks: list[tuple[str, Callable[[], CheckOutcome]]] = [
         ("raw_schema", lambda: check_raw_schema(settings)),
         ("no_processing_failed", lambda: check_no_processing_failed(settings)),
         ("no_quarantined_objects", lambda: check_no_quarantined(settings)),
         ("freshness", lambda: check_freshness(settings, max_age_s)),
-        ("unique_order_id", lambda: check_unique_order_id(engine)),
-        ("amounts", lambda: check_amounts(engine)),
+        ("unique_order_id", lambda: check_unique_order_id(engine, full)),
+        ("amounts", lambda: check_amounts(engine, full)),
+        ("rejected_changes", lambda: check_rejected(engine)),
     ]
     if reconcile:
         checks.append(("reconciliation", lambda: check_reconciliation(settings, engine, reconcile_source)))

@@ -24,6 +24,7 @@ class QueryResult:
 
 class SqlEngine(Protocol):
     name: str
+    settings: Settings  # the target's names (the per-cycle checks read the compaction's state)
 
     def query(self, sql: str) -> QueryResult: ...
 

@@ -198,10 +198,15 @@ class DuckDBEngine(_EngineBase):
         memory_limit: str | None = None,
         threads: int | None = None,
         enforce_workgroup: bool = True,
+        leave_failed_writes: bool = False,
     ) -> None:
         import duckdb
 
         self.settings = settings
+        # Athena's INSERT INTO only adds files, and a failed one may leave some behind ("Athena
+        # troubleshooting"): with this set, a write that fails after writing keeps its files, as
+        # Athena may, so that callers are tested against it (docs/design.md §2.5, "Fresh names").
+        self.leave_failed_writes = leave_failed_writes
         # The stack's workgroup enforces its configuration (infra/template.yaml): so does this one.
         self.enforce_workgroup = enforce_workgroup
         self.glue = settings.client("glue")
@@ -496,6 +501,9 @@ class DuckDBEngine(_EngineBase):
             raise
 
     def _delete(self, files: list[str]) -> None:
+        """Remove a failed write's files (unless told to leave them, as Athena may)."""
+        if self.leave_failed_writes:
+            return
         for i in range(0, len(files), 1000):
             bucket = _split_s3(files[0])[0]
             keys = [{"Key": _split_s3(f)[1]} for f in files[i : i + 1000]]

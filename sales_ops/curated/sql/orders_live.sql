@@ -1,22 +1,16 @@
--- orders_live: the latest state of every order now, merged at read time (docs/design.md, "Live
--- state"). orders_latest (compacted Parquet) plus the raw events of the tail the compaction has not
--- necessarily merged yet ({raw_tail}: dt/hour partitions from the watermark's hour minus a margin
--- on, so the engine reads only those). Per order the candidate with the greatest sequence number
--- wins, as in compact_orders.sql; deleted orders are left out. Reading a compacted event again is
--- harmless: it ties with its own row in orders_latest and gives the same answer.
+-- orders_live: the latest state of every order now, merged at read time (docs/design.md §12).
+-- orders_latest (the compacted base and deltas) plus the raw events of the tail the compaction has
+-- not necessarily merged yet ({raw_tail}: dt/hour partitions from the watermark's hour minus a
+-- margin on, so the engine reads only those). Only the orders the tail touches are ranked: the
+-- tail's best event per order (compact_delta.sql's rule; changes that break §2.1 left out, as
+-- compaction leaves them out) is joined to orders_latest by key, and wins when its sequence number
+-- is greater (or equal, for a REMOVE) than the row's; every other row passes through untouched.
+-- Reading a compacted event again is harmless: it ties with its own row. Deleted orders are left
+-- out.
 WITH tail AS (
-    SELECT
-        {raw_as_latest},
-        is_deleted,
-        TRY_CAST(substr(created_at, 1, 10) AS DATE) AS order_date
+    SELECT {checked_as_latest}, is_deleted, {checked_order_date} AS order_date
     FROM {database}.raw_orders
-    WHERE {raw_tail}
-),
-candidates AS (
-    SELECT {latest_columns}, false AS is_deleted, order_date
-    FROM {database}.orders_latest
-    UNION ALL
-    SELECT * FROM tail
+    WHERE ({raw_tail}) AND {reject_reason} IS NULL
 ),
 ranked AS (
     SELECT
@@ -25,8 +19,25 @@ ranked AS (
             PARTITION BY order_id
             ORDER BY last_sequence_number DESC, is_deleted DESC, last_event_time DESC, updated_at DESC
         ) AS rank_in_order
-    FROM candidates
+    FROM tail
+),
+tail_best AS (
+    SELECT * FROM ranked WHERE rank_in_order = 1
+),
+joined AS (
+    SELECT
+        l.*,
+        t.order_id IS NOT NULL AND (
+            l.order_id IS NULL
+            OR l.last_sequence_number IS NULL
+            OR t.last_sequence_number > l.last_sequence_number
+            OR (t.last_sequence_number = l.last_sequence_number AND t.is_deleted)
+        ) AS tail_wins,
+        {tail_columns},
+        t.is_deleted AS t_is_deleted
+    FROM {database}.orders_latest AS l
+    FULL OUTER JOIN tail_best AS t ON l.order_id = t.order_id
 )
-SELECT {latest_columns}, order_date
-FROM ranked
-WHERE rank_in_order = 1 AND NOT is_deleted
+SELECT {live_columns}
+FROM joined
+WHERE (tail_wins AND NOT t_is_deleted) OR (NOT tail_wins AND order_id IS NOT NULL)

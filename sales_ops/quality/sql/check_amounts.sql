@@ -1,4 +1,15 @@
--- Check: amounts positive and order_total = quantity × unit_price (to the cent).
+-- Check: amounts positive and order_total = quantity × unit_price (to the cent), on the rows the
+-- last compaction wrote ({new_rows}: its deltas' live rows, or the partitions a rebuild wrote), or
+-- on the whole of orders_latest with `check --full`.
+WITH checked AS (
+    SELECT order_id, quantity, unit_price, order_total
+    FROM {database}.orders_delta
+    WHERE {new_deltas} AND NOT is_deleted
+    UNION ALL
+    SELECT order_id, quantity, unit_price, order_total
+    FROM {database}.orders_latest
+    WHERE {new_rows}
+)
 SELECT
     count(*) AS row_count,
     count_if(quantity IS NULL OR quantity < 1) AS bad_quantity,
@@ -14,4 +25,4 @@ SELECT
             THEN order_id
         END
     ) AS example_order_id
-FROM {database}.orders_latest
+FROM checked

@@ -1,0 +1,62 @@
+-- orders_latest: one row per live order, its latest change (docs/design.md §2.4, §2.5). A view
+-- over the base (orders_base: one version per order_date, rewritten by folds) and the live deltas
+-- (orders_delta: what each cycle wrote, not folded yet). Base rows of orders no delta touches pass
+-- through untouched; the orders in deltas are ranked among their delta rows, their base row and
+-- their base tombstone by compact_orders.sql's rule, deleted ones left out. No window runs over
+-- the whole table: the ranking covers the changed orders only, and their base rows are looked up
+-- in the dates the deltas touch only (partition pruning, so a reader filtering by order_date reads
+-- about the touched window, whatever the history). Known limit: a replayed change older than an
+-- order's base row in another date (its created_at moved, or a Keys-only REMOVE with no date)
+-- wins until the next fold, which ranks against every date. The text never changes (written
+-- once); what it reads is the catalog's partitions, which compaction swaps.
+WITH delta AS (
+    SELECT {latest_columns}, is_deleted, order_date
+    FROM {database}.orders_delta
+),
+changed AS (
+    SELECT DISTINCT order_id FROM delta
+),
+changed_dates AS (
+    SELECT DISTINCT order_date FROM delta WHERE order_date IS NOT NULL
+),
+candidates AS (
+    SELECT * FROM delta
+    UNION ALL
+    SELECT {latest_columns}, false AS is_deleted, order_date
+    FROM {database}.orders_base
+    WHERE order_date IN (SELECT order_date FROM changed_dates)
+      AND order_id IN (SELECT order_id FROM changed)
+    UNION ALL
+    SELECT {latest_columns}, true AS is_deleted, order_date
+    FROM {database}.orders_tombstones
+    WHERE order_date IN (SELECT order_date FROM changed_dates)
+      AND order_id IN (SELECT order_id FROM changed)
+),
+best_of_kind AS (
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY order_id, last_sequence_number IS NULL
+            ORDER BY last_sequence_number DESC,
+                     CASE WHEN last_sequence_number IS NULL THEN last_event_time END DESC,
+                     is_deleted DESC, last_event_time DESC, updated_at DESC
+        ) AS rank_in_kind
+    FROM candidates
+),
+ranked AS (
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY order_id
+            ORDER BY from_iso8601_timestamp(last_event_time) DESC, last_sequence_number IS NULL
+        ) AS rank_in_order
+    FROM best_of_kind
+    WHERE rank_in_kind = 1
+)
+SELECT {latest_columns}, order_date
+FROM {database}.orders_base
+WHERE order_id NOT IN (SELECT order_id FROM changed)
+UNION ALL
+SELECT {latest_columns}, order_date
+FROM ranked
+WHERE rank_in_order = 1 AND NOT is_deleted

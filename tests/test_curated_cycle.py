@@ -1,0 +1,305 @@
+"""The curated layer's cycle (docs/design.md §2.5, §2.7, §2.8): what it rejects, orders whose
+created_at moves, rollups maintained from what changed, and a cycle's cost against the history.
+
+Real emulator, real handler output (sales_ops.load.synthetic), real DuckDB; no mocks.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from sales_ops.catalog.crawlers import LocalCrawler
+from sales_ops.curated.compaction import compact, live_deltas
+from sales_ops.curated.metering import Metered
+from sales_ops.curated.rollups import ROLLUPS, build_rollup, build_rollups
+from sales_ops.load.shop import write_catalogue
+from sales_ops.load.synthetic import ChangeStream, TimedChange, plan_changes, raw_lines, write_lines
+from sales_ops.quality.checks import check_amounts, check_rejected, check_unique_order_id
+from sales_ops.query import DuckDBEngine
+from sales_ops.schema import ORDER_VALUE_FIELDS
+from sales_ops.settings import Settings
+from tests.harness import drop_bucket, own_space
+
+END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+
+
+@pytest.fixture()
+def engine(space: Settings) -> Iterator[DuckDBEngine]:
+    with DuckDBEngine(space) as eng:
+        yield eng
+
+
+def deliver(settings: Settings, lines: list[tuple[str, bytes]]) -> None:
+    write_lines(settings, lines)
+    LocalCrawler(settings).run()
+
+
+def latest(engine: DuckDBEngine, settings: Settings) -> dict[str, dict]:
+    rows = engine.query(f"SELECT * FROM {settings.database}.orders_latest").as_dicts()
+    ids = [r["order_id"] for r in rows]
+    assert len(ids) == len(set(ids)), "an order exists more than once"
+    return {r["order_id"]: r for r in rows}
+
+
+def assert_matches(rows: dict[str, dict], truth: dict[str, dict]) -> None:
+    assert sorted(rows) == sorted(truth)
+    for order_id, want in truth.items():
+        got = rows[order_id]
+        assert {f: got[f] for f in ORDER_VALUE_FIELDS} == {f: want[f] for f in ORDER_VALUE_FIELDS}, order_id
+        assert got["order_date"].isoformat() == want["created_at"][:10]
+
+
+# --- issue 23, items 1-2: one odd value never wedges compaction -----------------------------------
+
+BAD_VALUES: list[tuple[dict, str]] = [
+    ({"quantity": "abc"}, "quantity"),
+    ({"order_total": 1e10}, "order_total"),
+    ({"order_total": 12345678901234567890123456789012345678}, "order_total"),
+    ({"unit_price": "1E+125"}, "unit_price"),
+    ({"created_at": "not a date"}, "created_at"),
+    ({"created_at": "2026-02-30T10:00:00.000Z"}, "created_at"),
+    ({"created_at": 1764000000}, "created_at"),
+    ({"created_at": "99999-01-01T00:00:00.000Z"}, "created_at"),
+    ({"status": "cancelled"}, "status"),
+    ({"status": None}, "status"),
+    ({"quantity": 1.5}, "quantity"),
+]
+
+
+def odd_lines(template: bytes, sequence: int) -> tuple[list[bytes], dict[str, str]]:
+    """One new order per odd value, each a copy of a good INSERT with that value; and the reason
+    word each must be rejected for."""
+    base = json.loads(template)
+    lines, why = [], {}
+    for i, (change, field) in enumerate(BAD_VALUES):
+        event = {**base, **change, "order_id": f"ord-odd-{i:02d}", "event_id": uuid.uuid4().hex}
+        event["sequence_number"] = str(sequence + i)
+        lines.append(json.dumps(event).encode() + b"\n")
+        why[event["order_id"]] = field
+    return lines, why
+
+
+def test_odd_values_are_rejected_by_name_and_never_stop_the_others(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    stream = ChangeStream(seed=5)
+    changes = plan_changes(60, END - timedelta(days=2), END, seed=5)
+    lines = list(raw_lines(changes, stream))
+    insert = next(x for _, x in lines if json.loads(x)["event_type"] == "INSERT")
+    odd, why = odd_lines(insert, 10**30)
+    # An order placed at 23:30 New York time files under the next UTC day.
+    offset = {**json.loads(insert), "order_id": "ord-offset", "event_id": uuid.uuid4().hex}
+    offset |= {"created_at": "2026-06-01T23:30:00-05:00", "sequence_number": str(10**30 + 99)}
+    partition = lines[-1][0]
+    good_after = list(raw_lines(plan_changes(10, END - timedelta(hours=3), END, seed=6), stream))
+    # The odd lines share objects with good orders (the same partition, before and after them).
+    deliver(space, lines + [(partition, x) for x in odd] + [(partition, json.dumps(offset).encode() + b"\n")])
+    first = compact(space, engine)
+    deliver(space, good_after)
+    second = compact(space, engine)
+    assert first.rejected == len(odd) and second.rejected == 0
+
+    rows = latest(engine, space)
+    truth = stream.live_orders()
+    assert not set(why) & set(rows), "a rejected change reached orders_latest"
+    assert {k: v for k, v in rows.items() if k != "ord-offset"}.keys() == truth.keys()
+    assert rows["ord-offset"]["order_date"].isoformat() == "2026-06-02"
+
+    outcome = check_rejected(engine)
+    assert not outcome.passed
+    listed = {c["order_id"]: c["reason"] for c in outcome.details["changes"]}
+    assert listed.keys() == why.keys()
+    assert all(listed[order].startswith(field) for order, field in why.items()), listed
+    assert "ord-odd-00: quantity abc is not a whole number" in outcome.summary
+
+    # A rebuild rejects the same and gives the same table; a good change of an odd order clears it.
+    compact(space, engine, full=True)
+    assert latest(engine, space) == rows
+    fixed = {**json.loads(insert), "order_id": "ord-odd-00", "event_id": uuid.uuid4().hex}
+    fixed["sequence_number"] = str(10**31)
+    deliver(space, [(partition, json.dumps(fixed).encode() + b"\n")])
+    compact(space, engine)
+    still = {c["order_id"] for c in check_rejected(engine).details["changes"]}
+    assert still == set(why) - {"ord-odd-00"} and "ord-odd-00" in latest(engine, space)
+
+
+# --- issue 23, item 3: an order exists once, as its latest change says ----------------------------
+
+
+def moves(start: datetime) -> list[TimedChange]:
+    """Three orders: one moved to a later day, one to an earlier day, one deleted and created again
+    on another day."""
+    t = start.timestamp()
+    day = 86400
+    iso = lambda at: datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")  # noqa: E731
+    fields = {
+        "customer_id": "cust-1",
+        "product_id": "prod-1",
+        "product_name": "Widget",
+        "category": "tools",
+        "quantity": 2,
+        "unit_price": Decimal("5.00"),
+        "status": "PLACED",
+        "channel": "web",
+        "region": "eu",
+    }
+    return [
+        TimedChange(t, "ord-later", "put", {**fields, "order_id": "ord-later"}),
+        TimedChange(t + 10, "ord-earlier", "put", {**fields, "order_id": "ord-earlier"}),
+        TimedChange(t + 20, "ord-again", "put", {**fields, "order_id": "ord-again"}),
+        TimedChange(t + 3 * day, "ord-later", "put", {"created_at": iso(t + 3 * day), "status": "PAID"}),
+        TimedChange(t + 3 * day, "ord-earlier", "put", {"created_at": iso(t - 3 * day), "status": "PAID"}),
+        TimedChange(t + 3 * day, "ord-again", "delete"),
+    ]
+
+
+def test_an_order_whose_created_at_moves_exists_once(space: Settings, engine: DuckDBEngine) -> None:
+    stream = ChangeStream(seed=9)
+    start = END - timedelta(days=6)
+    history = plan_changes(40, start, END, seed=9)
+    changes = sorted(history + moves(start), key=lambda c: c.at)
+    again = TimedChange(END.timestamp() - 60, "ord-again", "put", {**moves(start)[2].fields})
+    first, rest = changes[: len(changes) // 2], changes[len(changes) // 2 :]
+    deliver(space, list(raw_lines(first, stream)))
+    compact(space, engine, fold_fraction=0)  # the first days in the base
+    deliver(space, list(raw_lines(rest, stream)))
+    compact(space, engine, fold_fraction=1e9)  # the moves in deltas, over the base
+    assert live_deltas(space)
+    assert_matches(latest(engine, space), stream.live_orders())
+    deliver(space, list(raw_lines([again], stream)))
+    compact(space, engine, fold_fraction=1e9)
+    assert_matches(latest(engine, space), stream.live_orders())
+    compact(space, engine, fold_fraction=0)  # folded: the old partitions lost them
+    assert not live_deltas(space)
+    incremental = latest(engine, space)
+    assert_matches(incremental, stream.live_orders())
+    assert check_unique_order_id(engine, full=True).passed
+    compact(space, engine, full=True)
+    assert latest(engine, space) == incremental
+
+
+# --- §2.7: rollups maintained from what changed equal a computation from scratch --------------------
+
+
+def scratch(engine: DuckDBEngine, settings: Settings) -> dict[str, set]:
+    """Each rollup computed from orders_latest in one query, as the pre-issue-20 SQL did."""
+    db = settings.database
+    sale = "status NOT IN ('CANCELLED', 'RETURNED')"
+    hourly = engine.query(
+        f"SELECT CAST(date_trunc('hour', from_iso8601_timestamp(created_at)) AS TIMESTAMP), "
+        f"product_id, product_name, category, count(*), count_if({sale}), "
+        f"sum(CASE WHEN {sale} THEN quantity ELSE 0 END), "
+        f"sum(CASE WHEN {sale} THEN order_total ELSE 0 END) FROM {db}.orders_latest GROUP BY 1, 2, 3, 4"
+    )
+    customers = engine.query(
+        f"SELECT customer_id, count(*), count_if({sale}), sum(CASE WHEN {sale} THEN order_total ELSE 0 END) "
+        f"FROM {db}.orders_latest GROUP BY customer_id"
+    )
+    units = engine.query(
+        f"SELECT product_id, sum(quantity) FROM {db}.orders_latest WHERE {sale} GROUP BY product_id"
+    )
+    return {
+        "sales_by_product_hourly": set(hourly.rows),
+        "customer_activity": set(customers.rows),
+        "units_sold": {r for r in units.rows if r[1]},
+    }
+
+
+def maintained(engine: DuckDBEngine, settings: Settings) -> dict[str, set]:
+    db = settings.database
+    hourly = engine.query(
+        f"SELECT order_hour, product_id, product_name, category, orders, sales, units, total_sales "
+        f"FROM {db}.sales_by_product_hourly"
+    )
+    customers = engine.query(f"SELECT customer_id, orders, sales, spend FROM {db}.customer_activity")
+    units = engine.query(f"SELECT product_id, units_sold FROM {db}.inventory_status WHERE units_sold <> 0")
+    return {
+        "sales_by_product_hourly": set(hourly.rows),
+        "customer_activity": set(customers.rows),
+        "units_sold": set(units.rows),
+    }
+
+
+def test_rollups_from_what_changed_equal_a_computation_from_scratch(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    write_catalogue(space)
+    rng = random.Random(20)
+    stream = ChangeStream(seed=20)
+    changes = plan_changes(150, END - timedelta(days=8), END, seed=20, keys_only_deletes=0.5)
+    lines = list(raw_lines(changes, stream))
+    cuts = sorted(rng.sample(range(1, len(lines)), 5))
+    parts = [lines[a:b] for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True)]
+    for i, part in enumerate(parts):
+        late = rng.sample(part, min(5, len(part)))  # replayed lines: at-least-once delivery
+        deliver(space, part + late)
+        compact(space, engine, fold_fraction=rng.choice([0.0, 0.25, 1e9]))
+        reports = build_rollups(space, engine)
+        assert maintained(engine, space) == scratch(engine, space), f"after part {i}"
+        if i:  # rebuilt only the dates that changed
+            hourly = reports[ROLLUPS.index("sales_by_product_hourly")]
+            assert len(hourly.dates_rebuilt) < 10
+    compact(space, engine, full=True)  # a rebuild: new versions of every date
+    build_rollups(space, engine)
+    assert maintained(engine, space) == scratch(engine, space)
+
+
+# --- issue 20: a cycle's cost does not grow with the history -------------------------------------
+
+
+def cycle_cost(space: Settings, days: int) -> dict[str, tuple[int, int]]:
+    """Statements and bytes of each stage of one cycle (compact, rollups, checks) over a history of
+    `days` days at the same rate, for the same change set."""
+    write_catalogue(space)
+    stream = ChangeStream(seed=30)
+    history = plan_changes(12 * days, END - timedelta(days=days), END - timedelta(days=1), seed=31)
+    deliver(space, list(raw_lines(history, stream)))
+    with DuckDBEngine(space) as plain:
+        compact(space, plain, fold_fraction=0)
+        build_rollups(space, plain)
+        change_set = plan_changes(20, END - timedelta(days=1), END, seed=32)
+        deliver(space, list(raw_lines(change_set, stream)))
+        metered = Metered(plain)
+        metered.stage("compaction")
+        compact(space, metered, fold_fraction=1e9)  # a cycle: deltas only
+        metered.stage("rollups")
+        for name in ROLLUPS:
+            build_rollup(space, metered, name)
+        metered.stage("checks")
+        assert check_unique_order_id(metered).passed and check_amounts(metered).passed
+        assert max(s.bytes_scanned for s in metered.log) < space.scan_cutoff_bytes
+        return metered.by_stage()
+
+
+def test_a_cycle_reads_the_same_bytes_whatever_the_history(space: Settings, tmp_path: Path) -> None:
+    cutoff = 8 * 1024**2
+    small = cycle_cost(replace(space, scan_cutoff_bytes=cutoff), days=4)
+    other = own_space(space, tmp_path / "long", "lng")
+    try:
+        big = cycle_cost(replace(other, scan_cutoff_bytes=cutoff), days=24)
+    finally:
+        drop_bucket(other)
+    for stage, (statements, read) in small.items():
+        more, read_big = big[stage]
+        assert more == statements, stage
+        assert read_big <= 1.5 * read, f"{stage}: {read_big} bytes with 6x the history, {read} before"
+
+
+def test_the_cadence_is_read_from_the_environment_and_must_divide_an_hour() -> None:
+    from sales_ops.settings import SettingsError, cadence_cron, cadence_minutes_from_env
+
+    assert cadence_minutes_from_env({}) == 5
+    assert cadence_minutes_from_env({"SALES_OPS_CADENCE_MINUTES": "15"}) == 15
+    assert cadence_cron(15) == "*/15 * * * *" and cadence_cron(60) == "0 * * * *"
+    for bad in ("7", "0", "-5", "five", "90"):
+        with pytest.raises(SettingsError, match="SALES_OPS_CADENCE_MINUTES"):
+            cadence_minutes_from_env({"SALES_OPS_CADENCE_MINUTES": bad})
