@@ -42,6 +42,11 @@ DEFAULT_STATE_DIR = PROJECT_ROOT / ".sales-ops"
 DEFAULT_SCAN_CUTOFF = 1024**3
 MIN_SCAN_CUTOFF = 10 * 1024**2  # Athena's minimum for the workgroup setting
 SCAN_CUTOFF_ENV = "SALES_OPS_SCAN_CUTOFF"
+# How Firehose compresses raw/ and errors/ objects: the template's RawCompression on aws (GZIP by
+# default), this variable locally, read by provisioning into the local delivery stream's
+# CompressionFormat. Readers never rely on it: they recognise gzip by its magic bytes.
+RAW_COMPRESSION_ENV = "SALES_OPS_RAW_COMPRESSION"
+RAW_COMPRESSIONS = ("GZIP", "UNCOMPRESSED")
 
 
 class SettingsError(ValueError):
@@ -76,6 +81,7 @@ class Settings:
     alarm_topic_arn: str | None = None  # aws: the stack's AlarmTopicArn output, where alerts also go
     state_dir: Path = DEFAULT_STATE_DIR
     scan_cutoff_bytes: int = DEFAULT_SCAN_CUTOFF  # aws: the stack's AthenaBytesScannedCutoff
+    raw_compression: str = "GZIP"  # local: the delivery stream's CompressionFormat (RAW_COMPRESSION_ENV)
 
     @classmethod
     def from_env(cls, target: str | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -84,7 +90,12 @@ class Settings:
         target = target_from_env(env, target)
         state_dir = Path(env.get("SALES_OPS_STATE_DIR") or DEFAULT_STATE_DIR).expanduser().resolve()
         if target == "local":
-            settings = cls(target="local", state_dir=state_dir, scan_cutoff_bytes=scan_cutoff_from_env(env))
+            settings = cls(
+                target="local",
+                state_dir=state_dir,
+                scan_cutoff_bytes=scan_cutoff_from_env(env),
+                raw_compression=raw_compression_from_env(env),
+            )
             if "SALES_OPS_ENDPOINT" in env:
                 settings = replace(settings, endpoint_url=env["SALES_OPS_ENDPOINT"])
             return settings
@@ -102,6 +113,7 @@ class Settings:
         if self.is_local:
             env["SALES_OPS_ENDPOINT"] = self.endpoint_url or ""
             env[SCAN_CUTOFF_ENV] = str(self.scan_cutoff_bytes)
+            env[RAW_COMPRESSION_ENV] = self.raw_compression
         else:
             env["SALES_OPS_STACK"] = self.stack_name
             env["AWS_REGION"] = self.region
@@ -173,6 +185,14 @@ def scan_cutoff_from_env(env: Mapping[str, str]) -> int:
             "(Athena's minimum for a workgroup's cutoff)"
         )
     return value
+
+
+def raw_compression_from_env(env: Mapping[str, str]) -> str:
+    """The local delivery stream's CompressionFormat: SALES_OPS_RAW_COMPRESSION, else GZIP."""
+    text = (env.get(RAW_COMPRESSION_ENV) or "GZIP").strip().upper()
+    if text not in RAW_COMPRESSIONS:
+        raise SettingsError(f"{RAW_COMPRESSION_ENV}={text!r}: choose one of {', '.join(RAW_COMPRESSIONS)}")
+    return text
 
 
 def error_code(exc: ClientError) -> str:

@@ -33,6 +33,7 @@ from sales_ops.curated.lock import LOCK_KEY, CompactionLocked, S3Lock
 from sales_ops.curated.state import STATE_KEY, RawObject
 from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
 from sales_ops.query import DuckDBEngine, ScanCutoffError
+from sales_ops.raw_objects import decode_body
 from sales_ops.schema import ORDER_VALUE_FIELDS
 from sales_ops.settings import RAW_PREFIX, Settings
 
@@ -180,7 +181,7 @@ def test_duplicated_and_reordered_events_change_nothing(space: Settings, engine:
     # Every raw object again under a new key, its lines reversed (at-least-once delivery, reordered).
     s3 = space.client("s3")
     for key in keys(space, RAW_PREFIX):
-        body = s3.get_object(Bucket=space.bucket, Key=key)["Body"].read()
+        body = decode_body(s3.get_object(Bucket=space.bucket, Key=key)["Body"].read())
         reordered = b"".join(reversed(body.splitlines(keepends=True)))
         s3.put_object(
             Bucket=space.bucket,

@@ -111,7 +111,7 @@ def check_no_processing_failed(settings: Settings, since: datetime | None = None
 
 
 def check_no_quarantined(settings: Settings) -> CheckOutcome:
-    """No raw object moved aside by compaction as unreadable (errors/quarantine/)."""
+    """No raw object moved aside by compaction as unreadable (quarantine/)."""
     from sales_ops.curated.quarantine import QUARANTINE_PREFIX, list_quarantined
 
     name = "no_quarantined_objects"
