@@ -32,10 +32,12 @@ QUARANTINE_PREFIX = "quarantine/"
 # check names what is there before the lifecycle deletes it (move it to QUARANTINE_PREFIX).
 LEGACY_PREFIX = "errors/quarantine/"
 # DuckDB names the file it could not read (its message for read_json); Athena does not.
-_FAILING_FILE = re.compile(r'(?:Malformed JSON|JSON transform error) in file "([^"]+)"')
-# Athena's bad-data errors, and DuckDB's (a corrupt gzip stream is named by neither).
+_FAILING_FILE = re.compile(r'(?:(?:Malformed JSON|JSON transform error) in|while reading) file "([^"]+)"')
+# Athena's bad-data errors, and DuckDB's (some name no file). An error matching these moves only
+# objects that fail on their own (malformed), so a broad match is safe.
 _BAD_DATA = re.compile(
     r"HIVE_BAD_DATA|HIVE_CURSOR_ERROR|Malformed JSON|JSON transform error|Failed to decode gzip stream"
+    r"|while reading file"  # DuckDB on a damaged gzip stream (maximum_object_size exceeded)
 )
 # Hive types whose values the JsonSerDe parses strictly (a string column takes any scalar).
 _INTEGER_TYPES = {"tinyint", "smallint", "int", "integer", "bigint"}
