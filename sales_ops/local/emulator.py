@@ -248,8 +248,10 @@ class LocalOnlyMiddleware:
     - it carries an Origin (or, without one, a Referer) that is not in the allowed list (none by
       default; SALES_OPS_ALLOWED_ORIGINS adds some) or `Sec-Fetch-Site: cross-site`. SDKs and the
       CLI send none of these;
-    - it is a form POST (multipart/urlencoded/text/plain): browsers send those without a preflight,
-      and boto3 never does.
+    - it is a form POST (multipart/urlencoded/text/plain) without an `Authorization` header:
+      browsers send those without a preflight. boto3 sends urlencoded POSTs for the query-protocol
+      services (SNS, IAM, STS), always signed; a browser cannot add `Authorization` to a
+      cross-origin request without a preflight, which the Origin rule above refuses.
     Preflights (OPTIONS) from allowed origins are still answered by moto; from others, 403 with
     no Access-Control-Allow-* header.
     """
@@ -267,7 +269,8 @@ class LocalOnlyMiddleware:
         if foreign:
             return f"{foreign} ({ALLOWED_ORIGINS_ENV} lists allowed origins)"
         content_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-        if environ.get("REQUEST_METHOD") == "POST" and content_type in FORM_TYPES:
+        signed = "HTTP_AUTHORIZATION" in environ
+        if environ.get("REQUEST_METHOD") == "POST" and content_type in FORM_TYPES and not signed:
             return f"form POST ({content_type}) refused: browsers send these without a preflight"
         return None
 
