@@ -264,7 +264,7 @@ def test_bucket_is_private_encrypted_tls_only_with_lifecycle(template: dict[str,
 
 def test_outputs_give_every_name_the_aws_target_reads(template: dict[str, Any]) -> None:
     name_fields = {f.name for f in fields(Settings) if f.type in ("str", str)}
-    name_fields -= {"target", "region", "account", "stack_name"}
+    name_fields -= {"target", "region", "account", "stack_name", "raw_compression"}
     assert name_fields == set(deploy.SETTINGS_OUTPUTS)
     expected = {
         "BucketName": "DataBucket",
@@ -285,6 +285,9 @@ def test_outputs_give_every_name_the_aws_target_reads(template: dict[str, Any]) 
 def test_default_names_match_the_local_target(template: dict[str, Any]) -> None:
     local = Settings()
     params = template["Parameters"]
+    # Local raw/ is compressed as the stack's Firehose compresses it (issue 21), both choices allowed.
+    assert params["RawCompression"]["Default"] == local.raw_compression == "GZIP"
+    assert set(params["RawCompression"]["AllowedValues"]) == {"GZIP", "UNCOMPRESSED"}
     assert params["TableName"]["Default"] == local.table
     assert params["KinesisStreamName"]["Default"] == local.kinesis_stream
     assert params["DeliveryStreamName"]["Default"] == local.delivery_stream

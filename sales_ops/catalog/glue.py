@@ -127,15 +127,24 @@ def list_tables(settings: Settings, database: str | None = None) -> list[dict[st
     return sorted((t for page in pages for t in page["TableList"]), key=lambda t: t["Name"])
 
 
-def put_table(settings: Settings, table_input: dict[str, Any], database: str | None = None) -> bool:
-    """Create the table, or update it in place (one atomic call); True when it was created."""
+def put_table(
+    settings: Settings, table_input: dict[str, Any], database: str | None = None, archive: bool = False
+) -> bool:
+    """Create the table, or update it in place (one atomic call); True when it was created.
+
+    No archived version by default (`SkipArchive`): the writers repoint a table on every cycle
+    (orders_live after each compaction, each rollup build), which at one a minute archived up to
+    1,440 versions a table a day, and Glue refuses writes past 100,000 versions per table
+    (https://docs.aws.amazon.com/glue/latest/webapi/API_UpdateTable.html,
+    https://docs.aws.amazon.com/general/latest/gr/glue.html). `archive=True` keeps the old version.
+    """
     glue = settings.client("glue")
     database = database or settings.database
     try:
         glue.create_table(DatabaseName=database, TableInput=table_input)
         return True
     except glue.exceptions.AlreadyExistsException:
-        glue.update_table(DatabaseName=database, TableInput=table_input)
+        glue.update_table(DatabaseName=database, TableInput=table_input, SkipArchive=not archive)
         return False
 
 

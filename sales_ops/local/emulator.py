@@ -29,7 +29,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from sales_ops.guard import foreign_origin, loopback_host, normal_origin
-from sales_ops.local import export
+from sales_ops.local import export, glue_versions
 from sales_ops.local.faults import ENV_FLAG, FaultInjector, faults_path
 from sales_ops.local.journal import JOURNAL_DIR, Journal, JournaledApp, install_determinism, read_entries
 from sales_ops.settings import DEFAULT_STATE_DIR
@@ -117,6 +117,7 @@ def install_patches() -> None:
     _safe_kinesis_shards()
     _fast_kinesis_put_records()
     export.install()  # ExportTableToPointInTime writing AWS's real layout (sales_ops/local/export.py)
+    glue_versions.install()  # UpdateTable's SkipArchive and the per-table version limit
 
 
 def _serialize_stream_appends() -> None:
