@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
+from sales_ops.raw_objects import decode_body
 from sales_ops.settings import RAW_PREFIX, Settings
 from tests.harness import free_port
 
@@ -63,7 +64,7 @@ class S3Watcher(threading.Thread):
             self.stop.wait(0.1)
 
     def _record(self, s3, key: str, visible_at: float) -> None:
-        body = s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read()
+        body = decode_body(s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read())
         for line in body.splitlines():
             written = json.loads(line).get("updated_at")
             if written:

@@ -51,6 +51,7 @@ from sales_ops.local.faults import ENV_FLAG, faults_path
 from sales_ops.local.progress import wait_delivered
 from sales_ops.quality import run_checks
 from sales_ops.query import DuckDBEngine
+from sales_ops.raw_objects import decode_body
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 from tests.harness import free_port
 from tests.helpers import assert_replay_matches_dynamodb, dynamodb_items, list_keys
@@ -343,7 +344,7 @@ class Suite:
         delivered = 0  # events the pipeline wrote (the copies this suite made are not counted)
         s3 = self.settings.client("s3")
         for key in list_keys(self.settings, RAW_PREFIX):
-            body = s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read().decode()
+            body = decode_body(s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read()).decode()
             for line in body.splitlines():
                 event = json.loads(line)
                 contents[event["event_id"]].add(json.dumps(event, sort_keys=True))

@@ -48,6 +48,11 @@ SCAN_CUTOFF_ENV = "SALES_OPS_SCAN_CUTOFF"
 CADENCE_ENV = "SALES_OPS_CADENCE_MINUTES"
 DEFAULT_CADENCE_MINUTES = 5
 CADENCE_CHOICES = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # divisors of an hour: a */N cron
+# How Firehose compresses raw/ and errors/ objects: the template's RawCompression on aws (GZIP by
+# default), this variable locally, read by provisioning into the local delivery stream's
+# CompressionFormat. Readers never rely on it: they recognise gzip by its magic bytes.
+RAW_COMPRESSION_ENV = "SALES_OPS_RAW_COMPRESSION"
+RAW_COMPRESSIONS = ("GZIP", "UNCOMPRESSED")
 
 
 class SettingsError(ValueError):
@@ -82,6 +87,7 @@ class Settings:
     alarm_topic_arn: str | None = None  # aws: the stack's AlarmTopicArn output, where alerts also go
     state_dir: Path = DEFAULT_STATE_DIR
     scan_cutoff_bytes: int = DEFAULT_SCAN_CUTOFF  # aws: the stack's AthenaBytesScannedCutoff
+    raw_compression: str = "GZIP"  # local: the delivery stream's CompressionFormat (RAW_COMPRESSION_ENV)
 
     @classmethod
     def from_env(cls, target: str | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -90,7 +96,12 @@ class Settings:
         target = target_from_env(env, target)
         state_dir = Path(env.get("SALES_OPS_STATE_DIR") or DEFAULT_STATE_DIR).expanduser().resolve()
         if target == "local":
-            settings = cls(target="local", state_dir=state_dir, scan_cutoff_bytes=scan_cutoff_from_env(env))
+            settings = cls(
+                target="local",
+                state_dir=state_dir,
+                scan_cutoff_bytes=scan_cutoff_from_env(env),
+                raw_compression=raw_compression_from_env(env),
+            )
             if "SALES_OPS_ENDPOINT" in env:
                 settings = replace(settings, endpoint_url=env["SALES_OPS_ENDPOINT"])
             return settings
@@ -108,6 +119,7 @@ class Settings:
         if self.is_local:
             env["SALES_OPS_ENDPOINT"] = self.endpoint_url or ""
             env[SCAN_CUTOFF_ENV] = str(self.scan_cutoff_bytes)
+            env[RAW_COMPRESSION_ENV] = self.raw_compression
         else:
             env["SALES_OPS_STACK"] = self.stack_name
             env["AWS_REGION"] = self.region
@@ -195,6 +207,12 @@ def cadence_minutes_from_env(env: Mapping[str, str]) -> int:
 def cadence_cron(minutes: int) -> str:
     """The cron of the cadence: every `minutes` past each hour."""
     return "0 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
+def raw_compression_from_env(env: Mapping[str, str]) -> str:
+    """The local delivery stream's CompressionFormat: SALES_OPS_RAW_COMPRESSION, else GZIP."""
+    text = (env.get(RAW_COMPRESSION_ENV) or "GZIP").strip().upper()
+    if text not in RAW_COMPRESSIONS:
+        raise SettingsError(f"{RAW_COMPRESSION_ENV}={text!r}: choose one of {', '.join(RAW_COMPRESSIONS)}")
+    return text
 
 
 def error_code(exc: ClientError) -> str:

@@ -23,7 +23,7 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from sales_ops.defs.resources import PipelineResource, build_resources
-from sales_ops.deploy.outputs import SETTINGS_OUTPUTS
+from sales_ops.deploy.outputs import ALARM_TOPIC_OUTPUT, SETTINGS_OUTPUTS
 from sales_ops.settings import Settings
 from tests.harness import free_port
 
@@ -43,10 +43,16 @@ def cloudformation_server() -> Iterator[str]:
 
 
 def aws_resources_on_emulator(
-    space: Settings, cloudformation: str, monkeypatch: pytest.MonkeyPatch, state_dir: Path, **names: str
+    space: Settings,
+    cloudformation: str,
+    monkeypatch: pytest.MonkeyPatch,
+    state_dir: Path,
+    alarm_topic_arn: str | None = None,
+    **names: str,
 ) -> dict[str, Any]:
     """`build_resources()` for target aws, reading a stack on the emulator that names `space`'s
-    bucket and database (and `names`: table, crawler, workgroup, … overrides)."""
+    bucket and database (and `names`: table, crawler, workgroup, … overrides), and the alarm
+    topic in its `AlarmTopicArn` output when one is given."""
     stack_name = f"stack-{uuid.uuid4().hex[:8]}"
     values = {
         "bucket": space.bucket, "table": space.table, "kinesis_stream": space.kinesis_stream,
@@ -58,6 +64,8 @@ def aws_resources_on_emulator(
         "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},  # a stack needs one resource
         "Outputs": {output: {"Value": values[name]} for name, output in SETTINGS_OUTPUTS.items()},
     }
+    if alarm_topic_arn:
+        template["Outputs"][ALARM_TOPIC_OUTPUT] = {"Value": alarm_topic_arn}
     env = {
         "AWS_ENDPOINT_URL": space.endpoint_url or "", "AWS_ENDPOINT_URL_CLOUDFORMATION": cloudformation,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -72,6 +80,7 @@ def aws_resources_on_emulator(
     cfn.create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
     resources = build_resources(PipelineResource())
     assert resources["pipeline"].settings().bucket == space.bucket  # read from the stack's outputs
+    assert resources["pipeline"].settings().alarm_topic_arn == alarm_topic_arn
     return resources
 
 

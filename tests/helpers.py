@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from sales_ops.raw_objects import decode_body
 from sales_ops.schema import ORDER_ATTRIBUTES
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 
@@ -29,7 +30,7 @@ def read_lines(settings: Settings, prefix: str) -> list[dict]:
     s3 = settings.client("s3")
     rows = []
     for key in list_keys(settings, prefix):
-        body = s3.get_object(Bucket=settings.bucket, Key=key)["Body"].read().decode()
+        body = decode_body(s3.get_object(Bucket=settings.bucket, Key=key)["Body"].read()).decode()
         assert body.endswith("\n"), f"{key} is not newline-terminated"
         rows += [json.loads(line, parse_float=Decimal) for line in body.splitlines()]
     return rows

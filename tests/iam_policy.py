@@ -323,6 +323,9 @@ class Recorder:
     def _firehose(self, action: str, name: str, params: dict[str, Any]) -> list[Call]:
         return [Call(action, [self.stack.arn("firehose", f"deliverystream/{params['DeliveryStreamName']}")])]
 
+    def _sns(self, action: str, name: str, params: dict[str, Any]) -> list[Call]:
+        return [Call(action, [params["TopicArn"]])]
+
     def _sqs(self, action: str, name: str, params: dict[str, Any]) -> list[Call]:
         queue = params.get("QueueUrl", params.get("QueueName", "")).rsplit("/", 1)[-1]
         return [Call(action, [self.stack.arn("sqs", queue)])]

@@ -67,9 +67,22 @@ def test_an_unreachable_receiver_keeps_the_alert_for_the_next_tick(monkeypatch: 
         cursor = tick(instance, None).cursor
         breach(instance, "orders_latest", FreshnessState.FAIL, FreshnessState.PASS)
         failed = tick(instance, cursor)
-        assert failed.cursor == cursor and "alert delivery failed" in failed.skip_message
+        # The cursor moves on; the undelivered (alert, channel) waits in the outbox.
+        assert failed.cursor != cursor and "alert delivery failed" in failed.skip_message
         with webhook_receiver() as receiver:
             monkeypatch.setenv(WEBHOOK_ENV, receiver.url)
-            tick(instance, cursor)  # the same cursor: the alert is still there to send
+            tick(instance, failed.cursor)
+            tick(instance, failed.cursor)  # delivered once: not again
             (message,) = receiver.messages
         assert message["sales_ops"]["asset"] == "orders_latest"
+
+
+def test_the_sns_subject_is_one_line_of_printable_ascii_under_100_characters() -> None:
+    """SNS refuses a Subject of 100 characters or more, with a line break or a control character
+    (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html); `[:100]` gave 100."""
+    long = Alert("check failed", "a" * 120, "boom", check="unique_order_id")
+    assert len(long.title) > 100 and len(long.subject) == 99 and long.subject.endswith("...")
+    odd = Alert("run failed", "orders_latest,\nsales_by_product_hourly\t\x07é", "boom", check="x")
+    assert odd.subject == "sales-ops run failed: orders_latest, sales_by_product_hourly - x"
+    for alert in (long, odd):
+        assert all(0x20 <= ord(c) < 0x7F for c in alert.subject)

@@ -17,6 +17,7 @@ from sales_ops.defs.operations.sensors import run_failure_recorder
 from sales_ops.defs.resources import resources_for
 from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
+from sales_ops.raw_objects import delivery_position
 from sales_ops.settings import RAW_PREFIX, Settings
 from tests.webhook import webhook_receiver
 
@@ -55,15 +56,16 @@ def test_cursor_advances_and_old_objects_never_retrigger(loaded: Settings) -> No
         assert first.run_requests == []
         (observation,) = first.asset_events
         assert observation.asset_key == dg.AssetKey("raw_orders_files")
-        assert first.cursor == max(raw_keys(loaded))
-        assert observation.tags["dagster/data_version"] == first.cursor
+        newest = max(raw_keys(loaded), key=delivery_position)
+        assert first.cursor == delivery_position(newest)
+        assert observation.tags["dagster/data_version"] == newest
 
         again = tick(loaded, instance, first.cursor)
         assert again.asset_events == [] and again.run_requests == []
         assert "no new raw objects" in again.skip_message
 
         load_and_deliver(loaded, 10, seed=102)
-        newer = [key for key in raw_keys(loaded) if key > first.cursor]
+        newer = [delivery_position(key) for key in raw_keys(loaded) if delivery_position(key) > first.cursor]
         assert newer, "the second load wrote no new raw object"
         third = tick(loaded, instance, first.cursor)
         (newer_observation,) = third.asset_events
@@ -116,3 +118,23 @@ def test_run_failure_is_recorded_on_the_run_assets_and_alerted(
         metadata = records[0].asset_observation.metadata
         assert metadata["failed_run_id"].value == result.run_id
         assert "rate must be" in metadata["error"].value
+
+
+def test_objects_of_a_tenth_stream_version_are_seen_though_their_keys_sort_first(loaded: Settings) -> None:
+    """After Firehose's tenth configuration change, `-10-` names sort before `-9-` (issue 21).
+    The sensor reads the stack's bucket: a partition later than any other, removed afterwards."""
+    s3, hour = loaded.client("s3"), f"{RAW_PREFIX}dt=2099-12-31/hour=23/"
+    old, new = "orders-raw-9-2099-12-31-23-05-00-aaaa.gz", "orders-raw-10-2099-12-31-23-06-00-bbbb.gz"
+    try:
+        s3.put_object(Bucket=loaded.bucket, Key=hour + old, Body=b"{}\n")
+        with dg.instance_for_test() as instance:
+            cursor = tick(loaded, instance, None).cursor
+            s3.put_object(Bucket=loaded.bucket, Key=hour + new, Body=b"{}\n")
+            result = tick(loaded, instance, cursor)
+            (observation,) = result.asset_events
+            assert observation.metadata["new_objects"].value == 1
+            assert observation.metadata["newest_object"].value == hour + new
+            assert tick(loaded, instance, result.cursor).asset_events == []
+    finally:
+        for name in (old, new):
+            s3.delete_object(Bucket=loaded.bucket, Key=hour + name)

@@ -15,6 +15,7 @@ import dagster as dg
 from sales_ops import deploy
 from sales_ops.catalog import glue
 from sales_ops.definitions import build_definitions
+from sales_ops.defs.operations.sensors import run_failure_recorder
 from sales_ops.schema import RAW_COLUMNS
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 from tests import iam_policy
@@ -68,10 +69,14 @@ def test_every_aws_call_of_the_dagster_definitions_on_aws_is_allowed(
     }
     stack = Stack(iam_policy.template_params(template, **names), bucket_name=space.bucket)
     recorder = Recorder(stack, workgroup=workgroup)
+    # The stack's alarm topic (AlarmTopic's name for this stack), where the Dagster alerts publish.
+    topic = space.client("sns").create_topic(Name=f"{stack.stack_name}-alarms")["TopicArn"]
+    assert topic == stack.arn("sns", f"{stack.stack_name}-alarms")
     with cloudformation_server() as cloudformation:
         resources = aws_resources_on_emulator(
-            space, cloudformation, monkeypatch, tmp_path, table=table, crawler=crawler, workgroup=workgroup
-        )
+            space, cloudformation, monkeypatch, tmp_path, alarm_topic_arn=topic,
+            table=table, crawler=crawler, workgroup=workgroup,
+        )  # fmt: skip
         settings = resources["pipeline"].settings()
         assert settings.target == "aws" and settings.endpoint_url is None  # the aws code path, unchanged
         recorder.attach(settings._session)  # before any of its clients exists
@@ -86,7 +91,7 @@ def test_every_aws_call_of_the_dagster_definitions_on_aws_is_allowed(
     assert {
         "dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "cloudwatch:GetMetricStatistics",
         "s3:ListObjectsV2", "s3:GetObject", "glue:GetTable", "glue:GetPartitions",
-        "athena:StartQueryExecution",
+        "athena:StartQueryExecution", "sns:Publish",
     } <= operations, (sorted(operations), failures)  # fmt: skip
     refused = sorted(
         {
@@ -125,6 +130,18 @@ def run_the_definitions(defs: dg.Definitions, resources: dict[str, Any]) -> dict
             failures.update(
                 {f"{label}:{e.step_key}": e.message for e in result.all_events if e.is_step_failure}
             )
+        # A failed run's alert goes to the alarm topic (SNS Publish), as the run-failure sensor sends it.
+        failed = next(r for r in instance.get_runs() if r.status == dg.DagsterRunStatus.FAILURE)
+        failure = next(
+            e.dagster_event
+            for e in instance.all_logs(failed.run_id)
+            if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE
+        )
+        context = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_recorder", dagster_event=failure, dagster_instance=instance,
+            dagster_run=failed, resources={"pipeline": resources["pipeline"]},
+        ).for_run_failure()  # fmt: skip
+        run_failure_recorder(context)
         repository = defs.get_repository_def()
         for name in SENSORS:
             sensor = repository.get_sensor_def(name)

@@ -212,16 +212,25 @@ def test_raw_orders_table_is_projected_as_the_local_target_projects_it(template:
     assert table["DatabaseName"] == ref("GlueDatabase")
     spec = table["TableInput"]
     assert spec["Name"] == glue.RAW_TABLE
-    # The same properties the code sets (one bucket name stands in for ${DataBucket}).
+    # The same properties the code sets (one bucket name stands in for ${DataBucket}, a date for
+    # the stack's RawHistoryStart).
     location = "s3://BUCKET/" + RAW_PREFIX
-    expected = glue.raw_table_input(location, [])
+    expected = glue.raw_table_input(location, [], start="2026-05-04")
     params = {
         k: (
-            v["Fn::Sub"].replace("${DataBucket}", "BUCKET").replace("${!", "${") if isinstance(v, dict) else v
+            v["Fn::Sub"]
+            .replace("${DataBucket}", "BUCKET")
+            .replace("${RawHistoryStart}", "2026-05-04")
+            .replace("${!", "${")
+            if isinstance(v, dict)
+            else v
         )
         for k, v in spec["Parameters"].items()
     }
     assert params == expected["Parameters"]
+    # Whole-lake queries enumerate the projected hours from RawHistoryStart on, not from 2020.
+    assert spec["Parameters"]["projection.dt.range"] == {"Fn::Sub": "${RawHistoryStart},NOW+1DAYS"}
+    assert template["Parameters"]["RawHistoryStart"]["Default"] == glue.RAW_HISTORY_START
     assert [(k["Name"], k["Type"]) for k in spec["PartitionKeys"]] == list(glue.RAW_PARTITION_KEYS)
     sd = spec["StorageDescriptor"]
     assert sd["Location"] == {"Fn::Sub": f"s3://${{DataBucket}}/{RAW_PREFIX}"}
@@ -264,7 +273,7 @@ def test_bucket_is_private_encrypted_tls_only_with_lifecycle(template: dict[str,
 
 def test_outputs_give_every_name_the_aws_target_reads(template: dict[str, Any]) -> None:
     name_fields = {f.name for f in fields(Settings) if f.type in ("str", str)}
-    name_fields -= {"target", "region", "account", "stack_name"}
+    name_fields -= {"target", "region", "account", "stack_name", "raw_compression"}
     assert name_fields == set(deploy.SETTINGS_OUTPUTS)
     expected = {
         "BucketName": "DataBucket",
@@ -285,6 +294,9 @@ def test_outputs_give_every_name_the_aws_target_reads(template: dict[str, Any]) 
 def test_default_names_match_the_local_target(template: dict[str, Any]) -> None:
     local = Settings()
     params = template["Parameters"]
+    # Local raw/ is compressed as the stack's Firehose compresses it (issue 21), both choices allowed.
+    assert params["RawCompression"]["Default"] == local.raw_compression == "GZIP"
+    assert set(params["RawCompression"]["AllowedValues"]) == {"GZIP", "UNCOMPRESSED"}
     assert params["TableName"]["Default"] == local.table
     assert params["KinesisStreamName"]["Default"] == local.kinesis_stream
     assert params["DeliveryStreamName"]["Default"] == local.delivery_stream
@@ -582,6 +594,8 @@ NOT_IN_MOTO = {
     "TransformErrorsAlarm",
     "TransformThrottlesAlarm",
     "PipeFailuresAlarm",
+    "PipeThrottledAlarm",
+    "KinesisWriteThrottledAlarm",
     "PipeDeadLettersAlarm",
     "ProcessingFailedAlarm",
 }
@@ -640,6 +654,53 @@ def test_deploy_creates_the_stack_through_a_change_set(deployed: dict[str, Any])
     said = "\n".join(deployed["said"])
     assert "creating change set" in said and "(CREATE)" in said and "stack sales-ops is created" in said
     assert "Add      OrdersTable" in said
+
+
+@pytest.mark.usefixtures("deployed")
+def test_a_new_stack_projects_raw_orders_from_its_creation_day(moto_clients: deploy.ClientFactory) -> None:
+    from datetime import UTC, datetime
+
+    (stack,) = moto_clients("cloudformation").describe_stacks(StackName="sales-ops")["Stacks"]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert params["RawHistoryStart"] == f"{datetime.now(UTC):%Y-%m-%d}"
+
+
+def test_kinesis_is_provisioned_with_the_shard_count_or_on_demand(template: dict[str, Any]) -> None:
+    stream = res(template, "OrdersCdcStream")
+    assert stream["StreamModeDetails"] == {"StreamMode": ref("KinesisStreamMode")}
+    assert stream["ShardCount"] == {
+        "Fn::If": ["KinesisOnDemand", ref("AWS::NoValue"), ref("KinesisShardCount")]
+    }
+    assert template["Conditions"]["KinesisOnDemand"] == {
+        "Fn::Equals": [ref("KinesisStreamMode"), "ON_DEMAND"]
+    }
+    assert template["Parameters"]["KinesisStreamMode"]["AllowedValues"] == ["PROVISIONED", "ON_DEMAND"]
+
+
+def test_throttling_of_the_pipe_and_of_kinesis_writes_is_alarmed(template: dict[str, Any]) -> None:
+    """1,000 changes/s needs more than one shard (issue 21): a shortfall must page someone."""
+    pipe, kinesis = res(template, "PipeThrottledAlarm"), res(template, "KinesisWriteThrottledAlarm")
+    assert (pipe["Namespace"], pipe["MetricName"]) == ("AWS/EventBridge/Pipes", "ExecutionThrottled")
+    assert pipe["Dimensions"] == [{"Name": "PipeName", "Value": ref("OrdersPipe")}]
+    assert (kinesis["Namespace"], kinesis["MetricName"]) == (
+        "AWS/Kinesis",
+        "WriteProvisionedThroughputExceeded",
+    )
+    assert kinesis["Dimensions"] == [{"Name": "StreamName", "Value": ref("OrdersCdcStream")}]
+    for alarm in (pipe, kinesis):
+        assert alarm["AlarmActions"] == [ref("AlarmTopic")] and alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_the_operator_may_publish_the_alerts_to_the_alarm_topic_only(template: dict[str, Any]) -> None:
+    statements = res(template, "OperatorPolicy")["PolicyDocument"]["Statement"]
+    sns = [s for s in statements if any(str(a).startswith("sns:") for a in _as_list(s["Action"]))]
+    assert sns == [
+        {"Sid": "Alerts", "Effect": "Allow", "Action": "sns:Publish", "Resource": ref("AlarmTopic")}
+    ]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 @pytest.mark.usefixtures("deployed")

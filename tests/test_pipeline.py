@@ -15,6 +15,7 @@ import pytest
 from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import pipeline_lag, wait_delivered
+from sales_ops.raw_objects import decode_body, is_gzip
 from tests.helpers import assert_replay_matches_dynamodb, error_records, raw_events
 
 
@@ -41,7 +42,8 @@ def test_partitions_follow_event_time(local_stack):
     keys = local_stack.client("s3").list_objects_v2(Bucket=local_stack.bucket, Prefix="raw/orders/")
     for obj in keys["Contents"]:
         body = local_stack.client("s3").get_object(Bucket=local_stack.bucket, Key=obj["Key"])["Body"].read()
-        first = json.loads(body.splitlines()[0])
+        assert obj["Key"].endswith(".gz") and is_gzip(body), "raw/ is gzip by default, named as Firehose does"
+        first = json.loads(decode_body(body).splitlines()[0])
         dt, hour = first["event_time"][:10], first["event_time"][11:13]
         assert obj["Key"].startswith(f"raw/orders/dt={dt}/hour={hour}/orders-raw-1-"), obj["Key"]
 

@@ -17,6 +17,7 @@ import dagster as dg
 from sales_ops.defs.ingest.sensors import PAGE_SIZE, list_new_objects, raw_objects_sensor
 from sales_ops.defs.quality.sensors import processing_failed_sensor
 from sales_ops.defs.resources import PipelineResource
+from sales_ops.raw_objects import delivery_position
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX
 
 BUCKET = "sales-ops-local"
@@ -94,25 +95,46 @@ def test_new_raw_objects_are_reported_as_one_observation_and_launch_no_run(
     s3: tuple[Any, Stubber], resources: dict[str, Any]
 ) -> None:
     _, stubber = s3
-    stubber.add_response("list_objects_v2", page(KEYS[2:]), listing(StartAfter=KEYS[1]))
+    # The cursor's whole partition is listed (keys do not sort by time), what follows it is kept.
+    stubber.add_response("list_objects_v2", page(KEYS), listing(StartAfter=HOUR))
     with dg.instance_for_test() as instance:
-        result = tick(raw_objects_sensor, instance, resources, KEYS[1])
+        result = tick(raw_objects_sensor, instance, resources, delivery_position(KEYS[1]))
     assert result.run_requests == []  # declarative automation decides what runs
-    assert result.cursor == KEYS[-1]
+    assert result.cursor == delivery_position(KEYS[-1])
     (observation,) = result.asset_events
     assert observation.asset_key == dg.AssetKey("raw_orders_files")
     assert observation.metadata["new_objects"].value == 3
     assert observation.metadata["newest_object"].value == KEYS[-1]
 
 
+def test_a_new_stream_version_is_seen_though_its_key_sorts_before_the_cursor(
+    s3: tuple[Any, Stubber], resources: dict[str, Any]
+) -> None:
+    """Firehose's tenth configuration change: `-10-` names sort before `-9-` ones (issue 21)."""
+    _, stubber = s3
+    old = f"{HOUR}orders-raw-9-2026-03-01-10-05-00-aaaa.gz"
+    new = [f"{HOUR}orders-raw-10-2026-03-01-10-0{i}-00-bbb{i}.gz" for i in (6, 7)]
+    first, second = page([old]), page([*new, old])
+    stubber.add_response("list_objects_v2", first, listing())
+    stubber.add_response("list_objects_v2", second, listing(StartAfter=HOUR))
+    with dg.instance_for_test() as instance:
+        cursor = tick(raw_objects_sensor, instance, resources, None).cursor
+        assert cursor == delivery_position(old)
+        result = tick(raw_objects_sensor, instance, resources, cursor)
+    assert result.asset_events[0].metadata["new_objects"].value == 2
+    assert result.asset_events[0].metadata["newest_object"].value == new[-1]
+    assert result.cursor == delivery_position(new[-1]) > cursor
+
+
 def test_nothing_new_skips_and_keeps_the_cursor(s3: tuple[Any, Stubber], resources: dict[str, Any]) -> None:
     _, stubber = s3
-    stubber.add_response("list_objects_v2", page([]), listing(StartAfter=KEYS[-1]))
+    stubber.add_response("list_objects_v2", page(KEYS), listing(StartAfter=HOUR))
+    cursor = delivery_position(KEYS[-1])
     with dg.instance_for_test() as instance:
-        result = tick(raw_objects_sensor, instance, resources, KEYS[-1])
+        result = tick(raw_objects_sensor, instance, resources, cursor)
     assert result.run_requests == []
-    assert result.skip_message == f"no new raw objects after {KEYS[-1]}"
-    assert result.cursor in (None, KEYS[-1])  # unchanged
+    assert result.skip_message == f"no new raw objects after {cursor}"
+    assert result.cursor in (None, cursor)  # unchanged
 
 
 def test_new_objects_are_reported_even_while_a_run_is_in_progress(
@@ -124,7 +146,7 @@ def test_new_objects_are_reported_even_while_a_run_is_in_progress(
         instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED))
         result = tick(raw_objects_sensor, instance, resources, None)
     # No bookkeeping of runs in progress: the observation is recorded, automation coalesces.
-    assert result.cursor == KEYS[-1]
+    assert result.cursor == delivery_position(KEYS[-1])
     assert result.asset_events[0].metadata["new_objects"].value == len(KEYS)
 
 

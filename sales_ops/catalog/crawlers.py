@@ -10,11 +10,9 @@ partitions, and never drops a column.
 from __future__ import annotations
 
 import fcntl
-import gzip
 import json
 import re
 import time
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,6 +35,7 @@ from sales_ops.catalog.glue import (
     table_columns,
 )
 from sales_ops.catalog.inference import _from_json, _to_json, hive_type, infer_schema, parse_hive_type
+from sales_ops.raw_objects import decode_body, decode_prefix
 from sales_ops.settings import RAW_PREFIX, Settings
 
 _RAW_KEY = re.compile(r"^(?P<part>dt=(?P<dt>[^/]+)/hour=(?P<hour>[^/]+))/(?P<name>[^/]+)$")
@@ -310,8 +309,8 @@ class LocalCrawler(_CrawlerRun):
         whole = obj.size <= limit
         kwargs = {} if whole else {"Range": f"bytes=0-{limit - 1}"}
         body = self.s3.get_object(Bucket=self.settings.bucket, Key=obj.key, **kwargs)["Body"].read()
-        if body[:2] == b"\x1f\x8b":  # gzip (RawCompression=GZIP on AWS): inflate what we have
-            body = gzip.decompress(body) if whole else zlib.decompressobj(wbits=31).decompress(body)
+        # gzip (RawCompression=GZIP, the default): inflate what we have
+        body = decode_body(body) if whole else decode_prefix(body)
         lines = body.split(b"\n")
         return lines if whole else lines[:-1]  # the last line of a partial read may be torn
 

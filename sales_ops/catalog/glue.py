@@ -127,15 +127,24 @@ def list_tables(settings: Settings, database: str | None = None) -> list[dict[st
     return sorted((t for page in pages for t in page["TableList"]), key=lambda t: t["Name"])
 
 
-def put_table(settings: Settings, table_input: dict[str, Any], database: str | None = None) -> bool:
-    """Create the table, or update it in place (one atomic call); True when it was created."""
+def put_table(
+    settings: Settings, table_input: dict[str, Any], database: str | None = None, archive: bool = False
+) -> bool:
+    """Create the table, or update it in place (one atomic call); True when it was created.
+
+    No archived version by default (`SkipArchive`): the writers repoint a table on every cycle
+    (orders_live after each compaction, each rollup build), which at one a minute archived up to
+    1,440 versions a table a day, and Glue refuses writes past 100,000 versions per table
+    (https://docs.aws.amazon.com/glue/latest/webapi/API_UpdateTable.html,
+    https://docs.aws.amazon.com/general/latest/gr/glue.html). `archive=True` keeps the old version.
+    """
     glue = settings.client("glue")
     database = database or settings.database
     try:
         glue.create_table(DatabaseName=database, TableInput=table_input)
         return True
     except glue.exceptions.AlreadyExistsException:
-        glue.update_table(DatabaseName=database, TableInput=table_input)
+        glue.update_table(DatabaseName=database, TableInput=table_input, SkipArchive=not archive)
         return False
 
 
@@ -226,21 +235,28 @@ def declared_raw_type(raw_types: frozenset[str]) -> str:
     return next((t for t in ("double", "int", "boolean") if t in raw_types), "string")
 
 
-def raw_projection_parameters(location: str) -> dict[str, str]:
+# The first dt of raw_orders' projection. On aws the stack's RawHistoryStart (the stack's creation
+# date, set by `sales-ops deploy`): Athena enumerates every projected dt/hour of a query with no dt
+# predicate, 55,000+ from 2020. Locally (and the template's default for stacks made before the
+# parameter) 2020-01-01, early enough for the synthetic histories of the benchmarks.
+RAW_HISTORY_START = "2020-01-01"
+
+
+def raw_projection_parameters(location: str, start: str = RAW_HISTORY_START) -> dict[str, str]:
     """Athena partition projection for dt (date) and hour (00-23) under raw/orders/.
 
     With `projection.enabled`, Athena computes the partitions from these properties and ignores the
     ones registered in Glue, so a new dt/hour is visible as soon as Firehose writes it, with no crawl
     (https://docs.aws.amazon.com/athena/latest/ug/partition-projection.html, types and properties:
     https://docs.aws.amazon.com/athena/latest/ug/partition-projection-supported-types.html). The local
-    engine honours the same properties (sales_ops/query/duckdb.py). The range starts in 2020 (older
-    event times are not expected) and ends at NOW, plus a day for clock skew.
+    engine honours the same properties (sales_ops/query/duckdb.py). The range starts at `start` and
+    ends at NOW, plus a day for clock skew.
     """
     return {
         "projection.enabled": "true",
         "projection.dt.type": "date",
         "projection.dt.format": "yyyy-MM-dd",
-        "projection.dt.range": "2020-01-01,NOW+1DAYS",
+        "projection.dt.range": f"{start},NOW+1DAYS",
         "projection.dt.interval": "1",
         "projection.dt.interval.unit": "DAYS",
         "projection.hour.type": "integer",
@@ -250,11 +266,19 @@ def raw_projection_parameters(location: str) -> dict[str, str]:
     }
 
 
-def raw_table_input(location: str, columns: list[tuple[str, str]]) -> dict[str, Any]:
-    """raw_orders as JSON lines with partition projection on dt/hour."""
+def raw_table_input(
+    location: str, columns: list[tuple[str, str]], start: str = RAW_HISTORY_START
+) -> dict[str, Any]:
+    """raw_orders as JSON lines with partition projection on dt/hour from `start`."""
     return json_table_input(
-        RAW_TABLE, columns, location, list(RAW_PARTITION_KEYS), raw_projection_parameters(location)
+        RAW_TABLE, columns, location, list(RAW_PARTITION_KEYS), raw_projection_parameters(location, start)
     )
+
+
+def projection_start(table: dict[str, Any]) -> str | None:
+    """The first dt of a table's projection range, or None."""
+    text = table.get("Parameters", {}).get("projection.dt.range", "")
+    return text.split(",", 1)[0].strip() or None
 
 
 def ensure_raw_table(settings: Settings, location: str) -> None:
@@ -269,7 +293,8 @@ def ensure_raw_table(settings: Settings, location: str) -> None:
         declared = [(c.name, declared_raw_type(c.raw_types)) for c in RAW_COLUMNS]
         put_table(settings, raw_table_input(location, declared))
         return
-    wanted = raw_projection_parameters(location)
+    # The stack sets the range's start (RawHistoryStart): keep it, never widen it back to 2020.
+    wanted = raw_projection_parameters(location, projection_start(table) or RAW_HISTORY_START)
     if all(table.get("Parameters", {}).get(k) == v for k, v in wanted.items()):
         return
     put_table(

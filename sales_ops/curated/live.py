@@ -69,8 +69,10 @@ def tail_start(state: CompactionState, margin: timedelta = LATE_MARGIN) -> Tail 
         return None
     dt, hour = f"{at:%Y-%m-%d}", f"{at:%H}"
     first = None
-    if delivered:  # keys sort by delivery time within a partition, and later partitions after
-        first = f"{RAW_PREFIX}dt={dt}/hour={hour}/{delivered['stream']}-{at:%Y-%m-%d-%H-%M-%S}"
+    if delivered:  # later partitions sort after; within this one, the stream's objects
+        # Not "<stream>-<version>-<time>": the version does not sort by time (-10- before -9-,
+        # sales_ops/raw_objects.py), so the bound keeps the stream's whole first partition.
+        first = f"{RAW_PREFIX}dt={dt}/hour={hour}/{delivered['stream'].rsplit('-', 1)[0]}-"
     return Tail(dt, hour, first)
 
 

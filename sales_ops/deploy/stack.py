@@ -16,6 +16,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +227,7 @@ def _apply_change_set(
 ) -> None:
     cfn = clients("cloudformation")
     kind, previous = _change_set_type(stack_name, clients, progress, poll_seconds)
+    params = _with_history_start(params, names, previous, stack_name if kind == "UPDATE" else None, clients)
     change_set = f"{stack_name}-{time.strftime('%Y%m%d%H%M%S')}"
     _say(progress, f"creating change set {change_set} ({kind})")
     try:
@@ -297,6 +299,21 @@ def _change_set_type(
             "(or `sales-ops destroy`) before deploying again."
         )
     return "UPDATE", {p["ParameterKey"] for p in stack.get("Parameters", [])}
+
+
+HISTORY_START = "RawHistoryStart"
+
+
+def _with_history_start(
+    params: dict[str, str], names: set[str], previous: set[str], existing: str | None, clients: ClientFactory
+) -> dict[str, str]:
+    """RawHistoryStart, unless given or kept: the day the stack was created (today for a new one),
+    so raw_orders' projection starts where its data can (docs/design.md §9)."""
+    if HISTORY_START not in names or HISTORY_START in params or HISTORY_START in previous:
+        return params
+    stack = describe_stack(existing, clients) if existing else None
+    created = stack["CreationTime"] if stack else datetime.now(UTC)
+    return {**params, HISTORY_START: f"{created.astimezone(UTC):%Y-%m-%d}"}
 
 
 def _parameter_list(params: dict[str, str], names: set[str], previous: set[str]) -> list[dict[str, Any]]:

@@ -6,7 +6,8 @@ emulator's DynamoDB could not take in reasonable time. The orders come from the 
 become DynamoDB stream records in the Pipe's Lambda-event shape (NEW_AND_OLD_IMAGES, sequence
 numbers of 21 digits, increasing), go through the real Lambda handler, and land in S3 the way the
 Firehose stand-in delivers them: raw/orders/dt=…/hour=… of each event's time, objects of at most
-1 MiB named `orders-raw-1-<yyyy-MM-dd-HH-mm-ss>-<uuid>`.
+1 MiB (before compression) named `orders-raw-1-<yyyy-MM-dd-HH-mm-ss>-<uuid>.gz`, gzip as Firehose
+writes them by default (`Settings.raw_compression`: UNCOMPRESSED gives plain JSON, no extension).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from types import ModuleType
 import orjson
 
 from sales_ops.load.shop import Shop, _attr
+from sales_ops.raw_objects import encode_body, object_name
 from sales_ops.settings import RAW_PREFIX, Settings
 
 OBJECT_BYTES = 1024 * 1024  # Firehose's buffer size hint (1 MiB)
@@ -221,7 +223,10 @@ class RawWriter:
         self.sizes.pop(partition)
         last = json.loads(body[body.rfind(b"\n", 0, len(body) - 1) + 1 :])["event_time"]
         delivered = datetime.fromisoformat(last.replace("Z", "+00:00")) + timedelta(seconds=1)
-        key = f"{RAW_PREFIX}{partition}/orders-raw-1-{delivered:%Y-%m-%d-%H-%M-%S}-{uuid.uuid4()}"
+        compression = self.settings.raw_compression
+        name = object_name("orders-raw", 1, delivered, str(uuid.uuid4()), compression)
+        key = f"{RAW_PREFIX}{partition}/{name}"
+        body = encode_body(body, compression)
         self.summary.objects += 1
         self.summary.bytes += len(body)
         self.summary.keys.append(key)

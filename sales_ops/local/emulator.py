@@ -29,7 +29,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from sales_ops.guard import foreign_origin, loopback_host, normal_origin
-from sales_ops.local import export
+from sales_ops.local import export, glue_versions
 from sales_ops.local.faults import ENV_FLAG, FaultInjector, faults_path
 from sales_ops.local.journal import JOURNAL_DIR, Journal, JournaledApp, install_determinism, read_entries
 from sales_ops.settings import DEFAULT_STATE_DIR
@@ -117,6 +117,7 @@ def install_patches() -> None:
     _safe_kinesis_shards()
     _fast_kinesis_put_records()
     export.install()  # ExportTableToPointInTime writing AWS's real layout (sales_ops/local/export.py)
+    glue_versions.install()  # UpdateTable's SkipArchive and the per-table version limit
 
 
 def _serialize_stream_appends() -> None:
@@ -248,8 +249,10 @@ class LocalOnlyMiddleware:
     - it carries an Origin (or, without one, a Referer) that is not in the allowed list (none by
       default; SALES_OPS_ALLOWED_ORIGINS adds some) or `Sec-Fetch-Site: cross-site`. SDKs and the
       CLI send none of these;
-    - it is a form POST (multipart/urlencoded/text/plain): browsers send those without a preflight,
-      and boto3 never does.
+    - it is a form POST (multipart/urlencoded/text/plain) without an `Authorization` header:
+      browsers send those without a preflight. boto3 sends urlencoded POSTs for the query-protocol
+      services (SNS, IAM, STS), always signed; a browser cannot add `Authorization` to a
+      cross-origin request without a preflight, which the Origin rule above refuses.
     Preflights (OPTIONS) from allowed origins are still answered by moto; from others, 403 with
     no Access-Control-Allow-* header.
     """
@@ -267,7 +270,8 @@ class LocalOnlyMiddleware:
         if foreign:
             return f"{foreign} ({ALLOWED_ORIGINS_ENV} lists allowed origins)"
         content_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-        if environ.get("REQUEST_METHOD") == "POST" and content_type in FORM_TYPES:
+        signed = "HTTP_AUTHORIZATION" in environ
+        if environ.get("REQUEST_METHOD") == "POST" and content_type in FORM_TYPES and not signed:
             return f"form POST ({content_type}) refused: browsers send these without a preflight"
         return None
 

@@ -9,6 +9,8 @@ Lambda processor and its retries) and then does what the service does:
 - retries a failed invocation NumberOfRetries times, then sends that batch to the error prefix;
 - writes Ok records to the prefix with `!{partitionKeyFromLambda:…}` filled from each record's
   partitionKeys, ProcessingFailed records as Firehose error records under the error prefix;
+- compresses objects with the destination's CompressionFormat (GZIP, with Firehose's `.gz` name,
+  or UNCOMPRESSED), error output included, as the service does;
 - moves its checkpoint only after the S3 writes succeeded (at-least-once; a replay after a crash
   repeats whole records, never loses one).
 """
@@ -33,6 +35,7 @@ import orjson
 
 from sales_ops.local.checkpoint import Checkpoints
 from sales_ops.local.shards import KinesisApi, ShardReader
+from sales_ops.raw_objects import EXTENSIONS, encode_body, object_name
 from sales_ops.settings import HANDLER_PATH, Settings
 
 log = logging.getLogger("sales_ops.firehose")
@@ -95,6 +98,7 @@ class DeliveryConfig:
     buffer_seconds: float
     lambda_arn: str
     retries: int
+    compression: str = "UNCOMPRESSED"  # the destination's CompressionFormat
 
     @classmethod
     def describe(cls, settings: Settings) -> DeliveryConfig:
@@ -109,6 +113,9 @@ class DeliveryConfig:
             for p in proc["Parameters"]
         }
         hints = dest.get("BufferingHints", {})
+        compression = dest.get("CompressionFormat", "UNCOMPRESSED")
+        if compression not in EXTENSIONS:  # ZIP, Snappy: not what the template allows
+            raise ValueError(f"the stand-in does not write CompressionFormat {compression!r}")
         return cls(
             arn=desc["DeliveryStreamARN"],
             version=str(desc.get("VersionId", "1")),
@@ -120,6 +127,7 @@ class DeliveryConfig:
             buffer_seconds=float(hints.get("IntervalInSeconds", 300)),
             lambda_arn=params["LambdaArn"],
             retries=int(params.get("NumberOfRetries", 3)),
+            compression=compression,
         )
 
 
@@ -142,7 +150,7 @@ class FirehoseStandIn:
         self._buffer_bytes = 0
         self._buffer_started: float | None = None
         log.info(
-            "firehose %s: %s → s3://%s/%s, buffer %d B / %.0f s, retries %d",
+            "firehose %s: %s → s3://%s/%s, buffer %d B / %.0f s, retries %d, %s",
             settings.delivery_stream,
             self.config.source_arn,
             self.config.bucket,
@@ -150,6 +158,7 @@ class FirehoseStandIn:
             self.config.buffer_bytes,
             self.config.buffer_seconds,
             self.config.retries,
+            self.config.compression,
         )
 
     def poll_once(self) -> int:
@@ -334,8 +343,12 @@ class FirehoseStandIn:
         return out
 
     def _put_object(self, prefix: str, body: bytes, now: datetime) -> None:
-        # Firehose's own object naming: <stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<random>.
-        name = f"{self.settings.delivery_stream}-{self.config.version}-{now:%Y-%m-%d-%H-%M-%S}-{uuid.uuid4()}"
+        # Firehose's own object naming: <stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<random><ext>.
+        compression = self.config.compression
+        name = object_name(
+            self.settings.delivery_stream, self.config.version, now, str(uuid.uuid4()), compression
+        )
+        body = encode_body(body, compression)
         self.s3.put_object(Bucket=self.config.bucket, Key=prefix + name, Body=body)
         self.stats.objects_written += 1
         self.stats.bytes_written += len(body)

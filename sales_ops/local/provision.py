@@ -105,7 +105,7 @@ def _firehose(settings: Settings, kinesis_arn: str) -> None:
             "Prefix": FIREHOSE_PREFIX,
             "ErrorOutputPrefix": FIREHOSE_ERROR_PREFIX,
             "BufferingHints": {"SizeInMBs": LOCAL_BUFFER_MB, "IntervalInSeconds": LOCAL_BUFFER_SECONDS},
-            "CompressionFormat": "UNCOMPRESSED",
+            "CompressionFormat": settings.raw_compression,
             "ProcessingConfiguration": {
                 "Enabled": True,
                 "Processors": [

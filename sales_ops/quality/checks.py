@@ -7,10 +7,10 @@ Every check returns a `CheckOutcome` (never raises for what it finds): `passed`,
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import random
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from sales_ops.catalog import glue
 from sales_ops.query import Sql, SqlEngine, literal
+from sales_ops.raw_objects import decode_body
 from sales_ops.schema import ORDER_VALUE_FIELDS, RAW_COLUMNS
 from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
 
@@ -111,7 +112,7 @@ def check_no_processing_failed(settings: Settings, since: datetime | None = None
 
 
 def check_no_quarantined(settings: Settings) -> CheckOutcome:
-    """No raw object moved aside by compaction as unreadable (errors/quarantine/)."""
+    """No raw object moved aside by compaction as unreadable (quarantine/)."""
     from sales_ops.curated.quarantine import QUARANTINE_PREFIX, list_quarantined
 
     name = "no_quarantined_objects"
@@ -134,12 +135,10 @@ def check_no_quarantined(settings: Settings) -> CheckOutcome:
 def error_object_text(body: bytes) -> bytes:
     """An error object's lines. Firehose compresses error output with the destination's
     CompressionFormat (GZIP in the template), so gzip is recognised by its magic bytes."""
-    if body[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(body)
-        except (OSError, EOFError):
-            return b"\xff"  # a torn object: one unreadable line
-    return body
+    try:
+        return decode_body(body)
+    except (OSError, EOFError, zlib.error):
+        return b"\xff"  # a torn object: one unreadable line
 
 
 def check_freshness(settings: Settings, max_age_s: float) -> CheckOutcome:

@@ -14,6 +14,7 @@ from sales_ops.curated.state import LOOKBACK_HOURS, horizon
 from sales_ops.defs import policies
 from sales_ops.defs.ingest.load import order_load
 from sales_ops.defs.resources import DynamoDBResource, PipelineResource
+from sales_ops.raw_objects import delivery_position
 from sales_ops.settings import RAW_PREFIX
 
 
@@ -52,8 +53,8 @@ def dynamodb_orders(dynamodb: DynamoDBResource) -> dg.ObserveResult:
 
 
 def raw_files_version(newest_key: str) -> dg.DataVersion:
-    """The raw files' data version: the newest key. Firehose names objects by time under
-    time-ordered prefixes, so a new object changes it, and eager downstream assets run."""
+    """The raw files' data version: the key of the newest object by delivery position
+    (`sales_ops/raw_objects.py`), so a new object changes it, and eager downstream assets run."""
     return dg.DataVersion(newest_key or "empty")
 
 
@@ -142,7 +143,9 @@ def observe_raw_files(client: Any, bucket: str, previous: RawTally | None) -> tu
         start.partitions + settled["partitions"],
     )
     metadata[CURSOR_ENTRY] = tally.metadata_value()
-    return metadata, objects[-1]["Key"] if objects else ""  # listed in key order
+    # The newest by delivery position, as the sensor's data version (keys do not sort by time).
+    newest = max(objects, key=lambda obj: delivery_position(obj["Key"], obj["LastModified"]), default=None)
+    return metadata, newest["Key"] if newest else ""
 
 
 @dg.multi_observable_source_asset(

@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 from sales_ops.defs import internals
-from sales_ops.defs.operations.alerts import Alert, AlertDeliveryError, send
+from sales_ops.defs.operations.alerts import Alert, deliver
 from sales_ops.defs.resources import PipelineResource
 
 ALERTS_INTERVAL_S = 30
@@ -84,7 +84,9 @@ def run_failure_recorder(context: dg.RunFailureSensorContext, pipeline: Pipeline
         )
     if not _failed_by_checks_only(context):
         names = ", ".join(key.to_user_string() for key in assets) or run.job_name
-        send(pipeline.settings(), Alert("run failed", names, error, run_id=run.run_id))
+        alert = Alert("run failed", names, error, run_id=run.run_id)
+        for problem in deliver(pipeline.settings(), context.instance, [alert], "run_failure_recorder"):
+            context.log.error(problem)
 
 
 def check_alert(evaluation: dg.AssetCheckEvaluation, run_id: str | None) -> Alert | None:
@@ -170,14 +172,12 @@ def alerts_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResourc
         if now == "FAIL" and previous != "FAIL" and not first_tick:
             pending.append(freshness_alert(asset_key, previous))
         state["freshness"][name] = now
-    sent = 0
-    for alert in pending:
-        try:
-            send(pipeline.settings(), alert)
-        except AlertDeliveryError as exc:
-            # The cursor does not move: the next tick tries again (those before it in this tick
-            # are sent again then): nothing is lost.
-            context.log.error(str(exc))
-            return dg.SensorResult(skip_reason=f"alert delivery failed: {exc}")
-        sent += 1
-    return dg.SensorResult(cursor=json.dumps(state), skip_reason=None if sent else "nothing to alert")
+    # Per channel: a failed channel is retried from the outbox at the next tick, the others are not
+    # sent the alert again, and the cursor moves on.
+    problems = deliver(pipeline.settings(), context.instance, pending, "alerts_sensor")
+    for problem in problems:
+        context.log.error(problem)
+    skip = f"alert delivery failed: {'; '.join(problems)}" if problems else None
+    return dg.SensorResult(
+        cursor=json.dumps(state), skip_reason=skip or (None if pending else "nothing to alert")
+    )

@@ -118,7 +118,7 @@ def no_processing_failed(
 
 @dg.asset_check(
     asset="raw_orders_files",
-    description="No raw object quarantined by compaction as unreadable (errors/quarantine/), with reasons.",
+    description="No raw object quarantined by compaction as unreadable (quarantine/), with reasons.",
 )
 def no_quarantined_objects(pipeline: PipelineResource) -> dg.AssetCheckResult:
     return to_check_result(quality.check_no_quarantined(pipeline.settings()))
