@@ -23,6 +23,9 @@ from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX
 BUCKET = "sales-ops-local"
 HOUR = f"{RAW_PREFIX}dt=2026-03-01/hour=10/"
 KEYS = [f"{HOUR}orders-raw-1-2026-03-01-10-0{i}-00-{i:04d}" for i in range(5)]
+# A cursor positioned before HOUR's objects (a first tick starts at the compaction horizon, from
+# now: tests/test_dagster_first_tick.py).
+BEFORE_HOUR = f"@{HOUR}//"
 
 
 @pytest.fixture()
@@ -115,10 +118,10 @@ def test_a_new_stream_version_is_seen_though_its_key_sorts_before_the_cursor(
     old = f"{HOUR}orders-raw-9-2026-03-01-10-05-00-aaaa.gz"
     new = [f"{HOUR}orders-raw-10-2026-03-01-10-0{i}-00-bbb{i}.gz" for i in (6, 7)]
     first, second = page([old]), page([*new, old])
-    stubber.add_response("list_objects_v2", first, listing())
+    stubber.add_response("list_objects_v2", first, listing(StartAfter=HOUR))
     stubber.add_response("list_objects_v2", second, listing(StartAfter=HOUR))
     with dg.instance_for_test() as instance:
-        cursor = tick(raw_objects_sensor, instance, resources, None).cursor
+        cursor = tick(raw_objects_sensor, instance, resources, BEFORE_HOUR).cursor
         assert cursor == delivery_position(old)
         result = tick(raw_objects_sensor, instance, resources, cursor)
     assert result.asset_events[0].metadata["new_objects"].value == 2
@@ -141,10 +144,10 @@ def test_new_objects_are_reported_even_while_a_run_is_in_progress(
     s3: tuple[Any, Stubber], resources: dict[str, Any]
 ) -> None:
     _, stubber = s3
-    stubber.add_response("list_objects_v2", page(KEYS), listing())
+    stubber.add_response("list_objects_v2", page(KEYS), listing(StartAfter=HOUR))
     with dg.instance_for_test() as instance:
         instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED))
-        result = tick(raw_objects_sensor, instance, resources, None)
+        result = tick(raw_objects_sensor, instance, resources, BEFORE_HOUR)
     # No bookkeeping of runs in progress: the observation is recorded, automation coalesces.
     assert result.cursor == delivery_position(KEYS[-1])
     assert result.asset_events[0].metadata["new_objects"].value == len(KEYS)
