@@ -84,7 +84,11 @@ def test_every_aws_call_of_the_dagster_definitions_on_aws_is_allowed(
             monkeypatch,
             lambda client: client.meta.events.register("before-parameter-build", recorder._before_call),
         )
-        failures = run_the_definitions(build_definitions(resources), resources)
+        # Loaded inside an instance, as the code server does: loading reads the current instance's
+        # defs state storage, and outside one an earlier test's disposed instance may be current.
+        with dg.instance_for_test():
+            defs = build_definitions(resources)
+        failures = run_the_definitions(defs, resources)
 
     operations = {c.operation for c in recorder.calls}
     # It cannot pass by recording nothing: each area's calls were made.
