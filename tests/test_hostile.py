@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+from pathlib import Path
 
 import pytest
 
@@ -727,6 +728,89 @@ def test_cli_refusals_are_one_clear_line(cli_env, sql, words):
     assert "Falling back to parsing" not in result.stderr
     for word in words:
         assert word in result.stderr
+
+
+# --- the embedded AWS: moto's control API, body sizes, file modes (issue 23, items 10 and 12) -----
+def _local(port: int, **extra: str) -> dict[str, str]:
+    return {"Host": f"127.0.0.1:{port}", **extra}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/moto-api/recorder/upload-recording"),
+        ("POST", "/moto-api/recorder/start-recording"),
+        ("POST", "/moto-api/reset"),
+        ("GET", "/moto-api/data.json"),
+        ("POST", "/moto-api/seed?a=42"),
+    ],
+)
+def test_emulator_refuses_motos_control_api(local_stack, method, path):
+    from sales_ops.local import supervisor
+
+    cwd = Path(f"/proc/{supervisor.EMULATOR.pid(local_stack)}/cwd").resolve()
+    before = set(cwd.iterdir())
+    status, _, body = _raw(local_stack.port, method, path, _local(local_stack.port), b"x = 1")
+    assert status == 403 and b"control API" in body
+    assert set(cwd.iterdir()) == before  # the recorder wrote moto_recording here
+    status, _, body = _scan(local_stack.port)  # /moto-api/reset would have emptied every backend
+    assert status == 200 and b"Items" in body
+
+
+def test_emulator_caps_request_bodies_by_service(local_stack):
+    headers = {
+        "Content-Type": "application/x-amz-json-1.0",
+        "X-Amz-Target": "DynamoDB_20120810.PutItem",
+        "X-Amz-Date": "20260101T000000Z",
+        "Authorization": SIGV4,
+    }
+    journal = local_stack.state_dir / "journal"
+    size = sum(p.stat().st_size for p in journal.iterdir())
+    status, _, body = _raw(
+        local_stack.port, "POST", "/", _local(local_stack.port, **headers), b"x" * (21 << 20)
+    )
+    assert status == 413 and b"20 MiB limit for json requests" in body
+    assert sum(p.stat().st_size for p in journal.iterdir()) < size + (1 << 20)  # not journaled
+    # A DynamoDB item at its 400 KB limit and a 30 MiB S3 object are still fine.
+    ddb, s3 = local_stack.client("dynamodb"), local_stack.client("s3")
+    ddb.create_table(
+        TableName="hostile-big",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName="hostile-big", Item={"k": {"S": "x"}, "pad": {"S": "p" * 399_000}})
+    ddb.delete_table(TableName="hostile-big")
+    s3.create_bucket(Bucket="hostile-big")
+    s3.put_object(Bucket="hostile-big", Key="big.bin", Body=b"b" * (30 << 20))
+    assert s3.head_object(Bucket="hostile-big", Key="big.bin")["ContentLength"] == 30 << 20
+    s3.delete_object(Bucket="hostile-big", Key="big.bin")
+    s3.delete_bucket(Bucket="hostile-big")
+    # Pipes' REST calls and IAM get 1 MiB.
+    status, _, body = _raw(
+        local_stack.port,
+        "POST",
+        "/v1/pipes/evil",
+        _local(local_stack.port, **{"Content-Type": "application/json"}),
+        b"{" + b" " * (2 << 20) + b"}",
+    )
+    assert status == 413 and b"1 MiB limit for other requests" in body
+
+
+def test_the_state_dir_snapshot_and_journal_are_private(tmp_path):
+    from tests.harness import running_stack
+
+    with running_stack(tmp_path / "stack") as settings:
+        state = settings.state_dir
+    # Stopped: the emulator wrote its snapshot on SIGTERM.
+    modes = {
+        p.relative_to(state).as_posix() or ".": oct(p.stat().st_mode & 0o777)
+        for p in [state, *state.rglob("*")]
+    }
+    dirs = {name: mode for name, mode in modes.items() if (state / name).is_dir()}
+    assert set(dirs.values()) == {"0o700"}, dirs
+    assert modes["emulator.snapshot"] == "0o600"
+    assert {mode for name, mode in modes.items() if name.startswith("journal/")} == {"0o600"}
 
 
 # --- last: the pipeline is still healthy after every probe above ----------------------------------

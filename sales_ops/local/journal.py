@@ -173,7 +173,8 @@ class Journal:
     """Append-only segments with group commit. `append` is called inside the apply lock."""
 
     def __init__(self, directory: Path, next_seq: int, fsync: bool = True) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)  # the journal holds every write: owner only, like its segments
         self.directory = directory
         self.fsync = fsync
         self.next_seq = next_seq
