@@ -813,6 +813,92 @@ def test_the_state_dir_snapshot_and_journal_are_private(tmp_path):
     assert {mode for name, mode in modes.items() if name.startswith("journal/")} == {"0o600"}
 
 
+# --- raw object keys with glob characters (issue 23, item 4) -------------------------------------
+def _raw_line(order_id: str, seq: int) -> bytes:
+    """One raw_orders line as the Lambda writes it (docs/design.md §2.2)."""
+    stamp = "2026-01-01T00:10:00Z"
+    row = {
+        "event_id": f"ev-{order_id}",
+        "event_type": "INSERT",
+        "event_time": stamp,
+        "sequence_number": str(seq),
+        "is_deleted": False,
+        "order_id": order_id,
+        "customer_id": "cus-1",
+        "product_id": "sku-1",
+        "product_name": "Mug",
+        "category": "home",
+        "quantity": 1,
+        "unit_price": 5.00,
+        "order_total": 5.00,
+        "status": "PAID",
+        "channel": "web",
+        "region": "us-east",
+        "created_at": stamp,
+        "updated_at": stamp,
+        "extra": "{}",
+    }
+    return json.dumps(row).encode() + b"\n"
+
+
+def test_raw_keys_with_glob_characters_are_read_as_themselves(space):
+    from sales_ops.catalog.crawlers import LocalCrawler
+    from sales_ops.curated.compaction import compact
+    from sales_ops.query import DuckDBEngine
+
+    hour = "raw/orders/dt=2026-01-01/hour=00/"
+    names = ["evil[1].json", "evil1.json", "*", "x?y", "xzy", "[!a]b", "**", "a b+c#d%20e&f=g", "é{a,b}"]
+    s3 = space.client("s3")
+    for n, name in enumerate(names):
+        s3.put_object(Bucket=space.bucket, Key=hour + name, Body=_raw_line(f"o-{n}", 100 + n))
+    LocalCrawler(space).run()
+    with DuckDBEngine(space) as engine:
+        rows = engine.query(f'SELECT "$path", order_id FROM {space.database}.raw_orders ORDER BY 2').rows
+        # Each object once: `*` used to expand to the whole hour, `evil[1].json` to match nothing.
+        assert [list(r) for r in rows] == [
+            [space.s3_uri(hour + name), f"o-{n}"] for n, name in enumerate(names)
+        ]
+        only = engine.query(
+            f'SELECT order_id FROM {space.database}.raw_orders WHERE "$path" IN '
+            f"('{space.s3_uri(hour + 'evil[1].json')}', '{space.s3_uri(hour + '*')}')"
+        ).rows
+        assert sorted(only) == [("o-0",), ("o-2",)]
+        report = compact(space, engine)
+        assert report.rows == len(names)
+        latest = engine.query(
+            f"SELECT count(*), count(DISTINCT order_id) FROM {space.database}.orders_latest"
+        )
+        assert [list(r) for r in latest.rows] == [[len(names), len(names)]]
+
+
+# --- backfill: --at and exports that are not what they claim (issue 23, items 6 and 7) ----------
+def test_backfill_at_a_time_starts_an_export_locally(cli_env):
+    from datetime import UTC, datetime, timedelta
+
+    at = (datetime.now(UTC) - timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = _cli("backfill", "--at", at, "--json", env=cli_env)
+    _no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["export_arn"].split(":table/")[1].startswith("orders/export/")
+
+
+@pytest.mark.parametrize(
+    ("at", "words"),
+    [
+        ("0001-01-01T00:00:00+14:00", "is out of range"),
+        ("1969-12-31T23:00:00Z", "is out of range"),
+        ("2999-01-01T00:00:00Z", "is in the future"),
+        ("2020-01-01T00:00:00Z", "outside of the point in time recovery window"),
+    ],
+)
+def test_backfill_at_an_impossible_time_is_one_clear_line(cli_env, at, words):
+    result = _cli("backfill", "--at", at, env=cli_env)
+    _no_traceback(result)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.stderr
+
+
 # --- last: the pipeline is still healthy after every probe above ----------------------------------
 def test_check_still_passes_after_the_hostile_probes(local_stack):
     from sales_ops.curated.compaction import compact

@@ -76,6 +76,23 @@ def _utc(value: Any) -> datetime:
     return datetime.fromtimestamp(float(value), UTC)
 
 
+def _export_time(at: datetime) -> datetime:
+    """`at` in UTC, or an ExportError saying why DynamoDB could not take it (it takes epoch
+    seconds: a time before 1970 or past 9999 in UTC is no ExportTime; was an OverflowError)."""
+    try:
+        utc = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+        utc.timestamp()
+    except (OverflowError, ValueError, OSError):
+        utc = None
+    if utc is None or utc.year < 1970:
+        raise ExportError(
+            f"export time {at.isoformat()} is out of range: give a time in the PITR window (35 days)"
+        )
+    if utc > datetime.now(UTC):
+        raise ExportError(f"export time {at.isoformat()} is in the future")
+    return utc
+
+
 def start_export(settings: Settings, at: datetime | None = None) -> ExportInfo:
     """Ask DynamoDB for a full export of the table as of `at` (default: now) into the bucket."""
     kwargs: dict[str, Any] = {
@@ -86,7 +103,7 @@ def start_export(settings: Settings, at: datetime | None = None) -> ExportInfo:
         "ExportType": "FULL_EXPORT",
     }
     if at is not None:
-        kwargs["ExportTime"] = at
+        kwargs["ExportTime"] = _export_time(at)
     response = settings.client("dynamodb").export_table_to_point_in_time(**kwargs)
     return _info(response["ExportDescription"])
 
