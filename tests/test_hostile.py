@@ -899,6 +899,97 @@ def test_backfill_at_an_impossible_time_is_one_clear_line(cli_env, at, words):
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.stderr
 
 
+@pytest.fixture(scope="module")
+def exported(local_stack):
+    """A lake with orders and a completed export of the table, in the stack's own bucket."""
+    from sales_ops.backfill.export import start_export, wait_export
+    from sales_ops.curated.compaction import compact
+    from sales_ops.load.shop import run_load
+    from sales_ops.local.progress import wait_delivered
+    from sales_ops.targets import crawler_for, engine_for
+
+    run_load(local_stack, orders=12, rate=0, seed=2323)
+    wait_delivered(local_stack, timeout=300)
+    crawler_for(local_stack).run()
+    with engine_for(local_stack) as engine:
+        compact(local_stack, engine)
+    return wait_export(local_stack, start_export(local_stack).arn, timeout=120)
+
+
+def _export_object(settings, info, name: str) -> str:
+    root = info.manifest_key.rsplit("/", 1)[0]
+    if name == "data":
+        manifest = settings.client("s3").get_object(Bucket=info.bucket, Key=f"{root}/manifest-files.json")
+        return json.loads(manifest["Body"].read().splitlines()[0])["dataFileS3Key"]
+    return f"{root}/{name}"
+
+
+def _tampered(settings, info, name: str, body: bytes):
+    """Replace one object of the export; yields, then puts the original back."""
+    s3, key = settings.client("s3"), _export_object(settings, info, name)
+    original = s3.get_object(Bucket=info.bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=info.bucket, Key=key, Body=body)
+    return key, original
+
+
+def _gzip_of_zeros(size: int) -> bytes:
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    chunk = b"\0" * (1 << 20)
+    return b"".join([*(packer.compress(chunk) for _ in range(size >> 20)), packer.flush()])
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "words"),
+    [
+        ("manifest-files.json", b"", "lists 0 items in 0 files, manifest-summary.json says"),
+        ("data", b"", "holds 0 items, its manifest says"),
+        ("data", "half", "truncated or corrupt gzip"),
+        ("data", "not-export", "is not an export item"),
+        ("data", "bomb", "decompresses past"),
+        ("manifest-summary.json", b"[]", "is not a JSON object"),
+    ],
+)
+def test_backfill_refuses_an_export_that_is_not_what_its_manifests_say(
+    local_stack, exported, name, body, words
+):
+    import gzip
+
+    from sales_ops.targets import engine_for
+
+    s3 = local_stack.client("s3")
+    key = _export_object(local_stack, exported, name)
+    original = s3.get_object(Bucket=exported.bucket, Key=key)["Body"].read()
+    if body == "half":
+        body = original[: len(original) // 2]
+    elif body == "not-export":
+        body = gzip.compress(b'{"order_id": "o-1"}\n' * 12)
+    elif body == "bomb":
+        body = _gzip_of_zeros(256 << 20)  # 256 MiB of zeros in ~250 KB: memory stays bounded
+    count = f"SELECT count(*) FROM {local_stack.database}.orders_latest"
+    with engine_for(local_stack) as engine:
+        before = engine.query(count).rows
+    s3.put_object(Bucket=exported.bucket, Key=key, Body=body)
+    try:
+        result = _cli("backfill", "--export", exported.arn, env=stack_env_of(local_stack), timeout=300)
+    finally:
+        s3.put_object(Bucket=exported.bucket, Key=key, Body=original)
+    _no_traceback(result)
+    assert result.returncode == 1, result.stdout + result.stderr
+    said = " ".join(result.stderr.split())  # one line, however the console wraps it
+    assert said.startswith("error: ") and said.count("error: ") == 1 and words in said, result.stderr
+    with engine_for(local_stack) as engine:
+        assert engine.query(count).rows == before  # nothing applied: the lake keeps its orders
+        assert before[0][0] > 0
+
+
+def stack_env_of(settings):
+    from tests.harness import stack_env
+
+    return stack_env(settings)
+
+
 # --- last: the pipeline is still healthy after every probe above ----------------------------------
 def test_check_still_passes_after_the_hostile_probes(local_stack):
     from sales_ops.curated.compaction import compact
