@@ -32,7 +32,14 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from sales_ops.guard import foreign_origin, loopback_host, normal_origin
 from sales_ops.local import export
 from sales_ops.local.faults import ENV_FLAG, FaultInjector, faults_path
-from sales_ops.local.journal import JOURNAL_DIR, Journal, JournaledApp, install_determinism, read_entries
+from sales_ops.local.journal import (
+    JOURNAL_DIR,
+    Journal,
+    JournalCorrupt,
+    JournaledApp,
+    install_determinism,
+    read_entries,
+)
 from sales_ops.settings import DEFAULT_STATE_DIR
 
 log = logging.getLogger("sales_ops.emulator")
@@ -436,6 +443,9 @@ def main(argv: list[str] | None = None) -> None:
         serve(args.port, state_dir, args.snapshot_every, fsync=not args.no_fsync, journal=not args.no_journal)
     except OSError as exc:  # e.g. the port is taken: say so and exit, never hang
         log.error("cannot serve on 127.0.0.1:%d: %s", args.port, exc)
+        raise SystemExit(1) from exc
+    except JournalCorrupt as exc:  # never start over a journal that would lose acknowledged writes
+        log.error("%s", exc)
         raise SystemExit(1) from exc
 
 
