@@ -1005,3 +1005,33 @@ def test_check_still_passes_after_the_hostile_probes(local_stack):
         compact(local_stack, engine)
         outcomes = run_checks(local_stack, engine)
     assert [o.name for o in outcomes if not o.passed] == [], [o.summary for o in outcomes if not o.passed]
+
+
+# --- a change Kinesis refuses never stalls the Pipe (issue 23, item 5) ----------------------------
+def test_a_record_kinesis_refuses_is_dead_lettered_and_the_pipe_goes_on(fresh_stack):
+    from sales_ops.local.pipe import dead_letters_path
+    from sales_ops.local.progress import wait_delivered
+    from tests.harness import stack_env
+    from tests.helpers import order_item, raw_events
+
+    ddb = fresh_stack.client("dynamodb")
+    long_id = "o" * 300  # DynamoDB takes 2,048 bytes; a Kinesis partition key at most 256 characters
+    ddb.put_item(TableName=fresh_stack.table, Item=order_item(long_id))
+    big = order_item("o-big", pad={"S": "\x01" * 190_000})  # JSON escapes each as 6 bytes: over 1 MiB
+    ddb.put_item(TableName=fresh_stack.table, Item=big)
+    ddb.put_item(TableName=fresh_stack.table, Item={**big, "status": {"S": "SHIPPED"}})
+    ddb.put_item(TableName=fresh_stack.table, Item=order_item("o-after"))
+    wait_delivered(fresh_stack, timeout=180)
+    delivered = {e["order_id"] for e in raw_events(fresh_stack)}
+    assert "o-after" in delivered and long_id not in delivered  # the records behind it went on
+
+    letters = [json.loads(line) for line in dead_letters_path(fresh_stack).read_text().splitlines()]
+    reasons = [letter["reason"] for letter in letters]
+    assert any("partition key of 300 characters" in r for r in reasons), reasons
+    assert any("Kinesis takes at most 1,048,576" in r for r in reasons), reasons
+    assert oct(dead_letters_path(fresh_stack).stat().st_mode & 0o777) == "0o600"
+
+    status = _cli("local", "status", "--json", env=stack_env(fresh_stack))
+    assert status.returncode == 1 and json.loads(status.stdout)["dead_letters"] == len(letters)
+    status = _cli("local", "status", env=stack_env(fresh_stack))
+    assert status.returncode == 1 and "dead letters" in status.stdout
