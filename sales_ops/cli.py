@@ -199,7 +199,8 @@ def local_status(
             print(json.dumps(report, indent=2))
         else:
             _print_status(report)
-        if not all(report["processes"].values()) or report["dead_letters"]:
+        off_stream = any(stage["checkpoints_off_stream"] for stage in report["stages"])
+        if not all(report["processes"].values()) or report["dead_letters"] or off_stream:
             raise typer.Exit(1)
 
 
@@ -236,6 +237,14 @@ def _print_status(report: dict) -> None:
             str(c.get("errors", "-")),
         )
     console.print(table)
+    for stage in report["stages"]:
+        if stage["checkpoints_off_stream"]:
+            shards = ", ".join(stage["checkpoints_off_stream"])
+            console.print(
+                f"[red]{stage['stage']} checkpoint ahead of its stream[/] on {shards}: "
+                "its new records are never read (was the emulator's journal lost?)",
+                soft_wrap=True,
+            )
 
 
 # --- deploy ----------------------------------------------------------------------------------

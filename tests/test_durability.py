@@ -335,3 +335,34 @@ def test_the_emulator_refuses_to_start_over_a_corrupt_journal(tmp_path):
     assert "journal is corrupt" in text and "Traceback" not in text, text
     assert segment.read_bytes() == bytes(data)  # the evidence is kept, nothing was snapshotted over it
     assert not port_open(port)
+
+
+@pytest.mark.parametrize("source", ["dynamodb-stream", "kinesis"])
+def test_a_checkpoint_ahead_of_its_stream_is_reported(tmp_path, source):
+    # Issue 23: a journal that lost writes rebuilt a shorter stream; the Pipe's checkpoint was
+    # past its end, so new orders were never read while nothing looked pending.
+    state_dir, port = tmp_path / "state", free_port()
+    settings = stack_settings(state_dir, port)
+    with emulator(state_dir, port):
+        _make_resources(settings)
+        checkpoints = Checkpoints(tmp_path / "checkpoints.json", "src")
+        if source == "kinesis":
+            kinesis = settings.client("kinesis")
+            for i in range(3):
+                kinesis.put_record(StreamName="cdc", PartitionKey="k", Data=str(i).encode())
+            arn = kinesis.describe_stream(StreamName="cdc")["StreamDescription"]["StreamARN"]
+            reader = ShardReader(KinesisApi(kinesis, arn), checkpoints)
+        else:
+            ddb = settings.client("dynamodb")
+            for i in range(3):
+                ddb.put_item(TableName="orders", Item={"order_id": {"S": f"o{i}"}})
+            arn = ddb.describe_table(TableName="orders")["Table"]["LatestStreamArn"]
+            reader = ShardReader(DynamoDBStreamApi(settings.client("dynamodbstreams"), arn), checkpoints)
+        read = {shard: records[-1] for shard, records in reader.pages(10) if records}
+        checkpoints.commit({shard: reader.api.sequence_number(last) for shard, last in read.items()})
+        assert reader.checkpoints_off_stream() == []  # each names the last record passed on
+        shard, position = next((s, reader.api.sequence_number(r)) for s, r in read.items())
+        ahead = str(int(position) + 1000).zfill(len(position))
+        checkpoints.commit({shard: ahead})
+        assert reader.checkpoints_off_stream() == [shard]
+        assert reader.pending(100).count == 0  # what `local status` showed: nothing pending
