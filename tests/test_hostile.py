@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -771,6 +772,11 @@ def test_emulator_caps_request_bodies_by_service(local_stack):
     )
     assert status == 413 and b"20 MiB limit for json requests" in body
     assert sum(p.stat().st_size for p in journal.iterdir()) < size + (1 << 20)  # not journaled
+    # A small one that is not JSON either: refused as DynamoDB does, not applied, not journaled.
+    marker = b"not-json-" + uuid.uuid4().hex.encode()
+    status, _, body = _raw(local_stack.port, "POST", "/", _local(local_stack.port, **headers), marker * 50)
+    assert status == 400 and b"SerializationException" in body
+    assert not any(marker in p.read_bytes() for p in journal.iterdir())
     # A DynamoDB item at its 400 KB limit and a 30 MiB S3 object are still fine.
     ddb, s3 = local_stack.client("dynamodb"), local_stack.client("s3")
     ddb.create_table(

@@ -472,21 +472,36 @@ def _tagged(image: dict[str, Any], name: str, tag: str) -> Any:
     return value
 
 
+_TAGS = tuple(
+    (name, "N" if name in ("quantity", "unit_price", "order_total") else "S") for name in ORDER_ATTRIBUTES
+)
+
+
 def _check_order(row: dict[str, Any], image: dict[str, Any], image_name: str) -> None:
-    """Judge an INSERT/MODIFY image against the contract; fix up the row's spelling in place."""
+    """Judge an INSERT/MODIFY image against the contract; fix up the row's spelling in place.
+
+    Inline lookups and caches first (this runs for nearly every record); the helpers word the
+    reason when something is wrong.
+    """
     name = ""
     try:
-        for name in STRING_ATTRIBUTES:
-            _tagged(image, name, "S")
+        for name, tag in _TAGS:
+            av = image.get(name)
+            if av is None or tag not in av:
+                _tagged(image, name, tag)  # raises, saying what is there instead
         name = "status"
-        if _tagged(image, name, "S") not in ORDER_STATUSES:
+        if row[name] not in ORDER_STATUSES:
             raise _Invalid(f"{row[name]!r:.40} is not one of {', '.join(sorted(ORDER_STATUSES))}")
         name = "quantity"
-        row[name] = _cached(_quantities, _check_quantity, _tagged(image, name, "N"))
+        text = image[name]["N"]
+        row[name] = _quantities.get(text) or _cached(_quantities, _check_quantity, text)
         for name in ("unit_price", "order_total"):
-            row[name] = _cached(_money, _check_money, _tagged(image, name, "N"))
+            text = image[name]["N"]
+            row[name] = _money.get(text) or _cached(_money, _check_money, text)
         for name in ("created_at", "updated_at"):
-            row[name] = _check_instant(_tagged(image, name, "S"))
+            text = row[name]
+            if not (text[-1:] == "Z" and _INSTANT(text) and _days.get(text[:10])):
+                row[name] = _check_instant(text)
     except _Invalid as exc:
         reject = _Reject(str(exc))
         reject.path += [name, image_name]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import itertools
+import json
 import logging
 import os
 import pickle
@@ -363,6 +364,14 @@ class JournaledApp:
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         if not is_mutating(environ, body):
             return self.app(environ, start_response)
+        if environ.get("HTTP_X_AMZ_TARGET") and not _json_object_text(body):
+            # moto answered a non-JSON PutItem 200, and it was journaled (issue 23): refused as
+            # DynamoDB refuses it, before it is applied or journaled.
+            return _refused(
+                start_response,
+                "SerializationException",
+                "the body of a JSON-protocol request is not a JSON object",
+            )
         kept = {k: v for k, v in environ.items() if k in _KEPT_ENVIRON or k.startswith("HTTP_")}
         with self.lock:
             at = time.time()
@@ -394,6 +403,18 @@ class JournaledApp:
                 self.journal.next_seq = entry["seq"] + 1
                 count += 1
         return count
+
+
+def _json_object_text(body: bytes) -> bool:
+    """Whether the body looks like one JSON object (a cheap check: moto parses it next)."""
+    text = body.strip()
+    return not text or (text[:1] == b"{" and text[-1:] == b"}")
+
+
+def _refused(start_response: Callable, kind: str, message: str) -> list[bytes]:
+    body = json.dumps({"__type": kind, "message": message}).encode()
+    start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.0")])
+    return [body]
 
 
 def _unavailable(start_response: Callable, message: str) -> list[bytes]:
