@@ -94,7 +94,8 @@ ORDER_ATTRIBUTES: tuple[str, ...] = (
     "created_at",
     "updated_at",
 )
-_ORDER_ATTRIBUTE_SET = frozenset(ORDER_ATTRIBUTES)
+_NUMERIC = ("quantity", "unit_price", "order_total")
+_CONTRACT_TAGS = {name: "N" if name in _NUMERIC else "S" for name in ORDER_ATTRIBUTES}  # §2.1 types
 # The contract of docs/design.md §2.1 that INSERT/MODIFY images must meet (_check_order). A copy:
 # this file is deployed alone; tests/test_handler.py compares it with sales_ops/schema.py.
 ORDER_STATUSES = frozenset(("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED", "RETURNED"))
@@ -293,9 +294,13 @@ def _decode_list(values: list[Any], depth: int) -> list[Any]:
     return out
 
 
-def _fill_row(row: dict[str, Any], image: dict[str, Any]) -> None:
-    """Decode the image into row: §2.1 attributes in place, the rest into row["extra"] as JSON text."""
+def _fill_row(row: dict[str, Any], image: dict[str, Any]) -> int:
+    """Decode the image into row: §2.1 attributes in place, the rest into row["extra"] as JSON text.
+
+    Returns how many §2.1 attributes carry the type tag of the contract (13 for a whole order).
+    """
     extra: dict[str, Any] = {}
+    matched = 0
     for name, av in image.items():
         # Inline fast paths for the S and N values that make up nearly every order; anything
         # else, or anything odd, takes the general decoder, which also words the rejection.
@@ -315,18 +320,21 @@ def _fill_row(row: dict[str, Any], image: dict[str, Any]) -> None:
         except _Reject as exc:
             exc.path.append(name)
             raise
-        if name in _ORDER_ATTRIBUTE_SET:
+        expected = _CONTRACT_TAGS.get(name)
+        if expected is not None:
             row[name] = value
+            matched += tag == expected
         else:
             extra[name] = value
     if not extra:  # most orders: a constant, no encoding call
         row["extra"] = "{}"
-        return
+        return matched
     # The same encoder as the line's, so that both builds give the same bytes (raw numbers too).
     try:
         row["extra"] = _dumps_text(extra)
     except (TypeError, ValueError) as exc:  # orjson refuses lone surrogates here, not in the line
         raise _Reject(f"cannot encode the output as UTF-8 JSON ({exc})") from None
+    return matched
 
 
 # --- Event time --------------------------------------------------------------------------------
@@ -472,12 +480,7 @@ def _tagged(image: dict[str, Any], name: str, tag: str) -> Any:
     return value
 
 
-_TAGS = tuple(
-    (name, "N" if name in ("quantity", "unit_price", "order_total") else "S") for name in ORDER_ATTRIBUTES
-)
-
-
-def _check_order(row: dict[str, Any], image: dict[str, Any], image_name: str) -> None:
+def _check_order(row: dict[str, Any], image: dict[str, Any], image_name: str, matched: int) -> None:
     """Judge an INSERT/MODIFY image against the contract; fix up the row's spelling in place.
 
     Inline lookups and caches first (this runs for nearly every record); the helpers word the
@@ -485,10 +488,9 @@ def _check_order(row: dict[str, Any], image: dict[str, Any], image_name: str) ->
     """
     name = ""
     try:
-        for name, tag in _TAGS:
-            av = image.get(name)
-            if av is None or tag not in av:
-                _tagged(image, name, tag)  # raises, saying what is there instead
+        if matched != len(_CONTRACT_TAGS):  # _fill_row counted them: find which one, and say why
+            for name, tag in _CONTRACT_TAGS.items():
+                _tagged(image, name, tag)
         name = "status"
         if row[name] not in ORDER_STATUSES:
             raise _Invalid(f"{row[name]!r:.40} is not one of {', '.join(sorted(ORDER_STATUSES))}")
@@ -498,10 +500,16 @@ def _check_order(row: dict[str, Any], image: dict[str, Any], image_name: str) ->
         for name in ("unit_price", "order_total"):
             text = image[name]["N"]
             row[name] = _money.get(text) or _cached(_money, _check_money, text)
-        for name in ("created_at", "updated_at"):
-            text = row[name]
-            if not (text[-1:] == "Z" and _INSTANT(text) and _days.get(text[:10])):
-                row[name] = _check_instant(text)
+        name = "created_at"
+        created = row[name]
+        if not (created[-1:] == "Z" and _INSTANT(created) and _days.get(created[:10])):
+            row[name] = _check_instant(created)
+        name = "updated_at"
+        updated = row[name]
+        if updated == created:  # an insert: judged just above
+            row[name] = row["created_at"]
+        elif not (updated[-1:] == "Z" and _INSTANT(updated) and _days.get(updated[:10])):
+            row[name] = _check_instant(updated)
     except _Invalid as exc:
         reject = _Reject(str(exc))
         reject.path += [name, image_name]
@@ -573,7 +581,7 @@ def _transform_data(data: Any) -> tuple[str, str, str]:
     row["sequence_number"] = sequence
     row["is_deleted"] = event_name == "REMOVE"
     try:
-        _fill_row(row, image)
+        matched = _fill_row(row, image)
     except _Reject as exc:
         exc.path.append(image_name)
         key = image.get("order_id")
@@ -585,7 +593,7 @@ def _transform_data(data: Any) -> tuple[str, str, str]:
         what = "missing" if order_id is None else "not a non-empty S value"
         raise _Reject(f"order_id {what} in dynamodb.{image_name}")
     if event_name != "REMOVE":
-        _check_order(row, image, image_name)
+        _check_order(row, image, image_name, matched)
     try:
         line = _dumps_line(row)
     except (TypeError, ValueError) as exc:  # e.g. lone surrogates, which UTF-8 cannot carry
