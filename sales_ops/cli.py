@@ -177,6 +177,7 @@ def local_status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Processes, and each stage's lag (records not yet passed on) and counters."""
+    from sales_ops.local.pipe import dead_letter_count
     from sales_ops.local.progress import pipeline_lag, worker_status
     from sales_ops.local.supervisor import port_open, processes, restarts
 
@@ -189,6 +190,7 @@ def local_status(
             "processes": processes(cfg),
             "stages": [],
             "restarts": restarts(cfg),
+            "dead_letters": dead_letter_count(cfg),  # records the Pipe gave up on (docs/design.md §5)
         }
         if report["processes"]["emulator"] and port_open(cfg.port):
             counters = worker_status(cfg)
@@ -198,7 +200,8 @@ def local_status(
             print(json.dumps(report, indent=2))
         else:
             _print_status(report)
-        if not all(report["processes"].values()):
+        off_stream = any(stage["checkpoints_off_stream"] for stage in report["stages"])
+        if not all(report["processes"].values()) or report["dead_letters"] or off_stream:
             raise typer.Exit(1)
 
 
@@ -213,6 +216,12 @@ def _print_status(report: dict) -> None:
             at = datetime.fromtimestamp(restarted["last_at"]).strftime("%H:%M:%S")
             state += f", restarted {restarted['restarts']}x (last {at})"
         console.print(f"{name:9} {state}")
+    if report.get("dead_letters"):
+        console.print(
+            f"[red]dead letters[/] {report['dead_letters']} stream records the Pipe gave up on: "
+            f"{report['state_dir']}/dlq/pipe.jsonl (each with its reason)",
+            soft_wrap=True,
+        )
     if not report["stages"]:
         return
     table = Table("stage", "pending", "oldest pending", "records in", "out/ok", "failed", "errors")
@@ -229,6 +238,14 @@ def _print_status(report: dict) -> None:
             str(c.get("errors", "-")),
         )
     console.print(table)
+    for stage in report["stages"]:
+        if stage["checkpoints_off_stream"]:
+            shards = ", ".join(stage["checkpoints_off_stream"])
+            console.print(
+                f"[red]{stage['stage']} checkpoint ahead of its stream[/] on {shards}: "
+                "its new records are never read (was the emulator's journal lost?)",
+                soft_wrap=True,
+            )
 
 
 # --- deploy ----------------------------------------------------------------------------------

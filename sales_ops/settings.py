@@ -169,7 +169,12 @@ class Settings:
     # Paths under the state dir: pidfiles, logs, checkpoints and the emulator snapshot.
     def state_path(self, *parts: str) -> Path:
         path = self.state_dir.joinpath(*parts)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner only (0700): the state dir holds the emulator's whole database (docs/design.md §5).
+        for directory in [
+            *reversed(path.parent.relative_to(self.state_dir).parents),
+            path.parent.relative_to(self.state_dir),
+        ]:
+            (self.state_dir / directory).mkdir(mode=0o700, parents=True, exist_ok=True)
         return path
 
     def s3_uri(self, key: str = "") -> str:

@@ -100,3 +100,30 @@ def assert_replay_matches_dynamodb(settings: Settings) -> int:
         f"{len(different)} orders differ, e.g. {table[different[0]]} vs {replayed[different[0]]}"
     )
     return len(table)
+
+
+def order_item(order_id: str, **overrides: dict[str, str] | None) -> dict[str, dict[str, str]]:
+    """A DynamoDB item that meets docs/design.md §2.1 (the Lambda rejects one that does not);
+    ``overrides`` replace attributes (None removes one)."""
+    now = "2026-11-22T14:03:11.000Z"
+    item = {
+        "order_id": {"S": order_id},
+        "customer_id": {"S": "cus-test"},
+        "product_id": {"S": "sku-0001"},
+        "product_name": {"S": "Test Mug"},
+        "category": {"S": "home"},
+        "quantity": {"N": "2"},
+        "unit_price": {"N": "5.00"},
+        "order_total": {"N": "10.00"},
+        "status": {"S": "PAID"},
+        "channel": {"S": "web"},
+        "region": {"S": "us-east"},
+        "created_at": {"S": now},
+        "updated_at": {"S": now},
+    }
+    for name, value in overrides.items():
+        if value is None:
+            item.pop(name, None)
+        else:
+            item[name] = value
+    return item

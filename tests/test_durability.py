@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sales_ops.local.checkpoint import Checkpoints
-from sales_ops.local.journal import JOURNAL_DIR, Journal, read_entries
+from sales_ops.local.journal import JOURNAL_DIR, Journal, JournalCorrupt, read_entries
 from sales_ops.local.shards import DynamoDBStreamApi, KinesisApi, ShardReader
 from sales_ops.local.supervisor import port_open
 from tests.harness import ROOT, free_port, stack_settings
@@ -260,3 +260,109 @@ def test_a_full_disk_refuses_writes_clearly_and_loses_no_acknowledged_one(tmp_pa
         assert keys == set(acked)
         records = _stream_records(settings)
         assert len(records) == len(acked)
+
+
+def _journal_of(tmp_path: Path, entries: int) -> Path:
+    journal = Journal(tmp_path, next_seq=1)
+    for n in range(entries):
+        journal.wait_durable(journal.append({"at": 0.0, "environ": {}, "body": b"x" * (n + 1)}))
+    journal.close()
+    return tmp_path / "wal-0000000000000001.log"
+
+
+@pytest.mark.parametrize("where", [0.25, 0.5, 0.9])
+def test_a_flipped_byte_before_the_tail_stops_replay_and_keeps_the_journal(tmp_path, where):
+    # Issue 23: one byte flipped a quarter into the journal used to end the replay there, silently
+    # dropping every acknowledged write after it.
+    segment = _journal_of(tmp_path, 40)
+    data = bytearray(segment.read_bytes())
+    data[int(len(data) * where)] ^= 0x01
+    segment.write_bytes(bytes(data))
+    with pytest.raises(
+        JournalCorrupt, match=r"journal is corrupt: .*wal-0000000000000001.log has .* at byte"
+    ):
+        list(read_entries(tmp_path, after=0))
+    assert segment.read_bytes() == bytes(data)
+
+
+def test_a_bad_last_frame_is_a_torn_tail_and_zeros_after_a_crash_too(tmp_path):
+    segment = _journal_of(tmp_path, 5)
+    data = segment.read_bytes()
+    segment.write_bytes(data[:-3])  # the last entry cut short
+    assert [e["seq"] for e in read_entries(tmp_path, after=0)] == [1, 2, 3, 4]
+    segment.write_bytes(data + b"\0" * 4096)  # the file system extended the file with zeros
+    assert [e["seq"] for e in read_entries(tmp_path, after=0)] == [1, 2, 3, 4, 5]
+
+
+def test_a_journal_in_the_first_format_is_still_read(tmp_path):
+    import pickle
+    import struct
+    import zlib
+
+    frames = b""
+    for seq in (1, 2, 3):
+        payload = pickle.dumps({"seq": seq, "at": 0.0, "environ": {}, "body": b""})
+        frames += struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+    (tmp_path / "wal-0000000000000001.log").write_bytes(frames + b"\x40\x00")
+    assert [e["seq"] for e in read_entries(tmp_path, after=0)] == [1, 2, 3]
+
+
+def test_the_emulator_refuses_to_start_over_a_corrupt_journal(tmp_path):
+    state_dir, port = tmp_path / "state", free_port()
+    settings = stack_settings(state_dir, port)
+    with emulator(state_dir, port):
+        _make_resources(settings)
+        for i in range(40):
+            settings.client("dynamodb").put_item(TableName="orders", Item={"order_id": {"S": f"o{i}"}})
+    (segment,) = sorted((state_dir / JOURNAL_DIR).glob("wal-*.log"))
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 4] ^= 0x01
+    segment.write_bytes(bytes(data))
+    log = tmp_path / "refused.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "sales_ops.local.emulator",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state_dir),
+    ]
+    with log.open("wb") as out:
+        done = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=out, timeout=120)
+    assert done.returncode == 1
+    text = log.read_text()
+    assert "journal is corrupt" in text and "Traceback" not in text, text
+    assert segment.read_bytes() == bytes(data)  # the evidence is kept, nothing was snapshotted over it
+    assert not port_open(port)
+
+
+@pytest.mark.parametrize("source", ["dynamodb-stream", "kinesis"])
+def test_a_checkpoint_ahead_of_its_stream_is_reported(tmp_path, source):
+    # Issue 23: a journal that lost writes rebuilt a shorter stream; the Pipe's checkpoint was
+    # past its end, so new orders were never read while nothing looked pending.
+    state_dir, port = tmp_path / "state", free_port()
+    settings = stack_settings(state_dir, port)
+    with emulator(state_dir, port):
+        _make_resources(settings)
+        checkpoints = Checkpoints(tmp_path / "checkpoints.json", "src")
+        if source == "kinesis":
+            kinesis = settings.client("kinesis")
+            for i in range(3):
+                kinesis.put_record(StreamName="cdc", PartitionKey="k", Data=str(i).encode())
+            arn = kinesis.describe_stream(StreamName="cdc")["StreamDescription"]["StreamARN"]
+            reader = ShardReader(KinesisApi(kinesis, arn), checkpoints)
+        else:
+            ddb = settings.client("dynamodb")
+            for i in range(3):
+                ddb.put_item(TableName="orders", Item={"order_id": {"S": f"o{i}"}})
+            arn = ddb.describe_table(TableName="orders")["Table"]["LatestStreamArn"]
+            reader = ShardReader(DynamoDBStreamApi(settings.client("dynamodbstreams"), arn), checkpoints)
+        read = {shard: records[-1] for shard, records in reader.pages(10) if records}
+        checkpoints.commit({shard: reader.api.sequence_number(last) for shard, last in read.items()})
+        assert reader.checkpoints_off_stream() == []  # each names the last record passed on
+        shard, position = next((s, reader.api.sequence_number(r)) for s, r in read.items())
+        ahead = str(int(position) + 1000).zfill(len(position))
+        checkpoints.commit({shard: ahead})
+        assert reader.checkpoints_off_stream() == [shard]
+        assert reader.pending(100).count == 0  # what `local status` showed: nothing pending

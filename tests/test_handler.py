@@ -161,7 +161,9 @@ def test_firehose_transform_event_fixture() -> None:
 
 
 def test_output_keys_fixed_order_and_2_1_attributes_always_present() -> None:
-    row = row_of(run_one(record(NewImage=image(category=None, region=None, channel=None))))
+    # A REMOVE needs only its order_id (an INSERT/MODIFY missing one is rejected, below).
+    old = image(category=None, region=None, channel=None)
+    row = row_of(run_one(record("REMOVE", NewImage=None, OldImage=old)))
     assert list(row) == [*HEADER, *ORDER_ATTRIBUTES, "extra"]
     assert row["category"] is None and row["region"] is None and row["channel"] is None
 
@@ -250,7 +252,6 @@ def test_exact_decimals_are_kept_verbatim() -> None:
     numbers = ["24.50", "12345678901234567890.123456789", "-0.0010", "0", "-0", "1E+5", "2.5e-3"]
     img = image(
         unit_price={"N": "24.50"},
-        order_total={"N": "12345678901234567890.123456789"},
         discount={"N": "-0.0010"},
         big={"N": "123456789012345678901234567890123456789"},
         all_numbers={"NS": numbers},
@@ -260,9 +261,7 @@ def test_exact_decimals_are_kept_verbatim() -> None:
         out = run_one(record(NewImage=img), module)
         text = line_of(out)
         assert '"unit_price":24.50,' in text
-        assert '"order_total":12345678901234567890.123456789,' in text
         row = json.loads(text, parse_float=Decimal)
-        assert row["order_total"] == Decimal("12345678901234567890.123456789")
         # Inside extra's JSON text the numbers keep their exact spelling too.
         extra = row["extra"]
         assert '"discount":-0.0010,' in extra
@@ -274,8 +273,8 @@ def test_exact_decimals_are_kept_verbatim() -> None:
 
 @pytest.mark.parametrize(("n", "json_text"), [("+5", "5"), (".5", "0.5"), ("5.", "5"), ("007", "7")])
 def test_numbers_valid_for_dynamodb_but_not_json_are_respelled(n: str, json_text: str) -> None:
-    text = line_of(run_one(record(NewImage=image(quantity={"N": n}))))
-    assert f'"quantity":{json_text},' in text
+    text = line_of(run_one(record(NewImage=image(discount={"N": n}))))
+    assert f'"extra":"{{\\"discount\\":{json_text}}}"' in text
 
 
 def test_every_dynamodb_type_is_decoded() -> None:
@@ -312,10 +311,12 @@ def test_every_dynamodb_type_is_decoded() -> None:
     }
 
 
-def test_2_1_attribute_types_are_carried_not_judged() -> None:
-    # A quantity written as S is not this Lambda's to reject: the data-quality checks judge it.
-    row = row_of(run_one(record(NewImage=image(quantity={"S": "2"}))))
-    assert row["quantity"] == "2"
+def test_2_1_attribute_types_are_judged_on_insert_not_on_remove() -> None:
+    # A quantity written as S breaks the contract (§2.1); a REMOVE carries its image as it was.
+    assert "quantity: type S, not N" in H.explain_failure(b64(record(NewImage=image(quantity={"S": "2"}))))
+    old = image(quantity={"S": "2"})
+    row = row_of(run_one(record("REMOVE", NewImage=None, OldImage=old)))
+    assert row["quantity"] == "2" and row["is_deleted"] is True
 
 
 def test_tolerated_shapes_parse_alike_in_both_builds() -> None:
@@ -554,7 +555,7 @@ def varied_images() -> list[dict[str, Any]]:
         out.append(
             image(
                 product_name={"S": text},
-                unit_price={"N": ["24.50", "-0.0010", "12345678901234567890.123456789", "1e-7", "0"][n % 5]},
+                unit_price={"N": ["24.50", "0.1", "9999999999.99", "24.5", "0"][n % 5]},
                 **{
                     text or "empty-name": {"S": text},
                     "flags": {"L": [{"BOOL": n % 2 == 0}, {"NULL": True}, {"SS": [text, "x"]}]},
@@ -594,3 +595,150 @@ def test_repeated_numbers_come_out_right_from_the_cache() -> None:
         for price in ["24.50", "24.5", "24.50", "+24.50", "24.50"]:
             text = line_of(run_one(record(NewImage=image(unit_price={"N": price})), module))
             assert f'"unit_price":{price.lstrip("+")},' in text
+
+
+# --- the order contract (docs/design.md §2.1), judged on INSERT/MODIFY ---------------------------
+
+CONTRACT_BREACHES = {
+    "quantity abc": ({"quantity": {"S": "abc"}}, "quantity: type S, not N"),
+    "quantity not a number": ({"quantity": {"N": "abc"}}, "quantity: N value 'abc' is not a number"),
+    "quantity 1.5": ({"quantity": {"N": "1.5"}}, "quantity: N value '1.5' is not an integer"),
+    "quantity 0": ({"quantity": {"N": "0"}}, "quantity: N value '0' is not an integer"),
+    "quantity past bigint": ({"quantity": {"N": "9" * 20}}, "is not an integer from 1"),
+    "order_total 1e10": (
+        {"order_total": {"N": "1e10"}},
+        "order_total: N value '1e10' is outside DECIMAL(12,2)",
+    ),
+    "order_total 38 digits": ({"order_total": {"N": "1" * 38}}, "order_total: N value '1111"),
+    "order_total 1E+125": ({"order_total": {"N": "1E+125"}}, "order_total: N value '1E+125' is outside"),
+    "unit_price negative": ({"unit_price": {"N": "-1.00"}}, "unit_price: N value '-1.00' is outside"),
+    "unit_price 3 decimals": (
+        {"unit_price": {"N": "24.505"}},
+        "unit_price: N value '24.505' has more than 2",
+    ),
+    "created_at not a date": (
+        {"created_at": {"S": "not a date"}},
+        "created_at: 'not a date' is not an ISO-8601",
+    ),
+    "created_at 2026-02-30": (
+        {"created_at": {"S": "2026-02-30T10:00:00Z"}},
+        "created_at: '2026-02-30T10:00:00Z' is not a calendar date",
+    ),
+    "created_at epoch number": ({"created_at": {"N": "1763820191"}}, "created_at: type N, not S"),
+    "created_at year 99999": ({"created_at": {"S": "99999-01-01T00:00:00Z"}}, "is not an ISO-8601 instant"),
+    "created_at year 1969": (
+        {"created_at": {"S": "1969-12-31T23:59:59Z"}},
+        "is not a calendar date in the years",
+    ),
+    "created_at 24:00": ({"created_at": {"S": "2026-01-01T24:00:00Z"}}, "is not an ISO-8601 instant"),
+    "updated_at past 9999 in UTC": (
+        {"updated_at": {"S": "9999-12-31T23:30:00-05:00"}},
+        "updated_at: '9999-12-31T23:30:00-05:00' is outside the years 1970-9999 in UTC",
+    ),
+    "status cancelled": (
+        {"status": {"S": "cancelled"}},
+        "status: 'cancelled' is not one of CANCELLED, DELIVERED",
+    ),
+    "status missing": ({"status": None}, "status: missing"),
+    "status NULL": ({"status": {"NULL": True}}, "status: type NULL, not S"),
+    "product_name a number": ({"product_name": {"N": "7"}}, "product_name: type N, not S"),
+    "region missing": ({"region": None}, "region: missing"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTRACT_BREACHES))
+def test_a_value_outside_the_contract_is_rejected_by_order_and_attribute(
+    case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    attrs, reason = CONTRACT_BREACHES[case]
+    bad = b64(record(NewImage=image(order_id={"S": "ord-bad"}, **attrs)))
+    good = b64(fixture("pipe_record_insert.json"))
+    for module in (H, H_STD):
+        caplog.clear()
+        out = module.handler(firehose_event([good, bad, good]), None)["records"]
+        # The bad change fails alone, its data kept; the good ones beside it are untouched.
+        assert [o["result"] for o in out] == ["Ok", "ProcessingFailed", "Ok"]
+        assert out[1]["data"] == bad and out[0]["data"] == out[2]["data"]
+        explained = module.explain_failure(bad)
+        assert explained is not None and explained.startswith("order 'ord-bad': NewImage.")
+        assert reason in explained, explained
+        logged = [json.loads(r.getMessage()) for r in caplog.records]
+        assert logged[0] == {
+            "event": "record_failed",
+            "invocationId": "test-invocation",
+            "recordId": "rec-000001",
+            "reason": explained,
+        }
+
+
+def test_a_modify_is_judged_too_and_a_remove_only_needs_its_order_id() -> None:
+    bad = image(status={"S": "cancelled"}, quantity={"N": "1.5"})
+    modify = record("MODIFY", NewImage=bad)
+    assert "status: 'cancelled'" in H.explain_failure(b64(modify))
+    remove = record("REMOVE", NewImage=None, OldImage=bad)
+    assert row_of(run_one(remove))["status"] == "cancelled"
+    keys_only = record("REMOVE", NewImage=None, OldImage=None, Keys={"order_id": {"S": "x" * 2048}})
+    assert row_of(run_one(keys_only))["order_id"] == "x" * 2048
+
+
+@pytest.mark.parametrize(
+    ("written", "carried"),
+    [
+        ("2026-11-22T23:30:00-05:00", "2026-11-23T04:30:00Z"),  # filed under the UTC date
+        ("2026-11-22T23:30:00.125+00:00", "2026-11-22T23:30:00.125Z"),
+        ("2026-11-23T01:15:00.5+05:30", "2026-11-22T19:45:00.5Z"),
+        ("2026-11-22T14:03:11.123456Z", "2026-11-22T14:03:11.123456Z"),
+        ("2024-02-29T00:00:00Z", "2024-02-29T00:00:00Z"),
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z"),
+    ],
+)
+def test_an_instant_with_an_offset_is_normalised_to_utc(written: str, carried: str) -> None:
+    for module in (H, H_STD):
+        img = image(created_at={"S": written}, updated_at={"S": written})
+        row = row_of(run_one(record(NewImage=img), module))
+        assert row["created_at"] == carried and row["updated_at"] == carried
+
+
+@pytest.mark.parametrize(
+    ("attr", "written", "carried"),
+    [
+        ("quantity", "2.0", "2"),
+        ("quantity", "1E+2", "100"),
+        ("quantity", "+5", "5"),
+        ("quantity", "9223372036854775807", "9223372036854775807"),
+        ("unit_price", "24.500", "24.500"),  # trailing zeros are not more decimals
+        ("unit_price", "2.45E+1", "24.5"),
+        ("order_total", "9999999999.99", "9999999999.99"),
+        ("order_total", "0", "0"),
+    ],
+)
+def test_numbers_inside_the_contract_are_carried_in_a_spelling_the_column_reads(
+    attr: str, written: str, carried: str
+) -> None:
+    for module in (H, H_STD):
+        text = line_of(run_one(record(NewImage=image(**{attr: {"N": written}})), module))
+        assert f'"{attr}":{carried},' in text
+
+
+def test_the_contract_copy_matches_the_schema() -> None:
+    # The handler keeps its own copy of §2.1's rules; the statuses are the schema's too.
+    from sales_ops import schema
+
+    # schema.py has no list of statuses of its own (only NOT_SALE_STATUSES and the description):
+    # if it gains one (the compaction's guard), compare the two here.
+    described = {c.name: c.description for c in schema.ORDER_COLUMNS}["status"]
+    assert set(H.ORDER_STATUSES) == set(described.rstrip(".").replace(" or ", ", ").split(", "))
+    assert set(schema.NOT_SALE_STATUSES) <= H.ORDER_STATUSES
+    judged = {
+        *H.STRING_ATTRIBUTES,
+        "status",
+        "quantity",
+        "unit_price",
+        "order_total",
+        "created_at",
+        "updated_at",
+    }
+    assert judged == set(H.ORDER_ATTRIBUTES)
+    types = {c.name: c.latest_type for c in schema.ORDER_COLUMNS}
+    assert types["unit_price"] == types["order_total"] == "decimal(12,2)"
+    assert Decimal("9999999999.99") == H.MONEY_MAX and types["quantity"] == "bigint"

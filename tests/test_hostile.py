@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -729,6 +731,271 @@ def test_cli_refusals_are_one_clear_line(cli_env, sql, words):
         assert word in result.stderr
 
 
+# --- the embedded AWS: moto's control API, body sizes, file modes (issue 23, items 10 and 12) -----
+def _local(port: int, **extra: str) -> dict[str, str]:
+    return {"Host": f"127.0.0.1:{port}", **extra}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/moto-api/recorder/upload-recording"),
+        ("POST", "/moto-api/recorder/start-recording"),
+        ("POST", "/moto-api/reset"),
+        ("GET", "/moto-api/data.json"),
+        ("POST", "/moto-api/seed?a=42"),
+    ],
+)
+def test_emulator_refuses_motos_control_api(local_stack, method, path):
+    from sales_ops.local import supervisor
+
+    cwd = Path(f"/proc/{supervisor.EMULATOR.pid(local_stack)}/cwd").resolve()
+    before = set(cwd.iterdir())
+    status, _, body = _raw(local_stack.port, method, path, _local(local_stack.port), b"x = 1")
+    assert status == 403 and b"control API" in body
+    assert set(cwd.iterdir()) == before  # the recorder wrote moto_recording here
+    status, _, body = _scan(local_stack.port)  # /moto-api/reset would have emptied every backend
+    assert status == 200 and b"Items" in body
+
+
+def test_emulator_caps_request_bodies_by_service(local_stack):
+    headers = {
+        "Content-Type": "application/x-amz-json-1.0",
+        "X-Amz-Target": "DynamoDB_20120810.PutItem",
+        "X-Amz-Date": "20260101T000000Z",
+        "Authorization": SIGV4,
+    }
+    journal = local_stack.state_dir / "journal"
+    size = sum(p.stat().st_size for p in journal.iterdir())
+    status, _, body = _raw(
+        local_stack.port, "POST", "/", _local(local_stack.port, **headers), b"x" * (21 << 20)
+    )
+    assert status == 413 and b"20 MiB limit for json requests" in body
+    assert sum(p.stat().st_size for p in journal.iterdir()) < size + (1 << 20)  # not journaled
+    # A small one that is not JSON either: refused as DynamoDB does, not applied, not journaled.
+    marker = b"not-json-" + uuid.uuid4().hex.encode()
+    status, _, body = _raw(local_stack.port, "POST", "/", _local(local_stack.port, **headers), marker * 50)
+    assert status == 400 and b"SerializationException" in body
+    assert not any(marker in p.read_bytes() for p in journal.iterdir())
+    # A DynamoDB item at its 400 KB limit and a 30 MiB S3 object are still fine.
+    ddb, s3 = local_stack.client("dynamodb"), local_stack.client("s3")
+    ddb.create_table(
+        TableName="hostile-big",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName="hostile-big", Item={"k": {"S": "x"}, "pad": {"S": "p" * 399_000}})
+    ddb.delete_table(TableName="hostile-big")
+    s3.create_bucket(Bucket="hostile-big")
+    s3.put_object(Bucket="hostile-big", Key="big.bin", Body=b"b" * (30 << 20))
+    assert s3.head_object(Bucket="hostile-big", Key="big.bin")["ContentLength"] == 30 << 20
+    s3.delete_object(Bucket="hostile-big", Key="big.bin")
+    s3.delete_bucket(Bucket="hostile-big")
+    # Pipes' REST calls and IAM get 1 MiB.
+    status, _, body = _raw(
+        local_stack.port,
+        "POST",
+        "/v1/pipes/evil",
+        _local(local_stack.port, **{"Content-Type": "application/json"}),
+        b"{" + b" " * (2 << 20) + b"}",
+    )
+    assert status == 413 and b"1 MiB limit for other requests" in body
+
+
+def test_the_state_dir_snapshot_and_journal_are_private(tmp_path):
+    from tests.harness import running_stack
+
+    with running_stack(tmp_path / "stack") as settings:
+        state = settings.state_dir
+    # Stopped: the emulator wrote its snapshot on SIGTERM.
+    modes = {
+        p.relative_to(state).as_posix() or ".": oct(p.stat().st_mode & 0o777)
+        for p in [state, *state.rglob("*")]
+    }
+    dirs = {name: mode for name, mode in modes.items() if (state / name).is_dir()}
+    assert set(dirs.values()) == {"0o700"}, dirs
+    assert modes["emulator.snapshot"] == "0o600"
+    assert {mode for name, mode in modes.items() if name.startswith("journal/")} == {"0o600"}
+
+
+# --- raw object keys with glob characters (issue 23, item 4) -------------------------------------
+def _raw_line(order_id: str, seq: int) -> bytes:
+    """One raw_orders line as the Lambda writes it (docs/design.md §2.2)."""
+    stamp = "2026-01-01T00:10:00Z"
+    row = {
+        "event_id": f"ev-{order_id}",
+        "event_type": "INSERT",
+        "event_time": stamp,
+        "sequence_number": str(seq),
+        "is_deleted": False,
+        "order_id": order_id,
+        "customer_id": "cus-1",
+        "product_id": "sku-1",
+        "product_name": "Mug",
+        "category": "home",
+        "quantity": 1,
+        "unit_price": 5.00,
+        "order_total": 5.00,
+        "status": "PAID",
+        "channel": "web",
+        "region": "us-east",
+        "created_at": stamp,
+        "updated_at": stamp,
+        "extra": "{}",
+    }
+    return json.dumps(row).encode() + b"\n"
+
+
+def test_raw_keys_with_glob_characters_are_read_as_themselves(space):
+    from sales_ops.catalog.crawlers import LocalCrawler
+    from sales_ops.curated.compaction import compact
+    from sales_ops.query import DuckDBEngine
+
+    hour = "raw/orders/dt=2026-01-01/hour=00/"
+    names = ["evil[1].json", "evil1.json", "*", "x?y", "xzy", "[!a]b", "**", "a b+c#d%20e&f=g", "é{a,b}"]
+    s3 = space.client("s3")
+    for n, name in enumerate(names):
+        s3.put_object(Bucket=space.bucket, Key=hour + name, Body=_raw_line(f"o-{n}", 100 + n))
+    LocalCrawler(space).run()
+    with DuckDBEngine(space) as engine:
+        rows = engine.query(f'SELECT "$path", order_id FROM {space.database}.raw_orders ORDER BY 2').rows
+        # Each object once: `*` used to expand to the whole hour, `evil[1].json` to match nothing.
+        assert [list(r) for r in rows] == [
+            [space.s3_uri(hour + name), f"o-{n}"] for n, name in enumerate(names)
+        ]
+        only = engine.query(
+            f'SELECT order_id FROM {space.database}.raw_orders WHERE "$path" IN '
+            f"('{space.s3_uri(hour + 'evil[1].json')}', '{space.s3_uri(hour + '*')}')"
+        ).rows
+        assert sorted(only) == [("o-0",), ("o-2",)]
+        report = compact(space, engine)
+        assert report.rows == len(names)
+        latest = engine.query(
+            f"SELECT count(*), count(DISTINCT order_id) FROM {space.database}.orders_latest"
+        )
+        assert [list(r) for r in latest.rows] == [[len(names), len(names)]]
+
+
+# --- backfill: --at and exports that are not what they claim (issue 23, items 6 and 7) ----------
+def test_backfill_at_a_time_starts_an_export_locally(cli_env):
+    from datetime import UTC, datetime, timedelta
+
+    at = (datetime.now(UTC) - timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = _cli("backfill", "--at", at, "--json", env=cli_env)
+    _no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["export_arn"].split(":table/")[1].startswith("orders/export/")
+
+
+@pytest.mark.parametrize(
+    ("at", "words"),
+    [
+        ("0001-01-01T00:00:00+14:00", "is out of range"),
+        ("1969-12-31T23:00:00Z", "is out of range"),
+        ("2999-01-01T00:00:00Z", "is in the future"),
+        ("2020-01-01T00:00:00Z", "outside of the point in time recovery window"),
+    ],
+)
+def test_backfill_at_an_impossible_time_is_one_clear_line(cli_env, at, words):
+    result = _cli("backfill", "--at", at, env=cli_env)
+    _no_traceback(result)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.stderr
+
+
+@pytest.fixture(scope="module")
+def exported(local_stack):
+    """A lake with orders and a completed export of the table, in the stack's own bucket."""
+    from sales_ops.backfill.export import start_export, wait_export
+    from sales_ops.curated.compaction import compact
+    from sales_ops.load.shop import run_load
+    from sales_ops.local.progress import wait_delivered
+    from sales_ops.targets import crawler_for, engine_for
+
+    run_load(local_stack, orders=12, rate=0, seed=2323)
+    wait_delivered(local_stack, timeout=300)
+    crawler_for(local_stack).run()
+    with engine_for(local_stack) as engine:
+        compact(local_stack, engine)
+    return wait_export(local_stack, start_export(local_stack).arn, timeout=120)
+
+
+def _export_object(settings, info, name: str) -> str:
+    root = info.manifest_key.rsplit("/", 1)[0]
+    if name == "data":
+        manifest = settings.client("s3").get_object(Bucket=info.bucket, Key=f"{root}/manifest-files.json")
+        return json.loads(manifest["Body"].read().splitlines()[0])["dataFileS3Key"]
+    return f"{root}/{name}"
+
+
+def _tampered(settings, info, name: str, body: bytes):
+    """Replace one object of the export; yields, then puts the original back."""
+    s3, key = settings.client("s3"), _export_object(settings, info, name)
+    original = s3.get_object(Bucket=info.bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=info.bucket, Key=key, Body=body)
+    return key, original
+
+
+def _gzip_of_zeros(size: int) -> bytes:
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    chunk = b"\0" * (1 << 20)
+    return b"".join([*(packer.compress(chunk) for _ in range(size >> 20)), packer.flush()])
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "words"),
+    [
+        ("manifest-files.json", b"", "lists 0 items in 0 files, manifest-summary.json says"),
+        ("data", b"", "holds 0 items, its manifest says"),
+        ("data", "half", "truncated or corrupt gzip"),
+        ("data", "not-export", "is not an export item"),
+        ("data", "bomb", "decompresses past"),
+        ("manifest-summary.json", b"[]", "is not a JSON object"),
+    ],
+)
+def test_backfill_refuses_an_export_that_is_not_what_its_manifests_say(
+    local_stack, exported, name, body, words
+):
+    import gzip
+
+    from sales_ops.targets import engine_for
+
+    s3 = local_stack.client("s3")
+    key = _export_object(local_stack, exported, name)
+    original = s3.get_object(Bucket=exported.bucket, Key=key)["Body"].read()
+    if body == "half":
+        body = original[: len(original) // 2]
+    elif body == "not-export":
+        body = gzip.compress(b'{"order_id": "o-1"}\n' * 12)
+    elif body == "bomb":
+        body = _gzip_of_zeros(256 << 20)  # 256 MiB of zeros in ~250 KB: memory stays bounded
+    count = f"SELECT count(*) FROM {local_stack.database}.orders_latest"
+    with engine_for(local_stack) as engine:
+        before = engine.query(count).rows
+    s3.put_object(Bucket=exported.bucket, Key=key, Body=body)
+    try:
+        result = _cli("backfill", "--export", exported.arn, env=stack_env_of(local_stack), timeout=300)
+    finally:
+        s3.put_object(Bucket=exported.bucket, Key=key, Body=original)
+    _no_traceback(result)
+    assert result.returncode == 1, result.stdout + result.stderr
+    said = " ".join(result.stderr.split())  # one line, however the console wraps it
+    assert said.startswith("error: ") and said.count("error: ") == 1 and words in said, result.stderr
+    with engine_for(local_stack) as engine:
+        assert engine.query(count).rows == before  # nothing applied: the lake keeps its orders
+        assert before[0][0] > 0
+
+
+def stack_env_of(settings):
+    from tests.harness import stack_env
+
+    return stack_env(settings)
+
+
 # --- last: the pipeline is still healthy after every probe above ----------------------------------
 def test_check_still_passes_after_the_hostile_probes(local_stack):
     from sales_ops.curated.compaction import compact
@@ -744,3 +1011,33 @@ def test_check_still_passes_after_the_hostile_probes(local_stack):
         compact(local_stack, engine)
         outcomes = run_checks(local_stack, engine)
     assert [o.name for o in outcomes if not o.passed] == [], [o.summary for o in outcomes if not o.passed]
+
+
+# --- a change Kinesis refuses never stalls the Pipe (issue 23, item 5) ----------------------------
+def test_a_record_kinesis_refuses_is_dead_lettered_and_the_pipe_goes_on(fresh_stack):
+    from sales_ops.local.pipe import dead_letters_path
+    from sales_ops.local.progress import wait_delivered
+    from tests.harness import stack_env
+    from tests.helpers import order_item, raw_events
+
+    ddb = fresh_stack.client("dynamodb")
+    long_id = "o" * 300  # DynamoDB takes 2,048 bytes; a Kinesis partition key at most 256 characters
+    ddb.put_item(TableName=fresh_stack.table, Item=order_item(long_id))
+    big = order_item("o-big", pad={"S": "\x01" * 190_000})  # JSON escapes each as 6 bytes: over 1 MiB
+    ddb.put_item(TableName=fresh_stack.table, Item=big)
+    ddb.put_item(TableName=fresh_stack.table, Item={**big, "status": {"S": "SHIPPED"}})
+    ddb.put_item(TableName=fresh_stack.table, Item=order_item("o-after"))
+    wait_delivered(fresh_stack, timeout=180)
+    delivered = {e["order_id"] for e in raw_events(fresh_stack)}
+    assert "o-after" in delivered and long_id not in delivered  # the records behind it went on
+
+    letters = [json.loads(line) for line in dead_letters_path(fresh_stack).read_text().splitlines()]
+    reasons = [letter["reason"] for letter in letters]
+    assert any("partition key of 300 characters" in r for r in reasons), reasons
+    assert any("Kinesis takes at most 1,048,576" in r for r in reasons), reasons
+    assert oct(dead_letters_path(fresh_stack).stat().st_mode & 0o777) == "0o600"
+
+    status = _cli("local", "status", "--json", env=stack_env(fresh_stack))
+    assert status.returncode == 1 and json.loads(status.stdout)["dead_letters"] == len(letters)
+    status = _cli("local", "status", env=stack_env(fresh_stack))
+    assert status.returncode == 1 and "dead letters" in status.stdout

@@ -16,7 +16,7 @@ from sales_ops.local import devserver, supervisor
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import Settings
 from tests.harness import ROOT, stack_env
-from tests.helpers import assert_replay_matches_dynamodb
+from tests.helpers import assert_replay_matches_dynamodb, order_item
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +32,7 @@ def _sigkill(pid: int, port: int | None = None) -> None:
 def test_killed_processes_are_restarted_counted_and_lose_nothing(fresh_stack: Settings):
     ddb = fresh_stack.client("dynamodb")
     for i in range(30):
-        ddb.put_item(
-            TableName=fresh_stack.table, Item={"order_id": {"S": f"sup-{i}"}, "status": {"S": "PAID"}}
-        )
+        ddb.put_item(TableName=fresh_stack.table, Item=order_item(f"sup-{i}"))
 
     # The emulator dies right after acknowledging writes; the devserver's supervision round sees it.
     _sigkill(supervisor.EMULATOR.pid(fresh_stack), fresh_stack.port)
@@ -55,9 +53,7 @@ def test_killed_processes_are_restarted_counted_and_lose_nothing(fresh_stack: Se
     assert up.returncode == 0, up.stdout + up.stderr
 
     for i in range(30, 40):
-        ddb.put_item(
-            TableName=fresh_stack.table, Item={"order_id": {"S": f"sup-{i}"}, "status": {"S": "PAID"}}
-        )
+        ddb.put_item(TableName=fresh_stack.table, Item=order_item(f"sup-{i}"))
     wait_delivered(fresh_stack, timeout=240)
     assert assert_replay_matches_dynamodb(fresh_stack) == 40
 

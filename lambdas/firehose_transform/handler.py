@@ -36,8 +36,11 @@ missing; SequenceNumber is missing or not a string of digits; ApproximateCreatio
 missing, not a number, negative or past year 9999; the image the event needs is missing; an
 attribute value is not DynamoDB-typed JSON (not an object with exactly one known type tag, a
 value of the wrong JSON type, an N that is not a finite number, nesting deeper than 64 levels);
-order_id is missing, not S, or empty. The §2.1 attributes' value types are not checked here: the
-record is carried faithfully and the data-quality checks judge it.
+order_id is missing, not S, or empty; and, for INSERT/MODIFY, an attribute of docs/design.md §2.1
+outside its contract (``_check_order``: the reason names the order id and the attribute). A REMOVE
+needs only its order_id. Values that pass are carried as written, except a quantity respelled as
+integer digits, money written with an exponent respelled in fixed point, and a time with an offset
+normalised to UTC ``Z``.
 
 An event without a ``records`` list, or a record without ``recordId``, raises: no valid answer
 exists, and Firehose treats the failed invocation as such (retries, then the error prefix).
@@ -49,6 +52,7 @@ the output bytes are the same either way.
 from __future__ import annotations
 
 import binascii
+import datetime
 import functools
 import json
 import logging
@@ -64,7 +68,16 @@ try:
 except ImportError:  # the handler must also run on the bare Lambda runtime
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["ORDER_ATTRIBUTES", "explain_failure", "handler", "std_dumps_line", "transform_record"]
+__all__ = [
+    "MONEY_MAX",
+    "ORDER_ATTRIBUTES",
+    "ORDER_STATUSES",
+    "STRING_ATTRIBUTES",
+    "explain_failure",
+    "handler",
+    "std_dumps_line",
+    "transform_record",
+]
 
 ORDER_ATTRIBUTES: tuple[str, ...] = (
     "order_id",
@@ -81,7 +94,16 @@ ORDER_ATTRIBUTES: tuple[str, ...] = (
     "created_at",
     "updated_at",
 )
-_ORDER_ATTRIBUTE_SET = frozenset(ORDER_ATTRIBUTES)
+_NUMERIC = ("quantity", "unit_price", "order_total")
+_CONTRACT_TAGS = {name: "N" if name in _NUMERIC else "S" for name in ORDER_ATTRIBUTES}  # §2.1 types
+# The contract of docs/design.md §2.1 that INSERT/MODIFY images must meet (_check_order). A copy:
+# this file is deployed alone; tests/test_handler.py compares it with sales_ops/schema.py.
+ORDER_STATUSES = frozenset(("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED", "RETURNED"))
+STRING_ATTRIBUTES = ("order_id", "customer_id", "product_id", "product_name", "category", "channel", "region")
+MONEY_MAX = Decimal("9999999999.99")  # DECIMAL(12,2), the Glue type of unit_price and order_total
+_QUANTITY_MAX = 2**63 - 1  # bigint
+_CENT = Decimal("0.01")
+_MIN_YEAR = 1970
 # Output key order is fixed by this template; copying a dict keeps it and is cheap.
 _ROW_TEMPLATE: dict[str, Any] = dict.fromkeys(
     ("event_id", "event_type", "event_time", "sequence_number", "is_deleted", *ORDER_ATTRIBUTES, "extra")
@@ -103,12 +125,14 @@ class _Reject(Exception):
         super().__init__(reason)
         self.reason = reason
         self.path: list[str] = []
+        self.order_id: str | None = None  # named in the reason when the image has a usable one
 
     def __str__(self) -> str:
+        order = "" if self.order_id is None else f"order {self.order_id!r:.80}: "
         if not self.path:
-            return self.reason
+            return order + self.reason
         where = "".join(p if p.startswith("[") else f".{p}" for p in reversed(self.path))
-        return f"{where.lstrip('.')}: {self.reason}"
+        return f"{order}{where.lstrip('.')}: {self.reason}"
 
 
 # --- JSON in and out -------------------------------------------------------------------------
@@ -270,9 +294,13 @@ def _decode_list(values: list[Any], depth: int) -> list[Any]:
     return out
 
 
-def _fill_row(row: dict[str, Any], image: dict[str, Any]) -> None:
-    """Decode the image into row: §2.1 attributes in place, the rest into row["extra"] as JSON text."""
+def _fill_row(row: dict[str, Any], image: dict[str, Any]) -> int:
+    """Decode the image into row: §2.1 attributes in place, the rest into row["extra"] as JSON text.
+
+    Returns how many §2.1 attributes carry the type tag of the contract (13 for a whole order).
+    """
     extra: dict[str, Any] = {}
+    matched = 0
     for name, av in image.items():
         # Inline fast paths for the S and N values that make up nearly every order; anything
         # else, or anything odd, takes the general decoder, which also words the rejection.
@@ -292,18 +320,21 @@ def _fill_row(row: dict[str, Any], image: dict[str, Any]) -> None:
         except _Reject as exc:
             exc.path.append(name)
             raise
-        if name in _ORDER_ATTRIBUTE_SET:
+        expected = _CONTRACT_TAGS.get(name)
+        if expected is not None:
             row[name] = value
+            matched += tag == expected
         else:
             extra[name] = value
     if not extra:  # most orders: a constant, no encoding call
         row["extra"] = "{}"
-        return
+        return matched
     # The same encoder as the line's, so that both builds give the same bytes (raw numbers too).
     try:
         row["extra"] = _dumps_text(extra)
     except (TypeError, ValueError) as exc:  # orjson refuses lone surrogates here, not in the line
         raise _Reject(f"cannot encode the output as UTF-8 JSON ({exc})") from None
+    return matched
 
 
 # --- Event time --------------------------------------------------------------------------------
@@ -347,6 +378,143 @@ def _format_time(value: float) -> tuple[str, str, str]:
     day = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
     hour = f"{t.tm_hour:02d}"
     return f"{day}T{hour}:{t.tm_min:02d}:{t.tm_sec:02d}{fraction}Z", day, hour
+
+
+# --- The order contract (docs/design.md §2.1) ---------------------------------------------------
+
+
+class _Invalid(Exception):
+    """An attribute outside the contract; the caller adds the order id."""
+
+
+# Each check maps the attribute's text to what the row carries, or raises _Invalid. Quantities
+# and prices repeat a lot: their answers are cached, bounded like _numbers (a text that fails is
+# not cached: it is rare, and the reason is rebuilt).
+_quantities: dict[str, Any] = {}
+_money: dict[str, Any] = {}
+_days: dict[str, bool] = {}  # "YYYY-MM-DD" -> a real calendar date in 1970-9999
+_INSTANT = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])(\.[0-9]{1,6})?"
+    r"(Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+).fullmatch
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise _Invalid(f"N value {text!r:.60} is not a number") from None
+    if not value.is_finite():
+        raise _Invalid(f"N value {text!r:.60} is not a number")
+    return value
+
+
+def _check_quantity(text: str) -> Any:
+    value = _decimal(text)
+    if not 1 <= value <= _QUANTITY_MAX or value != value.to_integral_value():
+        raise _Invalid(f"N value {text!r:.60} is not an integer from 1 to {_QUANTITY_MAX}")
+    # Integer digits, whatever the spelling ("2.0", "1E+2"): the column is a bigint.
+    return _raw_number(text if text.isdigit() else str(int(value)))
+
+
+def _check_money(text: str) -> Any:
+    value = _decimal(text)
+    if not 0 <= value <= MONEY_MAX:
+        raise _Invalid(f"N value {text!r:.60} is outside DECIMAL(12,2) from 0 to {MONEY_MAX}")
+    if value != value.quantize(_CENT):  # rejected, not rounded: money is never changed silently
+        raise _Invalid(f"N value {text!r:.60} has more than 2 decimal places")
+    if "e" in text or "E" in text:
+        return _raw_number(format(value, "f"))
+    return _numbers.get(text) or _number(text)
+
+
+def _calendar_day(day: str) -> bool:
+    known = _days.get(day)
+    if known is None:
+        try:
+            known = datetime.date.fromisoformat(day).year >= _MIN_YEAR
+        except ValueError:
+            known = False
+        if len(_days) < _NUMBERS_MAX:
+            _days[day] = known
+    return known
+
+
+def _check_instant(text: str) -> str:
+    """ISO-8601 instant (docs/design.md §2.1): kept when in UTC ``Z``, else normalised to it."""
+    match = _INSTANT(text)
+    if match is None:
+        raise _Invalid(f"{text!r:.60} is not an ISO-8601 instant YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)")
+    day, zone = match[1], match[6]
+    if not _calendar_day(day):
+        raise _Invalid(f"{text!r:.60} is not a calendar date in the years {_MIN_YEAR}-9999")
+    if zone == "Z":
+        return text
+    try:
+        utc = datetime.datetime.fromisoformat(text).astimezone(datetime.UTC)
+    except (OverflowError, ValueError):  # past year 9999 once in UTC
+        utc = None
+    if utc is None or not _MIN_YEAR <= utc.year <= 9999:
+        raise _Invalid(f"{text!r:.60} is outside the years {_MIN_YEAR}-9999 in UTC")
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + (match[5] or "") + "Z"
+
+
+def _cached(cache: dict[str, Any], check: Any, text: str) -> Any:
+    out = cache.get(text)
+    if out is None:
+        out = check(text)
+        if len(cache) < _NUMBERS_MAX:
+            cache[text] = out
+    return out
+
+
+def _tagged(image: dict[str, Any], name: str, tag: str) -> Any:
+    """The value of ``name`` in the image, which must be of DynamoDB type ``tag``."""
+    av = image.get(name)
+    if av is None:
+        raise _Invalid("missing")
+    value = av.get(tag)  # _fill_row has checked the shape: one tag, a value of its JSON type
+    if value is None:
+        (other,) = av
+        raise _Invalid(f"type {other}, not {tag}")
+    return value
+
+
+def _check_order(row: dict[str, Any], image: dict[str, Any], image_name: str, matched: int) -> None:
+    """Judge an INSERT/MODIFY image against the contract; fix up the row's spelling in place.
+
+    Inline lookups and caches first (this runs for nearly every record); the helpers word the
+    reason when something is wrong.
+    """
+    name = ""
+    try:
+        if matched != len(_CONTRACT_TAGS):  # _fill_row counted them: find which one, and say why
+            for name, tag in _CONTRACT_TAGS.items():
+                _tagged(image, name, tag)
+        name = "status"
+        if row[name] not in ORDER_STATUSES:
+            raise _Invalid(f"{row[name]!r:.40} is not one of {', '.join(sorted(ORDER_STATUSES))}")
+        name = "quantity"
+        text = image[name]["N"]
+        row[name] = _quantities.get(text) or _cached(_quantities, _check_quantity, text)
+        for name in ("unit_price", "order_total"):
+            text = image[name]["N"]
+            row[name] = _money.get(text) or _cached(_money, _check_money, text)
+        name = "created_at"
+        created = row[name]
+        if not (created[-1:] == "Z" and _INSTANT(created) and _days.get(created[:10])):
+            row[name] = _check_instant(created)
+        name = "updated_at"
+        updated = row[name]
+        if updated == created:  # an insert: judged just above
+            row[name] = row["created_at"]
+        elif not (updated[-1:] == "Z" and _INSTANT(updated) and _days.get(updated[:10])):
+            row[name] = _check_instant(updated)
+    except _Invalid as exc:
+        reject = _Reject(str(exc))
+        reject.path += [name, image_name]
+        reject.order_id = row["order_id"]
+        raise reject from None
 
 
 # --- Records -----------------------------------------------------------------------------------
@@ -413,14 +581,19 @@ def _transform_data(data: Any) -> tuple[str, str, str]:
     row["sequence_number"] = sequence
     row["is_deleted"] = event_name == "REMOVE"
     try:
-        _fill_row(row, image)
+        matched = _fill_row(row, image)
     except _Reject as exc:
         exc.path.append(image_name)
+        key = image.get("order_id")
+        if type(key) is dict and type(key.get("S")) is str and key["S"]:
+            exc.order_id = key["S"]
         raise
     order_id = row["order_id"]
     if type(order_id) is not str or not order_id:
         what = "missing" if order_id is None else "not a non-empty S value"
         raise _Reject(f"order_id {what} in dynamodb.{image_name}")
+    if event_name != "REMOVE":
+        _check_order(row, image, image_name, matched)
     try:
         line = _dumps_line(row)
     except (TypeError, ValueError) as exc:  # e.g. lone surrogates, which UTF-8 cannot carry

@@ -14,8 +14,10 @@ lie in the recovery window (API reference: ExportTableToPointInTime).
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +29,9 @@ from sales_ops.settings import Settings
 
 EXPORT_PREFIX = "exports/orders"  # the export's own S3Prefix in the pipeline's bucket
 POLL_S = 2.0
+# A DynamoDB item is at most 400 KB; in DynamoDB JSON (type tags, escapes, base64) its line stays
+# well under this. It bounds a data file's decompressed size (per item the manifest announces).
+MAX_ITEM_TEXT = 4 * 1024 * 1024
 
 
 class ExportError(ValueError):
@@ -76,6 +81,23 @@ def _utc(value: Any) -> datetime:
     return datetime.fromtimestamp(float(value), UTC)
 
 
+def _export_time(at: datetime) -> datetime:
+    """`at` in UTC, or an ExportError saying why DynamoDB could not take it (it takes epoch
+    seconds: a time before 1970 or past 9999 in UTC is no ExportTime; was an OverflowError)."""
+    try:
+        utc = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+        utc.timestamp()
+    except (OverflowError, ValueError, OSError):
+        utc = None
+    if utc is None or utc.year < 1970:
+        raise ExportError(
+            f"export time {at.isoformat()} is out of range: give a time in the PITR window (35 days)"
+        )
+    if utc > datetime.now(UTC):
+        raise ExportError(f"export time {at.isoformat()} is in the future")
+    return utc
+
+
 def start_export(settings: Settings, at: datetime | None = None) -> ExportInfo:
     """Ask DynamoDB for a full export of the table as of `at` (default: now) into the bucket."""
     kwargs: dict[str, Any] = {
@@ -86,7 +108,7 @@ def start_export(settings: Settings, at: datetime | None = None) -> ExportInfo:
         "ExportType": "FULL_EXPORT",
     }
     if at is not None:
-        kwargs["ExportTime"] = at
+        kwargs["ExportTime"] = _export_time(at)
     response = settings.client("dynamodb").export_table_to_point_in_time(**kwargs)
     return _info(response["ExportDescription"])
 
@@ -150,6 +172,7 @@ class ExportReader:
     settings: Settings
     info: ExportInfo
     bytes_read: int = 0
+    expected: int = 0  # items the manifests announce (data_files)
 
     def _get(self, key: str) -> bytes:
         try:
@@ -160,28 +183,97 @@ class ExportReader:
         return body
 
     def summary(self) -> dict[str, Any]:
-        return json.loads(self._get(self.info.manifest_key))
+        summary = _json_object(self._get(self.info.manifest_key), self.info.manifest_key)
+        if not isinstance(summary.get("manifestFilesS3Key"), str) or not _count(summary.get("itemCount")):
+            raise ExportError(f"{self.info.manifest_key} is not an export's manifest summary")
+        return summary
 
     def data_files(self) -> list[dict[str, Any]]:
+        """The manifest's data files; their item counts must add up to the summary's."""
         summary = self.summary()
         if summary.get("outputFormat", "DYNAMODB_JSON") != "DYNAMODB_JSON":
             raise ExportError(f"export {self.info.export_id} is {summary['outputFormat']}, not DYNAMODB_JSON")
-        lines = self._get(summary["manifestFilesS3Key"]).decode().splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        key = summary["manifestFilesS3Key"]
+        files = [_json_object(line, key) for line in self._get(key).splitlines() if line.strip()]
+        if not all(isinstance(f.get("dataFileS3Key"), str) and _count(f.get("itemCount")) for f in files):
+            raise ExportError(f"{key} is not an export's manifest of data files")
+        listed = sum(int(f["itemCount"]) for f in files)
+        if listed != int(summary["itemCount"]):
+            raise ExportError(
+                f"export {self.info.export_id}: {key} lists {listed} items in {len(files)} files, "
+                f"manifest-summary.json says {summary['itemCount']}: refusing an incomplete export"
+            )
+        self.expected = listed
+        return files
 
     def items(self) -> Iterator[dict[str, Any]]:
-        """Every item, decoded from DynamoDB JSON (numbers as Decimal, exact)."""
+        """Every item, decoded from DynamoDB JSON (numbers as Decimal, exact).
+
+        Raises ExportError before the last item is handed out when the export does not hold what
+        its manifests say: the backfill then writes nothing (its baseline partition is registered
+        only at the end), so an export that yields fewer items can never empty the lake.
+        """
         deserializer = TypeDeserializer()
+        total = 0
         for entry in self.data_files():
-            body = self._get(entry["dataFileS3Key"])
-            text = gzip.decompress(body) if entry["dataFileS3Key"].endswith(".gz") else body
+            key, expected = entry["dataFileS3Key"], int(entry["itemCount"])
             count = 0
-            for line in text.splitlines():
-                if line.strip():
+            for number, line in enumerate(self._lines(key, expected), 1):
+                if not line.strip():
+                    continue
+                try:
                     item = json.loads(line)["Item"]
-                    yield {name: deserializer.deserialize(value) for name, value in item.items()}
-                    count += 1
-            if "itemCount" in entry and count != int(entry["itemCount"]):
+                    decoded = {name: deserializer.deserialize(value) for name, value in item.items()}
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise ExportError(
+                        f"s3://{self.info.bucket}/{key} line {number} is not an export item "
+                        f'({{"Item": {{…}}}} in DynamoDB JSON): {type(exc).__name__} {exc}'
+                    ) from None
+                count += 1
+                if count > expected:
+                    break
+                yield decoded
+            if count != expected:
+                more = "more than " if count > expected else ""
                 raise ExportError(
-                    f"{entry['dataFileS3Key']} holds {count} items, its manifest says {entry['itemCount']}"
+                    f"{key} holds {more}{expected if more else count} items, its manifest says {expected}"
                 )
+            total += count
+
+    def _lines(self, key: str, items: int) -> Iterator[bytes]:
+        """The data file's lines, decompressed as a stream with a bound: a gzip bomb stops at
+        MAX_ITEM_TEXT per item the manifest announces instead of filling memory."""
+        body = self._get(key)
+        if not key.endswith(".gz"):
+            yield from body.splitlines()
+            return
+        limit = (items + 1) * MAX_ITEM_TEXT
+        seen = 0
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(body)) as stream:
+                while line := stream.readline(MAX_ITEM_TEXT + 1):
+                    seen += len(line)
+                    if seen > limit or (len(line) > MAX_ITEM_TEXT and not line.endswith(b"\n")):
+                        raise ExportError(
+                            f"s3://{self.info.bucket}/{key} decompresses past {limit:,} bytes for "
+                            f"{items} items (at most {MAX_ITEM_TEXT:,} an item): not an export data file"
+                        )
+                    yield line
+        except (EOFError, OSError, zlib.error) as exc:
+            raise ExportError(
+                f"s3://{self.info.bucket}/{key} is a truncated or corrupt gzip file ({exc})"
+            ) from None
+
+
+def _json_object(text: bytes, key: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ExportError(f"{key} is not a JSON object: not an export manifest")
+    return value
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import os
@@ -31,7 +32,14 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from sales_ops.guard import foreign_origin, loopback_host, normal_origin
 from sales_ops.local import export, glue_versions
 from sales_ops.local.faults import ENV_FLAG, FaultInjector, faults_path
-from sales_ops.local.journal import JOURNAL_DIR, Journal, JournaledApp, install_determinism, read_entries
+from sales_ops.local.journal import (
+    JOURNAL_DIR,
+    Journal,
+    JournalCorrupt,
+    JournaledApp,
+    install_determinism,
+    read_entries,
+)
 from sales_ops.settings import DEFAULT_STATE_DIR
 
 log = logging.getLogger("sales_ops.emulator")
@@ -96,7 +104,9 @@ def snapshot(state_dir: Path, journaled: JournaledApp | None = None, attempts: i
             time.sleep(0.05 * attempt)
     else:
         raise RuntimeError(f"could not snapshot the emulator after {attempts} attempts")
-    with tmp.open("wb") as fh:
+    # The whole database: readable by its owner only (0600, whatever the umask), like the journal.
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
         fh.write(payload)
         fh.flush()
         os.fsync(fh.fileno())
@@ -230,6 +240,27 @@ def _fast_kinesis_put_records() -> None:
 
 ALLOWED_ORIGINS_ENV = "SALES_OPS_ALLOWED_ORIGINS"
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded", "text/plain")
+MIB = 1024 * 1024
+# Request body caps, per protocol, above what AWS itself accepts for the pipeline's calls: JSON
+# protocols (DynamoDB BatchWriteItem takes 16 MB, Kinesis PutRecords 10 MiB, Firehose
+# PutRecordBatch 4 MiB), S3 objects (a single PUT may be 5 GiB on AWS; the emulator holds a body in
+# memory and journals it, and nothing here writes objects near this size), the rest (IAM's query
+# protocol, Pipes' REST calls) small. A bigger body is refused before it is read.
+BODY_CAPS = {"json": 20 * MIB, "s3": 256 * MIB, "other": 1 * MIB}
+# moto's control API (/moto-api/: reset, recorder, seed, state manager…) is refused: it can wipe
+# the state or write files into the working directory. One entry is let through: canned Athena
+# results, which tests/test_engine.py sets to drive the AthenaEngine against moto (memory only).
+MOTO_API_ALLOWED = frozenset({"/moto-api/static/athena/query-results"})
+
+
+def body_kind(environ: dict) -> str:
+    """Which cap applies: the JSON protocols name an X-Amz-Target; S3 is signed for service s3."""
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        return "json"
+    signed = environ.get("HTTP_AUTHORIZATION", "") + environ.get("QUERY_STRING", "")
+    if "/s3/aws4_request" in signed or "%2Fs3%2Faws4_request" in signed:
+        return "s3"
+    return "other"
 
 
 def allowed_origins(env: dict[str, str] | None = None) -> frozenset[str]:
@@ -277,14 +308,48 @@ class LocalOnlyMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         reason = self.refusal(environ)
-        if reason is None:
-            return self.app(environ, start_response)
-        log.warning("refused %s %s: %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), reason)
-        body = json.dumps({"__type": "AccessDeniedException", "message": reason}).encode()
-        start_response(
-            "403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-        )
-        return [body]
+        if reason is not None:
+            return _refuse(environ, start_response, "403 Forbidden", "AccessDeniedException", reason)
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/moto-api") and path not in MOTO_API_ALLOWED:
+            reason = "moto's control API is not served by the embedded AWS"
+            return _refuse(environ, start_response, "403 Forbidden", "AccessDeniedException", reason)
+        too_big = _oversized_body(environ)
+        if too_big is not None:
+            return _refuse(
+                environ, start_response, "413 Request Entity Too Large", "RequestEntityTooLarge", too_big
+            )
+        return self.app(environ, start_response)
+
+
+def _oversized_body(environ: Any) -> str | None:
+    """Why the body is over its cap, or None; a chunked body is read here, up to the cap."""
+    kind = body_kind(environ)
+    cap = BODY_CAPS[kind]
+    message = f"request body over the emulator's {cap // MIB} MiB limit for {kind} requests"
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length.isdigit():
+        return message if int(length) > cap else None
+    if environ.get("REQUEST_METHOD") in ("GET", "HEAD", "OPTIONS"):
+        return None
+    from werkzeug.wsgi import get_input_stream
+
+    body = get_input_stream(environ, max_content_length=None).read(cap + 1)
+    if len(body) > cap:
+        return message
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ["wsgi.input_terminated"] = False
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return None
+
+
+def _refuse(environ: Any, start_response: StartResponse, status: str, kind: str, reason: str) -> list[bytes]:
+    log.warning("refused %s %s: %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), reason)
+    body = json.dumps({"__type": kind, "message": reason}).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    start_response(status, headers + ([("Connection", "close")] if status.startswith("413") else []))
+    return [body]
 
 
 def bind_server(port: int, app: WSGIApplication | None = None) -> BaseWSGIServer:
@@ -316,10 +381,16 @@ def recover(state_dir: Path, fsync: bool = True) -> JournaledApp:
     return journaled
 
 
+def private_state_dir(state_dir: Path) -> None:
+    """The state dir holds the whole database (snapshot, journal): 0700, as ssh keeps ~/.ssh."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+
+
 def serve(
     port: int, state_dir: Path, snapshot_every: float, fsync: bool = True, journal: bool = True
 ) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_state_dir(state_dir)
     install_patches()
     app: WSGIApplication
     journaled: JournaledApp | None
@@ -376,6 +447,9 @@ def main(argv: list[str] | None = None) -> None:
         serve(args.port, state_dir, args.snapshot_every, fsync=not args.no_fsync, journal=not args.no_journal)
     except OSError as exc:  # e.g. the port is taken: say so and exit, never hang
         log.error("cannot serve on 127.0.0.1:%d: %s", args.port, exc)
+        raise SystemExit(1) from exc
+    except JournalCorrupt as exc:  # never start over a journal that would lose acknowledged writes
+        log.error("%s", exc)
         raise SystemExit(1) from exc
 
 

@@ -148,6 +148,15 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
+def _export_time(value: Any) -> datetime:
+    """ExportTime as moto hands it over: its parser gives a datetime (moto 5.2 parses bodies
+    through the botocore model); a raw body would give epoch seconds. `float()` of the datetime
+    was an HTTP 500 that boto3 retried 5 times (issue 23)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(float(value), UTC)
+
+
 def install() -> None:
     """Replace moto's ExportTableToPointInTime with one that writes AWS's layout."""
     from moto.core.exceptions import JsonRESTError
@@ -177,7 +186,7 @@ def install() -> None:
         now = datetime.now(UTC)
         export_time = now
         if self.body.get("ExportTime") is not None:
-            export_time = datetime.fromtimestamp(float(self.body["ExportTime"]), UTC)
+            export_time = _export_time(self.body["ExportTime"])
             created = table.created_at.replace(tzinfo=table.created_at.tzinfo or UTC)
             if export_time > now or export_time < created:
                 raise JsonRESTError(

@@ -19,8 +19,13 @@ A snapshot records the sequence number of the last entry it contains; the journa
 new segment at that point and older segments are deleted only after the snapshot is on disk. A
 crash between the two replays nothing twice: entries up to the snapshot's number are skipped.
 
-Frames are `<length u32><crc32 u32><pickle>`; a torn tail (crash during a write that was never
-acknowledged) fails its CRC and ends the replay of that segment.
+Segments start with `SOJ2\n`; frames are `<length u32><crc32 of the pickle u32><crc32 of the 8
+bytes before u32><pickle>`. Only the last frame of a segment may be torn (a crash during a write
+that was never acknowledged; the next start opens a new segment): it is ignored. A bad frame
+anywhere else is corruption, and replay stops with `JournalCorrupt`, keeping the journal,
+instead of dropping every acknowledged write after it (issue 23). Segments without the magic
+are the first format, `<length><crc32><pickle>`, still read (no migration needed: the recovery
+snapshot retires them, and new segments are written in the new format).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import itertools
+import json
 import logging
 import os
 import pickle
@@ -46,7 +52,9 @@ from urllib.parse import parse_qs
 log = logging.getLogger("sales_ops.journal")
 
 JOURNAL_DIR = "journal"
-_FRAME = struct.Struct("<II")
+_FRAME = struct.Struct("<III")  # length, crc32(payload), crc32(length + crc32(payload))
+_FRAME_V1 = struct.Struct("<II")  # length, crc32(payload): segments without MAGIC
+MAGIC = b"SOJ2\n"
 # Read-only operations (by the name in X-Amz-Target or Action): never journaled.
 _READ_PREFIXES = ("Get", "Describe", "List", "Query", "Scan", "BatchGet", "Head", "Search")
 # The request environ that moto reads; everything else (sockets, server objects) is not kept.
@@ -63,6 +71,10 @@ _KEPT_ENVIRON = (
     "SERVER_PROTOCOL",
     "wsgi.url_scheme",
 )
+
+
+class JournalCorrupt(RuntimeError):
+    """A journal entry that is not the torn tail fails its checksum: acknowledged writes are at stake."""
 
 
 class JournalFull(OSError):
@@ -153,27 +165,62 @@ def segments(directory: Path) -> list[Path]:
 
 
 def read_entries(directory: Path, after: int) -> Iterator[dict[str, Any]]:
-    """Every intact entry with a sequence number above `after`, in order."""
+    """Every entry with a sequence number above `after`, in order.
+
+    A torn tail (the last frame of a segment) is ignored; any other bad frame raises
+    JournalCorrupt, naming the segment and the byte, and the journal is left as it is.
+    """
     for path in segments(directory):
-        data = path.read_bytes()
-        offset = 0
-        while offset + _FRAME.size <= len(data):
-            length, crc = _FRAME.unpack_from(data, offset)
-            payload = data[offset + _FRAME.size : offset + _FRAME.size + length]
-            if len(payload) < length or zlib.crc32(payload) != crc:
-                log.warning("%s: torn entry at byte %d (never acknowledged), ignored", path.name, offset)
-                break
-            offset += _FRAME.size + length
+        for payload in _frames(path, path.read_bytes()):
             entry = pickle.loads(payload)
             if entry["seq"] > after:
                 yield entry
+
+
+def _frames(path: Path, data: bytes) -> Iterator[bytes]:
+    v2 = data.startswith(MAGIC)
+    frame = _FRAME if v2 else _FRAME_V1
+    offset = len(MAGIC) if v2 else 0
+    while offset < len(data):
+        problem = None
+        if offset + frame.size > len(data):
+            problem, end = "a cut frame header", len(data)
+        else:
+            length, crc, *header_crc = frame.unpack_from(data, offset)
+            end = offset + frame.size + length
+            if v2 and zlib.crc32(data[offset : offset + 8]) != header_crc[0]:
+                problem = "a frame header that fails its checksum"
+                end = -1  # its length cannot be trusted: only a tail of zeros is torn
+            elif end > len(data):
+                problem = "a cut entry"
+            elif zlib.crc32(data[offset + frame.size : end]) != crc:
+                problem = "an entry that fails its checksum"
+        if problem is None:
+            yield data[offset + frame.size : end]
+            offset = end
+            continue
+        # Torn: the segment's last frame (a crash cut it; the next start opened a new segment),
+        # or zeros where the file system extended the file. Anything after it means corruption.
+        torn = end >= len(data) or not data[offset:].strip(b"\0")
+        if torn:
+            log.warning(
+                "%s: torn entry at byte %d (%s; never acknowledged), ignored", path.name, offset, problem
+            )
+            return
+        raise JournalCorrupt(
+            f"the emulator's journal is corrupt: {path} has {problem} at byte {offset} of {len(data)}, "
+            "with acknowledged writes after it. Nothing was replayed and the journal is kept: copy the "
+            "state dir aside and restore it from a backup, or move the journal away to start from "
+            "the last snapshot (losing the writes since)"
+        )
 
 
 class Journal:
     """Append-only segments with group commit. `append` is called inside the apply lock."""
 
     def __init__(self, directory: Path, next_seq: int, fsync: bool = True) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)  # the journal holds every write: owner only, like its segments
         self.directory = directory
         self.fsync = fsync
         self.next_seq = next_seq
@@ -189,14 +236,16 @@ class Journal:
         # A segment of this name can only hold a torn, never-acknowledged entry (anything intact in
         # it would have moved next_seq past it at replay): start it afresh.
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
-        self._offset = 0
+        os.write(self._fd, MAGIC)
+        self._offset = len(MAGIC)
         _fsync_dir(self.directory)
 
     def append(self, entry: dict[str, Any]) -> int:
         """Write one entry (not yet durable); returns its sequence number. Raises JournalFull."""
         seq = entry["seq"] = self.next_seq
         payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
-        frame = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+        head = struct.pack("<II", len(payload), zlib.crc32(payload))
+        frame = head + struct.pack("<I", zlib.crc32(head)) + payload
         try:
             written = os.write(self._fd, frame)
             if written != len(frame):
@@ -315,6 +364,14 @@ class JournaledApp:
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         if not is_mutating(environ, body):
             return self.app(environ, start_response)
+        if environ.get("HTTP_X_AMZ_TARGET") and not _json_object_text(body):
+            # moto answered a non-JSON PutItem 200, and it was journaled (issue 23): refused as
+            # DynamoDB refuses it, before it is applied or journaled.
+            return _refused(
+                start_response,
+                "SerializationException",
+                "the body of a JSON-protocol request is not a JSON object",
+            )
         kept = {k: v for k, v in environ.items() if k in _KEPT_ENVIRON or k.startswith("HTTP_")}
         with self.lock:
             at = time.time()
@@ -346,6 +403,18 @@ class JournaledApp:
                 self.journal.next_seq = entry["seq"] + 1
                 count += 1
         return count
+
+
+def _json_object_text(body: bytes) -> bool:
+    """Whether the body looks like one JSON object (a cheap check: moto parses it next)."""
+    text = body.strip()
+    return not text or (text[:1] == b"{" and text[-1:] == b"}")
+
+
+def _refused(start_response: Callable, kind: str, message: str) -> list[bytes]:
+    body = json.dumps({"__type": kind, "message": message}).encode()
+    start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.0")])
+    return [body]
 
 
 def _unavailable(start_response: Callable, message: str) -> list[bytes]:

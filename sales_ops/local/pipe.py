@@ -4,19 +4,29 @@ It reads its definition from the Pipes API (source stream, batch size, partition
 every shard of the table's stream, and forwards each record in the Lambda-event shape that a Pipe
 delivers (eventSourceARN added, ApproximateCreationDateTime in epoch seconds). Order per key is
 kept: records for the same key go out in separate, sequential PutRecords rounds. Records that a
-PutRecords call rejects are retried. The checkpoint moves only after a batch is fully on Kinesis,
-so a crash replays (at-least-once) and never skips.
+PutRecords call rejects are retried. The checkpoint moves only after a batch is fully on Kinesis
+or dead-lettered, so a crash replays (at-least-once) and never skips.
+
+A record Kinesis refuses for good (a partition key over 256 characters: DynamoDB keys may be 2,048
+bytes; a record over 1 MiB) used to be retried for ever, stalling the Pipe. As the stack's Pipe does
+(MaximumRetryAttempts 10, bisect on error, a dead-letter queue: infra/template.yaml), it now goes to
+the dead letters after its retries, and the records behind it go on: `dead_letters.jsonl` under the
+state dir, one JSON line per record (the reason, the shard and sequence number, the event), counted
+by `local status`, which then exits 1 (docs/design.md §5).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from botocore.exceptions import ClientError, ParamValidationError
 
 from sales_ops.local.checkpoint import Checkpoints
 from sales_ops.local.shards import DynamoDBStreamApi, ShardReader
@@ -26,6 +36,10 @@ log = logging.getLogger("sales_ops.pipe")
 
 MAX_PUT_RECORDS = 500  # Kinesis PutRecords limits: 500 records, 5 MiB per call.
 MAX_PUT_BYTES = 5 * 1024 * 1024
+MAX_KEY_CHARS = 256  # Kinesis: a partition key is 1 to 256 Unicode characters
+MAX_RECORD_BYTES = 1024 * 1024  # Kinesis: data plus partition key, at most 1 MiB a record
+DEFAULT_RETRIES = 10  # the stack's MaximumRetryAttempts, when the definition names none
+REFUSALS = ("ValidationException", "InvalidArgumentException")  # the whole call is refused
 
 
 @dataclass
@@ -37,6 +51,7 @@ class PipeStats:
     last_forwarded_at: float | None = None
     last_event_age_s: float | None = None
     errors: int = 0
+    dead_letters: int = 0
 
 
 def pipe_event(record: dict, source_arn: str) -> dict:
@@ -96,6 +111,29 @@ def chunks(entries: list[tuple[str, bytes, str]]) -> Iterable[list[tuple[str, by
         yield chunk
 
 
+def refusal(key: str, data: bytes) -> str | None:
+    """Why Kinesis would refuse this record whatever the retries, or None."""
+    if not 1 <= len(key) <= MAX_KEY_CHARS:
+        return f"partition key of {len(key)} characters (Kinesis takes 1 to {MAX_KEY_CHARS})"
+    size = len(data) + len(key.encode())
+    if size > MAX_RECORD_BYTES:
+        return f"record of {size:,} bytes (Kinesis takes at most {MAX_RECORD_BYTES:,})"
+    return None
+
+
+def dead_letters_path(settings: Settings) -> Any:
+    return settings.state_path("dlq", "pipe.jsonl")
+
+
+def dead_letter_count(settings: Settings) -> int:
+    """Records the Pipe stand-in gave up on (the local dead-letter queue's depth)."""
+    path = dead_letters_path(settings)
+    if not path.exists():
+        return 0
+    with path.open("rb") as fh:
+        return sum(1 for _ in fh)
+
+
 def pipe_checkpoints(settings: Settings, source_arn: str) -> Checkpoints:
     return Checkpoints(settings.state_path("checkpoints", "pipe.json"), source_arn)
 
@@ -113,6 +151,9 @@ class PipeStandIn:
         self.starting_position: str = source.get("StartingPosition", "TRIM_HORIZON")
         key_path = definition["TargetParameters"]["KinesisStreamParameters"]["PartitionKey"]
         self.partition_key = json_path_getter(key_path)
+        retries = source.get("MaximumRetryAttempts", DEFAULT_RETRIES)
+        self.max_retries: int = DEFAULT_RETRIES if retries is None or retries < 0 else int(retries)
+        self.dead_letters = dead_letters_path(settings)
         self.checkpoints = pipe_checkpoints(settings, self.source_arn)
         api = DynamoDBStreamApi(settings.client("dynamodbstreams"), self.source_arn)
         self.reader = ShardReader(api, self.checkpoints, self.starting_position)
@@ -162,23 +203,77 @@ class PipeStandIn:
             self.stats.last_event_age_s = round(time.time() - newest, 3)
 
     def _put_all(self, chunk: list[tuple[str, bytes, str]]) -> None:
-        """PutRecords until every record is accepted; only the rejected ones are sent again."""
-        pending = chunk
+        """Put every record of `chunk` on Kinesis or in the dead letters; only rejected ones again.
+
+        A record Kinesis would refuse whatever the retries goes straight to the dead letters; a
+        refused call is bisected to find its culprit (the Pipe's bisect on error); a record still
+        rejected after `max_retries` retries (e.g. throttled for good) is dead-lettered too.
+        Connection errors and the like raise: the page is read again from the checkpoint.
+        """
+        pending = []
+        for entry in chunk:
+            reason = refusal(entry[0], entry[1])
+            if reason:
+                self._dead_letter(entry, reason, attempts=0)
+            else:
+                pending.append(entry)
         attempt = 0
         while pending:
             self.stats.put_calls += 1
-            response = self.kinesis.put_records(
-                StreamName=self.target_stream,
-                Records=[{"PartitionKey": key, "Data": data} for key, data, _ in pending],
-            )
+            try:
+                response = self.kinesis.put_records(
+                    StreamName=self.target_stream,
+                    Records=[{"PartitionKey": key, "Data": data} for key, data, _ in pending],
+                )
+            except (ParamValidationError, ClientError) as exc:
+                code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else "ParamValidation"
+                if isinstance(exc, ClientError) and code not in REFUSALS:
+                    raise
+                if len(pending) == 1:
+                    self._dead_letter(pending[0], f"PutRecords refused: {exc}", attempts=attempt + 1)
+                    return
+                half = len(pending) // 2
+                self._put_all(pending[:half])
+                self._put_all(pending[half:])
+                return
             if not response.get("FailedRecordCount"):
                 return
-            pending = [
-                entry
+            failed = [
+                (entry, result)
                 for entry, result in zip(pending, response["Records"], strict=True)
                 if "ErrorCode" in result
             ]
             attempt += 1
+            if attempt > self.max_retries:
+                for entry, result in failed:
+                    why = f"{result['ErrorCode']}: {result.get('ErrorMessage', '')}".strip(": ")
+                    self._dead_letter(entry, f"rejected after {self.max_retries} retries ({why})", attempt)
+                return
+            pending = [entry for entry, _ in failed]
             self.stats.put_retries += len(pending)
             log.warning("PutRecords rejected %d records; retry %d", len(pending), attempt)
             time.sleep(min(0.05 * 2**attempt, 2.0))
+
+    def _dead_letter(self, entry: tuple[str, bytes, str], reason: str, attempts: int) -> None:
+        """One JSON line in the local dead-letter queue, durable before the checkpoint moves."""
+        key, data, sequence = entry
+        event = orjson.loads(data)
+        letter = {
+            "at": time.time(),
+            "pipe": self.settings.pipe,
+            "source": self.source_arn,
+            "sequenceNumber": sequence,
+            "eventID": event.get("eventID"),
+            "partitionKey": key[:MAX_KEY_CHARS] + ("…" if len(key) > MAX_KEY_CHARS else ""),
+            "reason": reason,
+            "attempts": attempts,
+            "event": data.decode("utf-8", "replace"),
+        }
+        fd = os.open(self.dead_letters, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, json.dumps(letter).encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.stats.dead_letters += 1
+        log.error("dead-lettered stream record %s (event %s): %s", sequence, letter["eventID"], reason)

@@ -7,7 +7,7 @@ and Firehose's buffer is empty). Reads the sources through the same APIs the sta
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sales_ops.local.checkpoint import read_json
@@ -24,10 +24,12 @@ class StageLag:
     stage: str
     pending: int
     oldest_pending_age_s: float | None
+    # Shards whose checkpoint is not on the stream (ahead of it): their new records are never read.
+    checkpoints_off_stream: list[str] = field(default_factory=list)
 
     @property
     def caught_up(self) -> bool:
-        return self.pending == 0
+        return self.pending == 0 and not self.checkpoints_off_stream
 
 
 def _age(ts: datetime | None) -> float | None:
@@ -38,8 +40,9 @@ def pipe_lag(settings: Settings, limit: int = STATUS_COUNT_LIMIT) -> StageLag:
     """Records on the DynamoDB stream after the Pipe's checkpoint (counted up to `limit`)."""
     source = settings.client("pipes").describe_pipe(Name=settings.pipe)["Source"]
     api = DynamoDBStreamApi(settings.client("dynamodbstreams"), source)
-    pending = ShardReader(api, pipe_checkpoints(settings, source)).pending(limit)
-    return StageLag("pipe", pending.count, _age(pending.oldest))
+    reader = ShardReader(api, pipe_checkpoints(settings, source))
+    pending = reader.pending(limit)
+    return StageLag("pipe", pending.count, _age(pending.oldest), reader.checkpoints_off_stream())
 
 
 def firehose_lag(settings: Settings, limit: int = STATUS_COUNT_LIMIT) -> StageLag:
@@ -47,8 +50,9 @@ def firehose_lag(settings: Settings, limit: int = STATUS_COUNT_LIMIT) -> StageLa
     desc = settings.client("firehose").describe_delivery_stream(DeliveryStreamName=settings.delivery_stream)
     source = desc["DeliveryStreamDescription"]["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"]
     api = KinesisApi(settings.client("kinesis"), source)
-    pending = ShardReader(api, firehose_checkpoints(settings, source)).pending(limit)
-    return StageLag("firehose", pending.count, _age(pending.oldest))
+    reader = ShardReader(api, firehose_checkpoints(settings, source))
+    pending = reader.pending(limit)
+    return StageLag("firehose", pending.count, _age(pending.oldest), reader.checkpoints_off_stream())
 
 
 def pipeline_lag(settings: Settings, limit: int = STATUS_COUNT_LIMIT) -> list[StageLag]:

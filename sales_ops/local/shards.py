@@ -68,6 +68,12 @@ class DynamoDBStreamApi(_StreamApi):
             if not start:
                 return shards
 
+    def at_iterator(self, shard_id: str, sequence_number: str) -> str:
+        kwargs = {"StreamArn": self.arn, "ShardId": shard_id, "SequenceNumber": sequence_number}
+        return self.client.get_shard_iterator(ShardIteratorType="AT_SEQUENCE_NUMBER", **kwargs)[
+            "ShardIterator"
+        ]
+
     def iterator(self, shard_id: str, after: str | None, start_at: str) -> str:
         kwargs = {"StreamArn": self.arn, "ShardId": shard_id}
         kwargs |= (
@@ -100,6 +106,12 @@ class KinesisApi(_StreamApi):
             token = page.get("NextToken")
             if not token:
                 return shards
+
+    def at_iterator(self, shard_id: str, sequence_number: str) -> str:
+        kwargs = {"StreamName": self.name, "ShardId": shard_id, "StartingSequenceNumber": sequence_number}
+        return self.client.get_shard_iterator(ShardIteratorType="AT_SEQUENCE_NUMBER", **kwargs)[
+            "ShardIterator"
+        ]
 
     def iterator(self, shard_id: str, after: str | None, start_at: str) -> str:
         kwargs = {"StreamName": self.name, "ShardId": shard_id}
@@ -198,6 +210,29 @@ class ShardReader:
         """Forget what was read past `positions` (default: past the checkpoints); it is read again."""
         self._iterators.clear()
         self._positions = dict(positions or {})
+
+    def checkpoints_off_stream(self) -> list[str]:
+        """Shards whose checkpoint names no record of the stream: one GetRecords each.
+
+        A checkpoint is the sequence number of a record already passed on, so that record must be
+        on the stream. When it is not, the checkpoint is ahead of a stream rebuilt shorter (issue
+        23: a journal that lost acknowledged writes) and every record written there would be
+        skipped while nothing looks pending; or the record was trimmed away (24 h on AWS).
+        """
+        off = []
+        for shard_id in self.api.list_shards():
+            checkpoint = self.checkpoints.get(shard_id)
+            if not checkpoint:
+                continue
+            try:
+                records, _ = self.api.read(self.api.at_iterator(shard_id, checkpoint), 1)
+            except ClientError as exc:
+                if error_code(exc) not in REACQUIRE_CODES:
+                    raise
+                records = []
+            if not records or self.api.sequence_number(records[0]) != checkpoint:
+                off.append(shard_id)
+        return off
 
     def pending(self, limit: int, page: int = 1000) -> Pending:
         """Records after the checkpoints, counted up to `limit`, and the oldest one's time."""

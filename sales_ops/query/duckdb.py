@@ -231,6 +231,12 @@ class DuckDBEngine(_EngineBase):
         # compaction write new keys, never overwrite), so a later query skips the HEAD.
         self.con.execute("SET enable_http_metadata_cache = true")
         self.con.execute("SET parquet_metadata_cache = true")
+        # Keys are passed as they are: a file list is never a pattern. Without this the readers
+        # glob every path (`*`, `?`, `[` are wildcards) and take `?` as the start of query
+        # parameters: a raw key `…/evil[1].json` matched nothing ("No files found that match the
+        # pattern"), `…/*` the whole hour, read twice (issue 23). The setting is httpfs's "Disable
+        # Globs and Query Parameters on S3 URLs"; nothing here globs S3 (listings are boto3's).
+        self.con.execute("SET s3_url_compatibility_mode = true")
         spill = settings.state_path("duckdb", "spill")
         self.con.execute(f"SET temp_directory = '{spill}'")
         self.con.execute("CALL enable_logging('HTTP')")
