@@ -212,6 +212,8 @@ def cadence_minutes_from_env(env: Mapping[str, str]) -> int:
 def cadence_cron(minutes: int) -> str:
     """The cron of the cadence: every `minutes` past each hour."""
     return "0 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
+
+
 def raw_compression_from_env(env: Mapping[str, str]) -> str:
     """The local delivery stream's CompressionFormat: SALES_OPS_RAW_COMPRESSION, else GZIP."""
     text = (env.get(RAW_COMPRESSION_ENV) or "GZIP").strip().upper()

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 NO_DATA = "no data yet (run sales-ops local up, or crawl/compact)"
 NO_ROLLUP = "no data yet (run crawl/compact/rollup)"
+PANEL_ERROR = "this panel's query failed: see the dashboard's log"
 TOP_PRODUCTS = 10
 LOW_STOCK_SHARE = 0.2  # a product is low on stock below 20 % of its opening stock
 RAW_MAX_AGE_S = 300.0  # the freshness check's limit, as shown on the page
@@ -108,17 +109,16 @@ class MetricsCache:
 
 
 def _panel(fetch: Callable[[], Any], no_data: str = NO_DATA) -> Panel:
+    """A panel's data; a failure is shown as a fixed message: exception text (S3 URIs, SQL, table
+    names) goes to the server's log only, never to the page (docs/design.md §8)."""
     try:
         return {"status": "ok", "data": fetch()}
-    except MissingTableError as exc:
-        return {"status": "no_data", "message": no_data, "detail": _first_line(exc)}
-    except Exception as exc:  # a display: show the failure in its panel, keep the others
+    except MissingTableError:
+        log.info("dashboard panel: a table is missing", exc_info=True)
+        return {"status": "no_data", "message": no_data}
+    except Exception:  # a display: show the failure in its panel, keep the others
         log.warning("dashboard panel failed", exc_info=True)
-        return {"status": "error", "message": f"{type(exc).__name__}: {_first_line(exc)[:300]}"}
-
-
-def _first_line(exc: Exception) -> str:
-    return next(iter(str(exc).splitlines()), "")
+        return {"status": "error", "message": PANEL_ERROR}
 
 
 def _derive(source: Panel, shape: Callable[[Any], Any]) -> Panel:

@@ -7,10 +7,8 @@ Every check returns a `CheckOutcome` (never raises for what it finds): `passed`,
 from __future__ import annotations
 
 import base64
-import json
 import random
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,10 +19,10 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from sales_ops.catalog import glue
+from sales_ops.quality.rejected import error_objects, read_error_records, rejected_orders
 from sales_ops.query import Sql, SqlEngine, literal
-from sales_ops.raw_objects import decode_body
 from sales_ops.schema import ORDER_VALUE_FIELDS, RAW_COLUMNS
-from sales_ops.settings import ERROR_PREFIX, RAW_PREFIX, Settings
+from sales_ops.settings import RAW_PREFIX, Settings
 
 # raw_orders as the handler writes it (docs/design.md §2.2) and the crawler types it.
 EXPECTED_RAW_COLUMNS: dict[str, frozenset[str]] = {c.name: c.raw_types for c in RAW_COLUMNS}
@@ -33,9 +31,12 @@ SAMPLES = 5
 # Error objects read per check run (all are counted): bounds the GETs of a dashboard refresh or a
 # check when errors/ fills up; the reasons come from the newest ones.
 MAX_ERROR_OBJECTS = 20
-# On aws the reconciliation compares a sample, not the whole table, on every refresh (issue 16).
+# On aws the reconciliation compares samples by key, not the whole table, on every refresh (issue
+# 20): at most RECONCILE_SAMPLE orders each way, from at most RECONCILE_DATES order_date partitions.
 RECONCILE_SAMPLE = 200
-SCAN_SEGMENTS = 1000
+RECONCILE_DATES = 4
+SCAN_PAGE = 1000  # items of the one Scan page the table-side sample is drawn from (≤ 1 MB)
+MAX_SCAN_SEGMENTS = 1_000_000  # DynamoDB's limit on TotalSegments
 
 
 @dataclass
@@ -74,25 +75,22 @@ def check_raw_schema(settings: Settings) -> CheckOutcome:
 
 
 def check_no_processing_failed(settings: Settings, since: datetime | None = None) -> CheckOutcome:
-    """No Firehose error records under errors/processing-failed/ (optionally: written since)."""
+    """No Firehose error records under errors/processing-failed/ (optionally: written since); else
+    fails naming the orders whose changes were rejected, with the reasons (docs/design.md §2.8)."""
     name = "no_processing_failed"
-    s3 = settings.client("s3")
-    objects = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=ERROR_PREFIX):
-        objects += [o for o in page.get("Contents", []) if since is None or o["LastModified"] >= since]
+    objects = error_objects(settings, since)
     if not objects:
         return CheckOutcome(name, True, "no processing-failed records", {"objects": 0, "records": 0})
-    objects.sort(key=lambda o: o["LastModified"])
     reasons: Counter[tuple[str, str]] = Counter()
-    for obj in objects[-MAX_ERROR_OBJECTS:]:
-        body = error_object_text(s3.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read())
-        for line in body.splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                reasons[("unreadable", "not a JSON line")] += 1
-                continue
-            reasons[(record.get("errorCode", "?"), record.get("errorMessage", "?"))] += 1
+    orders: dict[str, str] = {}  # order_id → reason, newest first
+    unnamed = 0
+    for obj in reversed(objects[-MAX_ERROR_OBJECTS:]):
+        for record in read_error_records(settings, obj["Key"]):
+            reasons[(record.error_code, record.reason)] += 1
+            if record.order_id is None:
+                unnamed += 1
+            else:
+                orders.setdefault(record.order_id, f"{record.error_code}: {record.reason}")
     total = sum(reasons.values())
     read = min(len(objects), MAX_ERROR_OBJECTS)
     top = [{"errorCode": c, "errorMessage": m, "count": n} for (c, m), n in reasons.most_common(10)]
@@ -101,11 +99,17 @@ def check_no_processing_failed(settings: Settings, since: datetime | None = None
         f"{total} processing-failed record(s) in {read} of {len(objects)} object(s); most common: "
         f"{first['errorCode']}: {first['errorMessage']} (x{first['count']})"
     )
+    if orders:
+        listed = "; ".join(f"{o} ({why})" for o, why in list(orders.items())[:SAMPLES])
+        more = f" and {len(orders) - SAMPLES} more" if len(orders) > SAMPLES else ""
+        summary += f"; rejected orders: {listed}{more}"
     details = {
         "objects": len(objects),
         "objects_read": read,
         "records": total,
         "reasons": top,
+        "rejected_orders": [{"order_id": o, "reason": why} for o, why in list(orders.items())[: SAMPLES * 4]],
+        "records_naming_no_order": unnamed,
         "keys": [o["Key"] for o in objects[-SAMPLES:]],
     }
     return CheckOutcome(name, False, summary, details)
@@ -130,15 +134,6 @@ def check_no_quarantined(settings: Settings) -> CheckOutcome:
         "quarantined": [{"key": q.key, "source": q.source, "reason": q.reason} for q in found[: SAMPLES * 4]],
     }
     return CheckOutcome(name, False, summary, details)
-
-
-def error_object_text(body: bytes) -> bytes:
-    """An error object's lines. Firehose compresses error output with the destination's
-    CompressionFormat (GZIP in the template), so gzip is recognised by its magic bytes."""
-    try:
-        return decode_body(body)
-    except (OSError, EOFError, zlib.error):
-        return b"\xff"  # a torn object: one unreadable line
 
 
 def check_freshness(settings: Settings, max_age_s: float) -> CheckOutcome:
@@ -348,12 +343,13 @@ def lake_state(
 def check_reconciliation(settings: Settings, engine: SqlEngine, source: str = "auto") -> CheckOutcome:
     """orders_latest equals the table, order by order (run once the pipeline has caught up).
 
-    `source` "scan" reads the table (consistent Scan, read capacity for every item); "export"
-    reads the latest completed DynamoDB export from S3 instead (no table reads; docs/deploy-aws.md
-    states the cost) and compares the orders the lake has not changed since that export; "sample"
-    compares `RECONCILE_SAMPLE` orders from each side: one page of a random Scan segment, and a
-    random sample of the lake's orders read with BatchGetItem, so it never scans the whole table.
-    "auto" is a scan locally (cheap on the emulator) and a sample on aws.
+    `source` "scan" reads the table (consistent Scan, read capacity for every item) and the whole
+    of orders_latest; "export" reads the latest completed DynamoDB export from S3 instead (no table
+    reads; docs/deploy-aws.md states the cost) and compares the orders the lake has not changed
+    since that export; "sample" compares samples by key, so its work does not grow with the
+    history (see `_sampled`). "auto" is a scan locally (cheap on the emulator) and a sample on aws.
+    An order missing from the lake, or different, whose latest change the Lambda rejected is
+    reported as rejected, with the reason, not as missing (backfill cannot repair it).
     """
     name = "reconciliation"
     as_of = None
@@ -369,53 +365,124 @@ def check_reconciliation(settings: Settings, engine: SqlEngine, source: str = "a
             return CheckOutcome(name, False, summary)
         table: Iterable[dict[str, Any]] = ExportReader(settings, info).items()
         as_of = snapshot_time(info.export_time)
-        lake, _ = lake_state(settings, engine)
+        lake, scanned = lake_state(settings, engine)
     elif source == "scan":
         table = scan_orders(settings).values()
-        lake, _ = lake_state(settings, engine, with_tombstones=False)
+        lake, scanned = lake_state(settings, engine, with_tombstones=False)
     elif source == "sample":
-        table, lake = _sampled(settings, engine)
+        table, lake, scanned = _sampled(settings, engine)
     else:
         raise ValueError(f"reconciliation source must be auto, scan, export or sample, not {source!r}")
     result = reconcile(table, lake, as_of)
+    rejected = rejected_orders(settings, set(result.missing) | set(result.different))
+    missing = [o for o in result.missing if o not in rejected]
+    different = {o: d for o, d in result.different.items() if o not in rejected}
     details = {
         "source": source,
         "sampled": source == "sample",
         "as_of": as_of,
+        "bytes_scanned": scanned,
         "dynamodb_orders": result.table_orders,
         "orders_latest_rows": result.latest_rows,
-        "missing": len(result.missing),
+        "missing": len(missing),
         "extra": len(result.extra),
-        "different": len(result.different),
+        "different": len(different),
+        "rejected": len(rejected),
         "newer_than_export": len(result.newer),
-        "missing_sample": result.missing[:SAMPLES],
+        "missing_sample": missing[:SAMPLES],
         "extra_sample": result.extra[:SAMPLES],
-        "different_sample": dict(list(result.different.items())[:SAMPLES]),
+        "different_sample": dict(list(different.items())[:SAMPLES]),
+        "rejected_sample": dict(list(sorted(rejected.items()))[:SAMPLES]),
     }
-    against = "DynamoDB" if source == "scan" else f"the DynamoDB export of {as_of}"
-    if not result.passed:
+    sides = {"scan": "DynamoDB", "sample": "a sample of DynamoDB"}
+    against = sides.get(source, f"the DynamoDB export of {as_of}")
+    # Rejected changes are the no_processing_failed check's failure (the item must be fixed at its
+    # source); failing here as well would only start backfills that cannot repair them.
+    note = ""
+    if rejected:
+        listed = "; ".join(f"{o} ({why})" for o, why in sorted(rejected.items())[:SAMPLES])
+        note = f"; {len(rejected)} order(s) rejected by the pipeline, not in the lake as they are: {listed}"
+    if missing or result.extra or different:
         summary = (
-            f"orders_latest differs from {against}: {len(result.missing)} missing, "
-            f"{len(result.extra)} extra, {len(result.different)} different "
-            f"(of {result.table_orders} orders); {BACKFILL_HINT}"
+            f"orders_latest differs from {against}: {len(missing)} missing, "
+            f"{len(result.extra)} extra, {len(different)} different "
+            f"(of {result.table_orders} orders); {BACKFILL_HINT}{note}"
         )
         return CheckOutcome(name, False, summary, details)
-    summary = f"{result.compared} orders identical in {against} and orders_latest"
+    summary = f"{result.compared - len(rejected)} orders identical in {against} and orders_latest{note}"
     if result.newer:
         summary += f" ({len(result.newer)} changed since the export, not compared)"
     return CheckOutcome(name, True, summary, details)
 
 
 def _sampled(
-    settings: Settings, engine: SqlEngine
-) -> tuple[Iterable[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """A sample of the table and the lake's rows for the same orders (see check_reconciliation)."""
-    items = sample_orders(settings, RECONCILE_SAMPLE)
-    lake, _ = lake_state(settings, engine, with_tombstones=False)
-    picked = random.sample(sorted(lake), min(RECONCILE_SAMPLE, len(lake)))
-    items.update(get_orders(settings, [i for i in picked if i not in items]))
-    wanted = set(items) | set(picked)
-    return items.values(), {order_id: row for order_id, row in lake.items() if order_id in wanted}
+    settings: Settings, engine: SqlEngine, rng: random.Random | None = None
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], int]:
+    """Samples of both sides, each looked up in the other by key (the table's items, the lake's rows
+    for the same orders, and the bytes the engine scanned).
+
+    Table → lake: one page of a random Scan segment; its items of at most `RECONCILE_DATES` order
+    dates (chosen through random items, so busy days weigh more) are looked up in orders_latest with
+    `order_date IN (…) AND order_id IN (…)`: partition pruning, and row-group statistics on the
+    order_id-sorted files. Lake → table: `RECONCILE_SAMPLE` random rows of the same partitions
+    (random ones when the page has no dated item), looked up in DynamoDB with BatchGetItem. Both
+    read the same few partitions, never the whole table: the bytes depend on a day's volume, not
+    on the history. Items whose created_at is not a date cannot be placed in a partition and are all
+    compared (they are missing from the lake, or rejected).
+    """
+    rng = rng or random.Random()
+    page = sample_orders(settings, SCAN_PAGE, rng)
+    dated = {o: _order_date(item) for o, item in page.items()}
+    picks = [d for d in dated.values() if d is not None]
+    chosen: set[date] = set()
+    while picks and len(chosen) < RECONCILE_DATES:
+        chosen.add(picks.pop(rng.randrange(len(picks))))
+    items = {o: item for o, item in page.items() if dated[o] is None or dated[o] in chosen}
+    items = dict(list(items.items())[:RECONCILE_SAMPLE])
+    looked_up = [o for o in items if dated[o] is not None]
+    lake, scanned = lake_rows(settings, engine, {dated[o] for o in looked_up}, looked_up)
+    if not chosen:  # an empty table (or no dated item): random partitions of the lake
+        partitions = sorted(current_dates(settings))
+        chosen = set(rng.sample(partitions, min(RECONCILE_DATES, len(partitions))))
+    drawn, drawn_bytes = lake_rows(settings, engine, chosen, None, RECONCILE_SAMPLE)
+    items.update(get_orders(settings, [o for o in drawn if o not in items]))
+    return list(items.values()), lake | drawn, scanned + drawn_bytes
+
+
+def lake_rows(
+    settings: Settings,
+    engine: SqlEngine,
+    dates: set[date] | set[date | None],
+    order_ids: list[str] | None,
+    limit: int | None = None,
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """orders_latest rows of these order_date partitions (and these orders; or `limit` random
+    rows), by order_id, and the bytes scanned. No dates: nothing read."""
+    days = sorted(d for d in dates if d is not None)
+    if not days or order_ids == []:
+        return {}, 0
+    where = f"order_date IN ({literal(days, top=True)})"
+    if order_ids is not None:
+        where += f" AND order_id IN ({literal(sorted(order_ids), top=True)})"
+    pick = Sql(f"ORDER BY random() LIMIT {int(limit)}" if limit else "")
+    result = engine.named("lake_rows", where=Sql(where), pick=pick)
+    return {row["order_id"]: row for row in result.as_dicts()}, result.bytes_scanned
+
+
+def current_dates(settings: Settings) -> list[date]:
+    """The order_date partitions of orders_latest (the Glue catalog: no data read)."""
+    from sales_ops.curated.compaction import current_versions
+
+    return list(current_versions(settings))
+
+
+def _order_date(item: dict[str, Any]) -> date | None:
+    """The order_date partition an item belongs to: its created_at's date (None: not a date)."""
+    created = item.get("created_at")
+    try:
+        return date.fromisoformat(created[:10]) if isinstance(created, str) else None
+    except ValueError:
+        return None
 
 
 def scan_orders(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -427,13 +494,22 @@ def scan_orders(settings: Settings) -> dict[str, dict[str, Any]]:
     return out
 
 
-def sample_orders(settings: Settings, size: int) -> dict[str, dict[str, Any]]:
-    """Up to `size` items from one random segment of a parallel Scan: one page, not the table."""
-    page = settings.client("dynamodb").scan(
+def sample_orders(
+    settings: Settings, size: int, rng: random.Random | None = None
+) -> dict[str, dict[str, Any]]:
+    """About `size` items from one random segment of a parallel Scan: one page, not the table.
+
+    The table is cut into segments of about `size` items each (DescribeTable's ItemCount), so a
+    small table is one segment and a large one is never read whole.
+    """
+    client = settings.client("dynamodb")
+    items = int(client.describe_table(TableName=settings.table)["Table"].get("ItemCount", 0))
+    segments = max(1, min(MAX_SCAN_SEGMENTS, items // max(1, size)))
+    page = client.scan(
         TableName=settings.table,
         ConsistentRead=True,
-        TotalSegments=SCAN_SEGMENTS,
-        Segment=random.randrange(SCAN_SEGMENTS),
+        TotalSegments=segments,
+        Segment=(rng or random.Random()).randrange(segments),
         Limit=size,
     )
     return _decoded(page["Items"])

@@ -9,6 +9,14 @@ let refreshSeconds = 5;
 
 function $(id) { return document.getElementById(id); }
 
+// Data as text: Plotly reads tags (<a href>, <span style>, <b>, <br>) in every label, tick, legend
+// and hover text, and has no text-only switch; it decodes the entities &amp; &lt; &gt; back to
+// characters. So every value from the data goes into a chart through plain().
+function plain(value) {
+  return String(value === null || value === undefined ? "" : value)
+    .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 function baseLayout(extra) {
   return Object.assign({
     margin: { l: 48, r: 16, t: 8, b: 36 },
@@ -138,7 +146,7 @@ function hbar(id, labels, values, colors, hover, extraLayout) {
 function renderTopProducts(m) {
   const d = panelData(m, "top_products", "chart-top_products");
   if (!d) return Plotly.purge("chart-top_products");
-  hbar("chart-top_products", d.map((p) => p.product_name), d.map((p) => p.total_sales), PALETTE[0],
+  hbar("chart-top_products", d.map((p) => plain(p.product_name)), d.map((p) => p.total_sales), PALETTE[0],
     "%{y}: %{x:,.2f}<extra></extra>");
 }
 
@@ -146,7 +154,7 @@ function renderDimension(m, name, kind) {
   const id = "chart-" + name;
   const d = panelData(m, name, id);
   if (!d) return Plotly.purge(id);
-  const labels = d.map((r) => r.value);
+  const labels = d.map((r) => plain(r.value));
   const values = d.map((r) => r.total_sales);
   if (kind === "pie") {
     Plotly.react(id, [{
@@ -172,7 +180,7 @@ function renderInventory(m) {
   $("inventory-sub").textContent = `lowest stock left · ${d.low_stock} low (< 20 % of opening), `
     + `${d.out_of_stock} out of stock, of ${d.products} products${asOf}`;
   const rows = d.lowest;
-  hbar("chart-inventory", rows.map((r) => r.product_name), rows.map((r) => r.stock_left),
+  hbar("chart-inventory", rows.map((r) => plain(r.product_name)), rows.map((r) => r.stock_left),
     rows.map((r) => (r.stock_left <= 0 ? "#dc2626" : r.low ? "#f59e0b" : "#0d9488")),
     "%{y}: %{x} left<extra></extra>",
     { margin: { l: 170, r: 16, t: 8, b: 32 } });

@@ -55,6 +55,8 @@ def first_start(now: datetime | None = None) -> str:
     already or, if not, by the hourly backstop from compaction's own state."""
     start = (now or datetime.now(UTC)) - LOOKBACK
     return f"@{RAW_PREFIX}dt={start:%Y-%m-%d}/hour={start:%H}///"  # a position before its objects
+
+
 def new_raw_objects(
     client: Any, bucket: str, cursor: str | None, limit: int = MAX_KEYS_PER_TICK
 ) -> tuple[list[dict[str, Any]], str | None]:
