@@ -4,9 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 TOOLS := .venv-tools
 PIP_FLAGS := --quiet --disable-pip-version-check
-# The installer: uv (pinned in constraints.txt), bootstrapped into .venv with pip; a few seconds
-# where pip takes a minute or more. Where uv cannot be had or fails, pip does the same install.
-UV := $(VENV)/bin/uv
+# The installer: uv (pinned in constraints.txt), put beside the venv with pip's `--target` and used
+# for both venvs: a few seconds where pip (and `python -m venv`'s own pip) take a minute or more.
+# Where uv cannot be had or fails, plain venv and pip do the same install.
+UV := $(VENV)/.uv/bin/uv
 # pytest-xdist workers for the whole suite (`make test PYTEST_WORKERS=4`); each worker starts its
 # own stacks on free ports with private state dirs (tests/harness.py).
 PYTEST_WORKERS ?= 2
@@ -21,20 +22,24 @@ define install_with
 	  $(1)/bin/pip install $(PIP_FLAGS) $(2); fi
 endef
 
-$(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV)
+# Tried once per venv (the marker): an old .venv gets uv too; without network it stays on pip.
+$(VENV)/.uv/.tried:
+	-$(PYTHON) -m pip install $(PIP_FLAGS) --target $(VENV)/.uv -c constraints.txt uv
+	mkdir -p $(VENV)/.uv && touch $@
 
-$(UV): | $(VENV)/bin/python
-	-$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt uv
+# `uv venv --seed` keeps pip in the venv (for a one-off `.venv/bin/pip install`).
+$(VENV)/bin/python: | $(VENV)/.uv/.tried
+	@if [ -x $(UV) ] && $(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(VENV); then :; \
+	  else echo "uv missing or failed: python -m venv"; $(PYTHON) -m venv $(VENV); fi
 
 # The marker: reinstall only when the pins change (uv then installs just the difference).
-$(VENV)/.installed: pyproject.toml constraints.txt | $(UV)
+$(VENV)/.installed: pyproject.toml constraints.txt | $(VENV)/bin/python $(VENV)/.uv/.tried
 	$(call install_with,$(VENV),-c constraints.txt -e '.[dev]')
 	touch $@
 
 # checkov pins an older boto3, so it lives in a venv of its own (docs/design.md §6).
-$(TOOLS)/.installed: requirements-tools.txt | $(UV)
-	@if [ -x $(UV) ]; then $(UV) venv --quiet --allow-existing --python $(PYTHON) $(TOOLS); \
+$(TOOLS)/.installed: requirements-tools.txt | $(VENV)/.uv/.tried
+	@if [ -x $(UV) ]; then $(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(TOOLS); \
 	  else $(PYTHON) -m venv $(TOOLS); fi
 	$(call install_with,$(TOOLS),--no-deps -r requirements-tools.txt)
 	touch $@
