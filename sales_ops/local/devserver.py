@@ -171,21 +171,23 @@ def run(port: int, orders: int, rate: float, dashboard_port: int = 8050, load: b
     # A stack that was already up (`sales-ops local up`) is left running; one we start, we stop.
     owns_stack = not any(supervisor.processes(settings).values())
     try:
-        supervisor.up(settings)
         home = dagster_home(settings)
         if cancelled := cancel_orphaned_runs(home):
             print(f"{cancelled} run(s) cut off by the previous session marked canceled")
         env = child_env(settings, home)
+        # Dagster first, kept last in `children` (the loop below watches the last child): its
+        # start-up is the longest (several processes load the code location) and needs nothing of
+        # the stack, so it runs beside the emulator's start instead of after it (issue 22).
+        children.append((start_dagster(env, port), 30.0))
+        supervisor.up(settings)
         if load and orders:
-            children.append((start_load(settings, env, orders, BURST_RATE), 5.0))
+            children.insert(-1, (start_load(settings, env, orders, BURST_RATE), 5.0))
             print(f"first load: {orders} orders at {BURST_RATE:g} changes/s (log {load_log(settings)})")
         if load and rate:
-            children.append((start_load(settings, env, 0, rate, continuous=True), 5.0))
+            children.insert(-1, (start_load(settings, env, 0, rate, continuous=True), 5.0))
             print(f"live load: orders living their lifecycles at {rate:g} changes/s (--rate, --no-load)")
-        # Dagster last: the loop below watches the last child.
-        children.append((start_dashboard(env, dashboard_port), 10.0))
-        dashboard_at = len(children) - 1
-        children.append((start_dagster(env, port), 30.0))
+        children.insert(-1, (start_dashboard(env, dashboard_port), 10.0))
+        dashboard_at = len(children) - 2
         print(f"Live sales dashboard on http://{LOCAL_HOST}:{dashboard_port}")
         print(
             f"Dagster UI on http://{LOCAL_HOST}:{port} (DAGSTER_HOME {env['DAGSTER_HOME']}); Ctrl-C stops all"
