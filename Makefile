@@ -4,18 +4,44 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 TOOLS := .venv-tools
 PIP_FLAGS := --quiet --disable-pip-version-check
+# The installer: uv (pinned in constraints.txt), put beside the venv with pip's `--target` and used
+# for both venvs: a few seconds where pip (and `python -m venv`'s own pip) take a minute or more.
+# Where uv cannot be had or fails, plain venv and pip do the same install.
+UV := $(VENV)/.uv/bin/uv
+# pytest-xdist workers for the whole suite (`make test PYTEST_WORKERS=4`); each worker starts its
+# own stacks on free ports with private state dirs (tests/harness.py).
+PYTEST_WORKERS ?= 2
 
-.PHONY: run test check check-defs lint typecheck fast-tests install tools bench faults clean
+.PHONY: run test check check-defs lint typecheck fast-tests pytest install tools bench faults screenshots clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+# `install_with VENV ARGS`: uv into that venv's interpreter, pip if uv is missing or fails.
+define install_with
+	@if [ -x $(UV) ] && $(UV) pip install --quiet --python $(1)/bin/python $(2); then :; else \
+	  echo "uv missing or failed: installing with pip"; \
+	  [ -x $(1)/bin/pip ] || $(1)/bin/python -m ensurepip --upgrade --default-pip >/dev/null; \
+	  $(1)/bin/pip install $(PIP_FLAGS) $(2); fi
+endef
+
+# Tried once per venv (the marker): an old .venv gets uv too; without network it stays on pip.
+$(VENV)/.uv/.tried:
+	-$(PYTHON) -m pip install $(PIP_FLAGS) --target $(VENV)/.uv -c constraints.txt uv
+	mkdir -p $(VENV)/.uv && touch $@
+
+# `uv venv --seed` keeps pip in the venv (for a one-off `.venv/bin/pip install`).
+$(VENV)/bin/python: | $(VENV)/.uv/.tried
+	@if [ -x $(UV) ] && $(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(VENV); then :; \
+	  else echo "uv missing or failed: python -m venv"; $(PYTHON) -m venv $(VENV); fi
+
+# The marker: reinstall only when the pins change (uv then installs just the difference).
+$(VENV)/.installed: pyproject.toml constraints.txt | $(VENV)/bin/python $(VENV)/.uv/.tried
+	$(call install_with,$(VENV),-c constraints.txt -e '.[dev]')
 	touch $@
 
 # checkov pins an older boto3, so it lives in a venv of its own (docs/design.md §6).
-$(TOOLS)/.installed: requirements-tools.txt
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install $(PIP_FLAGS) --no-deps -r requirements-tools.txt
+$(TOOLS)/.installed: requirements-tools.txt | $(VENV)/.uv/.tried
+	@if [ -x $(UV) ]; then $(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(TOOLS); \
+	  else $(PYTHON) -m venv $(TOOLS); fi
+	$(call install_with,$(TOOLS),--no-deps -r requirements-tools.txt)
 	touch $@
 
 install: $(VENV)/.installed
@@ -40,8 +66,14 @@ check: install
 check-defs: install
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/dg check defs --use-active-venv
 
-test: install tools lint typecheck check-defs
-	$(VENV)/bin/python -m pytest
+# Both tiers over both cores. Exit 5 (nothing collected) is a failure too, said in one line.
+pytest: install tools
+	@$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; exit $$rc
+
+test: install tools
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint typecheck check-defs
+	$(MAKE) --no-print-directory pytest
 
 run: install
 	./scripts/run_local.sh
@@ -52,6 +84,10 @@ bench: install
 # Fault suite (issue 11): kills, throttling, poison, full disk on a private stack; prints the table.
 faults: install
 	$(VENV)/bin/python bench/faults.py
+
+# The README's pictures (docs/*.png) and docs/asset-graph.keys.txt, from a private stack (a few min).
+screenshots: install
+	$(VENV)/bin/python scripts/screenshot_automation.py --all
 
 clean:
 	-$(VENV)/bin/sales-ops local down

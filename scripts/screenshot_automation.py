@@ -1,19 +1,24 @@
 """Screenshot of an asset's Automation tab (docs/automation-tab.png), or with `--lineage` of the global
-asset lineage (docs/asset-graph.png), with headless Chromium.
+asset lineage (docs/asset-graph.png, and its asset keys in docs/asset-graph.keys.txt), with headless
+Chromium; `--all` (`make screenshots`) takes both and then the dashboard (docs/dashboard.png).
 
     .venv/bin/python scripts/screenshot_automation.py [--asset orders_latest] [--out docs/automation-tab.png]
     .venv/bin/python scripts/screenshot_automation.py --lineage
+    .venv/bin/python scripts/screenshot_automation.py --all
 
 Starts a stack of its own on free ports (never 4566/3000), a mock load, and Dagster as `make run`
 does; waits until the automation has materialized the asset, then photographs its Automation tab
-and stops everything it started.
+and stops everything it started. tests/test_screenshots.py fails when the asset graph no longer
+matches the keys recorded beside its picture.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +31,9 @@ from sales_ops.local.devserver import child_env, dagster_home, dev_children, sto
 from sales_ops.local.progress import wait_delivered
 from sales_ops.settings import LOCAL_HOST, PROJECT_ROOT, Settings
 
+DOCS = PROJECT_ROOT / "docs"
+ASSET_GRAPH_KEYS = DOCS / "asset-graph.keys.txt"
+
 MATERIALIZED = """
 query ($path: [String!]!) {
   assetOrError(assetKey: {path: $path}) {
@@ -33,6 +41,32 @@ query ($path: [String!]!) {
   }
 }
 """
+
+
+def asset_graph_lines() -> list[str]:
+    """One line per asset of the code location, `key <- upstream, ...`, sorted: what the lineage
+    picture shows, in a form a test can compare."""
+    from sales_ops.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    lines = []
+    for key in graph.get_all_asset_keys():
+        parents = sorted(parent.to_user_string() for parent in graph.get(key).parent_keys)
+        lines.append(key.to_user_string() + (f" <- {', '.join(parents)}" if parents else ""))
+    return sorted(lines)
+
+
+def write_asset_graph_keys(path: Path = ASSET_GRAPH_KEYS) -> None:
+    header = "# the asset graph shown in asset-graph.png (scripts/screenshot_automation.py --lineage)\n"
+    path.write_text(header + "\n".join(asset_graph_lines()) + "\n")
+
+
+def shoot_dashboard(out: Path) -> None:
+    """The dashboard picture is taken by its browser test, on a stack of the test's own."""
+    test = "tests/test_dashboard.py::test_page_shows_the_named_total_and_draws_the_charts"
+    env = {**os.environ, "SALES_OPS_DASHBOARD_SCREENSHOT": str(out)}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test]
+    subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, check=True)
 
 
 def free_port() -> int:
@@ -99,10 +133,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--label", help="text to wait for (default Requested; lineage: Materialized)")
     parser.add_argument("--lineage", action="store_true", help="the global asset lineage instead")
+    parser.add_argument("--all", action="store_true", help="lineage, automation tab and dashboard, in docs/")
     args = parser.parse_args(argv)
-    page = "asset-graph.png" if args.lineage else "automation-tab.png"
-    args.out = args.out or PROJECT_ROOT / "docs" / page
-    args.label = args.label or ("Materialized" if args.lineage else "Requested")
+    if args.all and (args.out or args.label):
+        parser.error("--all writes the docs/ pictures: no --out or --label")
+    shots = {
+        "lineage": (DOCS / "asset-graph.png", args.label or "Materialized"),
+        "automation": (DOCS / "automation-tab.png", args.label or "Requested"),
+    }
+    wanted = ["lineage", "automation"] if args.all else ["lineage" if args.lineage else "automation"]
+    if args.out:
+        shots[wanted[0]] = (args.out, shots[wanted[0]][1])
+    code = shoot_dagster(args.asset, args.timeout, {name: shots[name] for name in wanted})
+    if code == 0 and args.all:
+        shoot_dashboard(DOCS / "dashboard.png")
+        print(f"wrote {DOCS / 'dashboard.png'}")
+    return code
+
+
+def shoot_dagster(asset: str, timeout: float, shots: dict[str, tuple[Path, str]]) -> int:
+    """On a private stack with the Dagster of `make run`, once `asset` is materialized: each wanted picture."""
     state = Path(tempfile.mkdtemp(prefix="sales-ops-screenshot-"))
     env = {"SALES_OPS_ENDPOINT": f"http://{LOCAL_HOST}:{free_port()}", "SALES_OPS_STATE_DIR": str(state)}
     settings = Settings.from_env("local", env=env)
@@ -118,18 +168,22 @@ def main(argv: list[str] | None = None) -> int:
         dagster = dev_children(settings, env, port, free_port(), free_port(), rate=0)[:3]
         for child in dagster:
             child.launch(settings)
-        deadline = time.monotonic() + args.timeout
-        while not materialized(base, args.asset):
+        deadline = time.monotonic() + timeout
+        while not materialized(base, asset):
             if time.monotonic() > deadline:
-                print(f"{args.asset} was not materialized within {args.timeout:.0f}s", file=sys.stderr)
+                print(f"{asset} was not materialized within {timeout:.0f}s", file=sys.stderr)
                 return 1
             time.sleep(5)
         time.sleep(40)  # one more automation tick, so the tab shows an evaluation after the run
-        if args.lineage:
-            screenshot(f"{base}/asset-groups", args.out, args.label, "2400,1100", expand=True)
-        else:
-            screenshot(f"{base}/assets/{args.asset}?view=automation", args.out, args.label)
-        print(f"wrote {args.out}")
+        if "lineage" in shots:
+            out, label = shots["lineage"]
+            screenshot(f"{base}/asset-groups", out, label, "2400,1100", expand=True)
+            write_asset_graph_keys(out.with_suffix(".keys.txt"))
+            print(f"wrote {out} and {out.with_suffix('.keys.txt')}")
+        if "automation" in shots:
+            out, label = shots["automation"]
+            screenshot(f"{base}/assets/{asset}?view=automation", out, label)
+            print(f"wrote {out}")
         return 0
     finally:
         for child in reversed(dagster):

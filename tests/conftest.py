@@ -1,8 +1,10 @@
 """Shared fixtures: a real embedded AWS (moto server + stand-in workers) per test session.
 
-Each session gets its own free port on 127.0.0.1 and its own state dir, so test runs never touch
-a developer's `.sales-ops/` or a stack on 4566, and parallel sessions do not collide. The helpers
-behind these fixtures live in tests/harness.py.
+Each session (and each pytest-xdist worker: `make test` runs two) gets its own free port on
+127.0.0.1 and its own state dir, so test runs never touch a developer's `.sales-ops/` or a stack on
+4566, and parallel sessions do not collide. The helpers behind these fixtures live in
+tests/harness.py. A stack that cannot start fails its dependent tests with one line saying how long
+it waited and what it saw (harness.start_stack), not with a traceback each.
 
 Two tiers: every test that uses an emulator fixture is marked `slow` here; `pytest -m "not slow"`
 (`make check`) runs the rest, and fails any of them that tries to start an emulator or a server.
@@ -10,6 +12,7 @@ Two tiers: every test that uses an emulator fixture is marked `slow` here; `pyte
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -20,6 +23,10 @@ from sales_ops.settings import Settings
 from tests.harness import EMULATOR_FIXTURES, drop_bucket, no_emulator, own_space, running_stack
 
 pytest_plugins = ["pytester"]
+
+# A developer's DAGSTER_HOME (e.g. `make run`'s .sales-ops/dagster) is never shared with the tests,
+# nor between workers: tests that need an instance make their own (instance_for_test, a tmp home).
+os.environ.pop("DAGSTER_HOME", None)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

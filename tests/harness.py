@@ -42,6 +42,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# --- how long to wait for a start, under load ---------------------------------------------------
+START_TIMEOUT_ENV = "SALES_OPS_TEST_START_TIMEOUT"  # seconds; overrides the load-aware figure
+MAX_START_TIMEOUT = 600.0
+
+
+def start_timeout(base: float, load: float | None = None, cores: int | None = None) -> float:
+    """`base` seconds (enough on a quiet machine) stretched by the load: on 2 cores at load 20 a
+    process starts ~10 times slower (moto's import alone takes a minute). Capped at 10 minutes."""
+    if override := os.environ.get(START_TIMEOUT_ENV):
+        return float(override)
+    load = os.getloadavg()[0] if load is None else load
+    cores = cores or os.cpu_count() or 1
+    return min(MAX_START_TIMEOUT, base * max(1.0, load / cores))
+
+
+def _load() -> str:
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 # --- the emulator and servers ---------------------------------------------------------------------
 def stack_settings(state_dir: Path, port: int | None = None) -> Settings:
     """Local settings for a private emulator on `port` (a free one by default) with its own state."""
@@ -57,11 +83,45 @@ def stack_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, **settings.to_env()}
 
 
+def start_stack(state_dir: Path, base_timeout: float = 90.0) -> Settings:
+    """The whole local pipeline (emulator and stand-ins) up on a free port, or one clear failure.
+
+    `supervisor.up` is idempotent, so a slow start (the emulator alive but not answering yet, or
+    provisioning timing out) is waited for again, up to `start_timeout(base_timeout)`, re-read as
+    the load changes. A port taken meanwhile (another worker's free_port race) gets a new port.
+    Anything else, or running out of time, fails with how long it waited and what it saw: a
+    session-scoped fixture then gives every dependent test that one line, not a traceback each.
+    """
+    started, attempts = time.monotonic(), 0
+    while True:
+        settings = stack_settings(state_dir)
+        attempts += 1
+        while True:
+            try:
+                supervisor.up(settings, log=lambda *_: None)
+                return settings
+            except Exception as exc:  # EmulatorError, or a botocore timeout while provisioning
+                seen = f"{type(exc).__name__}: {exc}"
+            waited, limit = time.monotonic() - started, start_timeout(base_timeout)
+            if supervisor.EMULATOR.pid(settings) is None or waited >= limit:
+                break
+        port_race = supervisor.EMULATOR.pid(settings) is None and supervisor.port_open(settings.port)
+        supervisor.down(settings, log=lambda *_: None)
+        if port_race and attempts < 3 and waited < limit:
+            continue
+        pytest.fail(
+            f"the local stack did not start: waited {waited:.0f} s of {limit:.0f} s "
+            f"({base_timeout:.0f} s stretched by the {_load()}; {START_TIMEOUT_ENV} overrides); "
+            f"saw {seen}\nemulator log ({supervisor.EMULATOR.logfile(settings)}):\n"
+            f"{_tail(supervisor.EMULATOR.logfile(settings))}",
+            pytrace=False,
+        )
+
+
 @contextmanager
 def running_stack(state_dir: Path) -> Iterator[Settings]:
     """The whole local pipeline (emulator and stand-ins) on a free port, stopped afterwards."""
-    settings = stack_settings(state_dir)
-    supervisor.up(settings, log=lambda *_: None)
+    settings = start_stack(state_dir)
     try:
         yield settings
     finally:
@@ -74,7 +134,8 @@ def running_server(
 ) -> Iterator[subprocess.Popen]:
     """Run a server as a user starts it; yield once `probe_url` answers; stop it afterwards.
 
-    Fails the test with the tail of the server's log if it exits or does not answer in time.
+    Fails the test with the tail of the server's log if it exits or does not answer within
+    `start_timeout(timeout)` (`timeout` on a quiet machine, more under load).
     """
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out)
@@ -96,8 +157,8 @@ def stop_process(proc: subprocess.Popen, timeout: float) -> None:
 
 
 def _wait_answering(name: str, proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    while time.monotonic() - started < start_timeout(timeout):
         if proc.poll() is not None:
             pytest.fail(f"{name} exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
         try:
@@ -105,7 +166,11 @@ def _wait_answering(name: str, proc: subprocess.Popen, url: str, log: Path, time
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.3)
-    pytest.fail(f"{name} not up within {timeout}s:\n{log.read_text()[-3000:]}")
+    waited = time.monotonic() - started
+    pytest.fail(
+        f"{name} did not answer {url}: waited {waited:.0f} s ({timeout:.0f} s stretched by the "
+        f"{_load()}):\n{log.read_text()[-3000:]}"
+    )
 
 
 # --- per-test spaces on a shared emulator ---------------------------------------------------------

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from sales_ops.local import supervisor
-from tests.harness import EmulatorInFastTest, server_launched_by, stack_settings
+from tests.harness import (
+    MAX_START_TIMEOUT,
+    START_TIMEOUT_ENV,
+    EmulatorInFastTest,
+    server_launched_by,
+    stack_settings,
+    start_timeout,
+)
 
 PY = sys.executable
 
@@ -95,3 +102,46 @@ def test_tests_using_emulator_fixtures_are_slow_directly_or_through_fixtures(
         "test_shared",
         "test_through_a_fixture",
     ]
+
+
+def test_start_timeouts_stretch_with_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(START_TIMEOUT_ENV, raising=False)
+    assert start_timeout(90, load=0.4, cores=2) == 90  # a quiet machine: the base
+    assert start_timeout(90, load=6.0, cores=2) == 270  # 3 runnable processes a core: 3 times
+    assert start_timeout(90, load=40.0, cores=2) == MAX_START_TIMEOUT  # capped
+    monkeypatch.setenv(START_TIMEOUT_ENV, "12")
+    assert start_timeout(90, load=40.0, cores=2) == 12
+
+
+@pytest.mark.slow
+def test_a_stack_that_cannot_start_fails_each_dependent_with_one_clear_line(
+    pytester: pytest.Pytester,
+) -> None:
+    """The 136 errors of issue 22: the session's stack did not start in time under load and every
+    test using it errored with the same traceback. Now each gets one line: how long it waited, what
+    it saw, and the emulator's log (here the emulator dies: its journal dir is a file)."""
+    pytester.makeconftest("from tests.conftest import *  # the project's hooks and fixtures\n")
+    pytester.makepyfile(
+        test_broken_stack="""
+        import pytest
+        from tests.harness import running_stack
+
+        @pytest.fixture(scope="session")
+        def stack(tmp_path_factory):
+            state = tmp_path_factory.mktemp("broken")
+            (state / "journal").write_text("not a directory")
+            with running_stack(state) as settings:
+                yield settings
+
+        @pytest.mark.slow
+        @pytest.mark.parametrize("n", range(3))
+        def test_uses_stack(stack, n): pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-o", "markers=slow")
+    result.assert_outcomes(errors=3)
+    reasons = [line for line in result.outlines if line.startswith("the local stack did not start")]
+    assert len(reasons) == 3 and len(set(reasons)) == 1, reasons  # one reason, said for each test
+    assert " s of " in reasons[0] and "load average" in reasons[0]  # how long it waited, under what
+    assert "the emulator exited during start-up" in result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
