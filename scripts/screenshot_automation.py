@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def shoot_dagster(asset: str, timeout: float, shots: dict[str, tuple[Path, str]]) -> int:
-    """On a private stack with the Dagster of `make run`, once `asset` is materialized: each wanted picture."""
+    """On a private stack with make run's Dagster, once `asset` is materialized: each wanted picture."""
     state = Path(tempfile.mkdtemp(prefix="sales-ops-screenshot-"))
     env = {"SALES_OPS_ENDPOINT": f"http://{LOCAL_HOST}:{free_port()}", "SALES_OPS_STATE_DIR": str(state)}
     settings = Settings.from_env("local", env=env)
