@@ -364,7 +364,9 @@ def view_input(name: str, sql: str, columns: list[tuple[str, str]], database: st
         "ViewExpandedText": PRESTO_VIEW,
         "PartitionKeys": [],
         "StorageDescriptor": {
-            "Columns": [{"Name": n, "Type": _hive_of_trino(t)} for n, t in columns],
+            # The contract's descriptions as Glue comments, as on the tables (Athena's CREATE VIEW
+            # writes none, but Glue's Column takes one and the console shows it).
+            "Columns": columns_input([(n, _hive_of_trino(t)) for n, t in columns]),
             "SerdeInfo": {},
             "Location": "",
         },
