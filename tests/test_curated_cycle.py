@@ -131,6 +131,15 @@ def test_odd_values_are_rejected_by_name_and_never_stop_the_others(
     still = {c["order_id"] for c in check_rejected(engine).details["changes"]}
     assert still == set(why) - {"ord-odd-00"} and "ord-odd-00" in latest(engine, space)
 
+    # A later delete supersedes too (a Keys-only REMOVE: no date): the wrongly written order is gone.
+    removed = {"event_id": uuid.uuid4().hex, "event_type": "REMOVE", "order_id": "ord-odd-01"}
+    removed |= {"event_time": json.loads(insert)["event_time"], "sequence_number": str(10**31 + 1)}
+    removed |= {"is_deleted": True} | {f: None for f in ORDER_VALUE_FIELDS if f != "order_id"}
+    deliver(space, [(partition, json.dumps(removed).encode() + b"\n")])
+    compact(space, engine)
+    still = {c["order_id"] for c in check_rejected(engine).details["changes"]}
+    assert still == set(why) - {"ord-odd-00", "ord-odd-01"}
+
 
 # --- issue 23, item 3: an order exists once, as its latest change says ----------------------------
 

@@ -8,6 +8,7 @@ Tests run in file order; each one that breaks something repairs it before it end
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -21,9 +22,12 @@ from sales_ops.defs.operations.sensors import alerts_sensor
 from sales_ops.defs.quality.sensors import processing_failed_sensor
 from sales_ops.defs.resources import resources_for
 from sales_ops.load.shop import run_load
+from sales_ops.load.synthetic import write_lines
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
-from sales_ops.settings import Settings
+from sales_ops.quality.checks import Written
+from sales_ops.raw_objects import decode_body
+from sales_ops.settings import RAW_PREFIX, Settings
 from tests.harness import stack_settings
 from tests.webhook import webhook_receiver
 
@@ -74,6 +78,7 @@ CHECK_OPS = {
     "freshness": "raw_orders_files_freshness",
     "unique_order_id": "orders_latest_unique_order_id",
     "amounts": "orders_latest_amounts",
+    "rejected_changes": "orders_latest_rejected_changes",
     "reconciliation": "orders_latest_reconciliation",
 }
 
@@ -133,6 +138,7 @@ def test_every_check_passes_on_good_data(stack: Settings, defs, instance) -> Non
         "freshness",
         "unique_order_id",
         "amounts",
+        "rejected_changes",
         "reconciliation",
     }
     failed = {name: e.description for name, e in evaluations.items() if not e.passed}
@@ -246,8 +252,12 @@ def test_reconciliation_warns_while_changes_are_in_flight_and_errors_once_caught
 
 
 def test_unique_order_id_fails_on_duplicated_rows(stack: Settings, defs, instance) -> None:
+    # A file copied by mistake into a base partition the last compaction wrote (the check's scope).
     s3 = stack.client("s3")
-    partition = glue.list_partitions(stack, "orders_latest")[0]
+    written = Written.load(stack).dates
+    partition = next(
+        p for p in glue.list_partitions(stack, "orders_base") if p["Values"][0] in written
+    )
     prefix = partition["StorageDescriptor"]["Location"].split(f"s3://{stack.bucket}/", 1)[1].rstrip("/") + "/"
     source = next(o["Key"] for o in s3.list_objects_v2(Bucket=stack.bucket, Prefix=prefix)["Contents"])
     copy = f"{prefix}copied-by-mistake.parquet"
@@ -260,6 +270,30 @@ def test_unique_order_id_fails_on_duplicated_rows(stack: Settings, defs, instanc
     finally:
         s3.delete_object(Bucket=stack.bucket, Key=copy)
     assert check(defs, instance, "unique_order_id").passed
+
+
+def test_rejected_changes_names_a_change_that_breaks_the_contract(stack: Settings, defs, instance) -> None:
+    # A raw change with a status outside the contract (as a producer bypassing the Lambda's
+    # validation could write; a string still, so the crawled schema stays): compaction rejects it
+    # by name, the check lists it.
+    s3 = stack.client("s3")
+    key = next(o["Key"] for o in s3.list_objects_v2(Bucket=stack.bucket, Prefix=RAW_PREFIX)["Contents"])
+    good = json.loads(decode_body(s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read()).splitlines()[0])
+    bad = {**good, "order_id": "ord-bad-status", "event_id": "e-bad-status", "status": "cancelled"}
+    bad["sequence_number"] = str(int(good["sequence_number"]) + 10**6)
+    partition = key.removeprefix(RAW_PREFIX).rsplit("/", 1)[0]
+    write_lines(stack, [(partition, json.dumps(bad).encode() + b"\n")])
+    evaluations = refresh(stack, defs, instance)
+    rejected = evaluations["rejected_changes"]
+    assert not rejected.passed
+    assert "ord-bad-status: status" in rejected.description
+    failed = {name: e.description for name, e in evaluations.items() if not e.passed}
+    assert failed.keys() == {"rejected_changes"}, failed  # the other orders are untouched
+    # Its delete supersedes it (and leaves the stack clean for the other tests).
+    gone = {**bad, "event_id": "e-bad-status-removed", "event_type": "REMOVE", "is_deleted": True}
+    gone["sequence_number"] = str(int(bad["sequence_number"]) + 1)
+    write_lines(stack, [(partition, json.dumps(gone).encode() + b"\n")])
+    assert refresh(stack, defs, instance)["rejected_changes"].passed
 
 
 def test_poison_record_triggers_the_failing_check_with_its_reason(stack: Settings, defs, instance) -> None:

@@ -29,6 +29,7 @@ CHECKS = {
     ("raw_orders_files", "freshness"),
     ("orders_latest", "unique_order_id"),
     ("orders_latest", "amounts"),
+    ("orders_latest", "rejected_changes"),
     ("orders_latest", "reconciliation"),
 }
 

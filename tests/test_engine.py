@@ -340,7 +340,7 @@ def test_named_queries_and_parameters(space: Settings, engine: DuckDBEngine) -> 
     with pytest.raises(QueryError, match="total_sales_by_product"):
         engine.named("no_such_query")
     with pytest.raises(QueryError, match="order_ids"):
-        engine.named("compact_orphans")
+        engine.named("check_rejected")
     sql = render_named("unique_products", "sales_ops")
     assert "FROM sales_ops.orders_live" in sql
     assert render(

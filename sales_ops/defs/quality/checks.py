@@ -161,6 +161,21 @@ def amounts(sql: SqlEngineResource) -> dg.AssetCheckResult:
         return to_check_result(quality.check_amounts(engine))
 
 
+# Not blocking: a rejected change never reaches orders_latest, so the rollups stay right; the
+# check names the orders and reasons until a later good change or a delete supersedes them.
+@dg.asset_check(
+    asset="orders_latest",
+    description=(
+        "No change compaction rejected for breaking the contract (docs/design.md §2.1) is outstanding: "
+        "lists the order ids and reasons."
+    ),
+    automation_condition=policies.WITH_ASSET,
+)
+def rejected_changes(sql: SqlEngineResource) -> dg.AssetCheckResult:
+    with sql.engine() as engine:
+        return to_check_result(quality.check_rejected(engine))
+
+
 def in_flight(lags: list[StageLag]) -> list[str]:
     """The stream stages that still hold changes (records pending, or an age behind)."""
     return [lag.stage for lag in lags if (lag.pending_records or 0) > 0 or (lag.age_s or 0) > 0]
@@ -198,6 +213,7 @@ ALL_CHECKS = [
     freshness,
     unique_order_id,
     amounts,
+    rejected_changes,
     reconciliation,
 ]
 
