@@ -255,9 +255,7 @@ def test_unique_order_id_fails_on_duplicated_rows(stack: Settings, defs, instanc
     # A file copied by mistake into a base partition the last compaction wrote (the check's scope).
     s3 = stack.client("s3")
     written = Written.load(stack).dates
-    partition = next(
-        p for p in glue.list_partitions(stack, "orders_base") if p["Values"][0] in written
-    )
+    partition = next(p for p in glue.list_partitions(stack, "orders_base") if p["Values"][0] in written)
     prefix = partition["StorageDescriptor"]["Location"].split(f"s3://{stack.bucket}/", 1)[1].rstrip("/") + "/"
     source = next(o["Key"] for o in s3.list_objects_v2(Bucket=stack.bucket, Prefix=prefix)["Contents"])
     copy = f"{prefix}copied-by-mistake.parquet"
