@@ -261,6 +261,8 @@ class Compaction:
             fold = self.fold()
             if fold is not None:
                 rows, written, rewritten, folded = fold
+        if self.deltas_written or rewritten or folded:
+            put_latest_view(self.settings, self.state)
         if self.deltas_written or rewritten:
             self.state.last_run = {
                 "deltas": list(self.deltas_written),
@@ -742,8 +744,20 @@ def ensure_tables(settings: Settings) -> None:
     if latest is not None and glue.view_sql(latest) is None:
         _move_to_base(settings)
         latest = None
-    sql = render_named("orders_latest", settings.database)
-    if latest is None or glue.view_sql(latest) != sql:  # written once (again when the text changes)
+    put_latest_view(settings, CompactionState.load(settings), latest)
+
+
+def put_latest_view(
+    settings: Settings, state: CompactionState, current: dict[str, Any] | None = None
+) -> None:
+    """Write the orders_latest view for the live deltas of `state` (their dates are literals in its
+    text), unless the catalog holds that text already."""
+    dates = sorted(
+        {date.fromisoformat(d) for by_date in state.deltas.values() for d in by_date if d != "None"}
+    )
+    sql = render_named("orders_latest", settings.database, delta_dates=dates)
+    current = current if current is not None else glue.get_table(settings, ORDERS_LATEST)
+    if current is None or glue.view_sql(current) != sql:
         glue.put_table(settings, glue.view_input(ORDERS_LATEST, sql, VIEW_COLUMNS, settings.database))
 
 

@@ -4,11 +4,11 @@
 -- through untouched; the orders in deltas are ranked among their delta rows, their base row and
 -- their base tombstone by compact_orders.sql's rule, deleted ones left out. No window runs over
 -- the whole table: the ranking covers the changed orders only, and their base rows are looked up
--- in the dates the deltas touch only (partition pruning, so a reader filtering by order_date reads
--- about the touched window, whatever the history). Known limit: a replayed change older than an
--- order's base row in another date (its created_at moved, or a Keys-only REMOVE with no date)
--- wins until the next fold, which ranks against every date. The text never changes (written
--- once); what it reads is the catalog's partitions, which compaction swaps.
+-- in {delta_dates}, the dates the live deltas touch, written into the text by each compaction
+-- that changes them: literals, so that both engines prune the base's partitions before reading
+-- (a subquery would be known only while the query runs). Known limit: a replayed change older
+-- than an order's base row in another date (its created_at moved, or a Keys-only REMOVE with no
+-- date) wins until the next fold, which ranks against every date.
 WITH delta AS (
     SELECT {latest_columns}, is_deleted, order_date
     FROM {database}.orders_delta
@@ -16,20 +16,17 @@ WITH delta AS (
 changed AS (
     SELECT DISTINCT order_id FROM delta
 ),
-changed_dates AS (
-    SELECT DISTINCT order_date FROM delta WHERE order_date IS NOT NULL
-),
 candidates AS (
     SELECT * FROM delta
     UNION ALL
     SELECT {latest_columns}, false AS is_deleted, order_date
     FROM {database}.orders_base
-    WHERE order_date IN (SELECT order_date FROM changed_dates)
+    WHERE order_date IN ({delta_dates})
       AND order_id IN (SELECT order_id FROM changed)
     UNION ALL
     SELECT {latest_columns}, true AS is_deleted, order_date
     FROM {database}.orders_tombstones
-    WHERE order_date IN (SELECT order_date FROM changed_dates)
+    WHERE order_date IN ({delta_dates})
       AND order_id IN (SELECT order_id FROM changed)
 ),
 best_of_kind AS (

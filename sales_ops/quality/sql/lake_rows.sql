@@ -1,6 +1,7 @@
 -- Reconciliation by keys: orders_latest rows of a few order_date partitions ({where} names them,
--- and the orders when looking up a sample of the table), or {pick} a random sample of them.
+-- and the orders when looking up a sample of the table), at most {limit} of them, random ones.
 SELECT {latest_columns}, order_date, false AS is_deleted
 FROM {database}.orders_latest
 WHERE {where}
-{pick}
+ORDER BY random()
+LIMIT {limit}
