@@ -27,9 +27,9 @@ from pathlib import Path
 
 from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
-from sales_ops.local.devserver import child_env, dagster_home, dev_children, stop_group
+from sales_ops.local.devserver import cancel_orphaned_runs, child_env, dagster_home, dev_children, stop_group
 from sales_ops.local.progress import wait_delivered
-from sales_ops.settings import LOCAL_HOST, PROJECT_ROOT, Settings
+from sales_ops.settings import CADENCE_ENV, LOCAL_HOST, PROJECT_ROOT, Settings
 
 DOCS = PROJECT_ROOT / "docs"
 ASSET_GRAPH_KEYS = DOCS / "asset-graph.keys.txt"
@@ -163,8 +163,14 @@ def shoot_dagster(asset: str, timeout: float, shots: dict[str, tuple[Path, str]]
     try:
         run_load(settings, 60, rate=0, seed=13)
         wait_delivered(settings, timeout=120)
-        env = child_env(settings, dagster_home(settings))
-        # The code server, daemon and webserver of `make run` (no dashboard, no load).
+        os.environ[CADENCE_ENV] = "1"  # compaction at the next minute, not within 5
+        home = dagster_home(settings)
+        # Opening the instance once creates its SQLite storage, as make run does before its children:
+        # a daemon and a webserver creating it at the same moment can race on its migrations.
+        cancel_orphaned_runs(home)
+        env = child_env(settings, home)
+        # The code server, daemon and webserver of `make run` (no dashboard, no load), restarted as
+        # make run restarts them.
         dagster = dev_children(settings, env, port, free_port(), free_port(), rate=0)[:3]
         for child in dagster:
             child.launch(settings)
@@ -173,6 +179,8 @@ def shoot_dagster(asset: str, timeout: float, shots: dict[str, tuple[Path, str]]
             if time.monotonic() > deadline:
                 print(f"{asset} was not materialized within {timeout:.0f}s", file=sys.stderr)
                 return 1
+            for child in dagster:
+                child.restart_if_dead(settings)
             time.sleep(5)
         time.sleep(40)  # one more automation tick, so the tab shows an evaluation after the run
         if "lineage" in shots:
