@@ -19,12 +19,12 @@ import pytest
 
 from sales_ops.catalog.crawlers import LocalCrawler
 from sales_ops.curated.compaction import compact, live_deltas
-from sales_ops.curated.metering import Metered
 from sales_ops.curated.rollups import ROLLUPS, build_rollup, build_rollups
 from sales_ops.load.shop import write_catalogue
 from sales_ops.load.synthetic import ChangeStream, TimedChange, plan_changes, raw_lines, write_lines
 from sales_ops.quality.checks import check_amounts, check_rejected, check_unique_order_id
 from sales_ops.query import DuckDBEngine
+from sales_ops.query.meter import Meter
 from sales_ops.schema import ORDER_VALUE_FIELDS
 from sales_ops.settings import Settings
 from tests.harness import drop_bucket, own_space
@@ -277,16 +277,17 @@ def cycle_cost(space: Settings, days: int) -> dict[str, tuple[int, int]]:
         build_rollups(space, plain)
         change_set = plan_changes(20, END - timedelta(days=1), END, seed=32)
         deliver(space, list(raw_lines(change_set, stream)))
-        metered = Metered(plain)
-        metered.stage("compaction")
-        compact(space, metered, fold_fraction=1e9)  # a cycle: deltas only
-        metered.stage("rollups")
-        for name in ROLLUPS:
-            build_rollup(space, metered, name)
-        metered.stage("checks")
-        assert check_unique_order_id(metered).passed and check_amounts(metered).passed
-        assert max(s.bytes_scanned for s in metered.log) < space.scan_cutoff_bytes
-        return metered.by_stage()
+        meter = Meter()
+        metered = meter.engine(plain)
+        with meter.stage("compaction"):
+            compact(space, metered, fold_fraction=1e9)  # a cycle: deltas only
+        with meter.stage("rollups"):
+            for name in ROLLUPS:
+                build_rollup(space, metered, name)
+        with meter.stage("checks"):
+            assert check_unique_order_id(metered).passed and check_amounts(metered).passed
+        assert max(s.bytes_scanned for s in meter.statements) < space.scan_cutoff_bytes
+        return meter.totals()
 
 
 def test_a_cycle_reads_the_same_bytes_whatever_the_history(space: Settings, tmp_path: Path) -> None:

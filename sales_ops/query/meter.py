@@ -84,6 +84,10 @@ class Meter:
             )
         )
 
+    def totals(self) -> dict[str, tuple[int, int]]:
+        """stage → (statements, bytes scanned), every statement counted."""
+        return {name: (len(use.statements), use.bytes_scanned) for name, use in self.by_stage().items()}
+
     def by_stage(self) -> dict[str, StageUse]:
         out: dict[str, StageUse] = {}
         for statement in self.statements:
@@ -98,6 +102,7 @@ class MeteredEngine:
         self.inner = inner
         self.meter = meter
         self.name = inner.name
+        self.settings = inner.settings
 
     def query(self, sql: str) -> QueryResult:
         return self._recorded("query", self._label(sql), sql, lambda: self.inner.query(sql))
@@ -107,8 +112,7 @@ class MeteredEngine:
 
     def named(self, name: str, **params: Any) -> QueryResult:
         # Rendered here only to tell DDL from a billed statement; the engine renders it again.
-        settings: Settings | None = getattr(self.inner, "settings", None)
-        sql = render_named(name, settings.database, **params) if settings else "SELECT"
+        sql = render_named(name, self.settings.database, **params)
         return self._recorded("named", name, sql, lambda: self.inner.named(name, **params))
 
     def close(self) -> None:
@@ -117,10 +121,9 @@ class MeteredEngine:
     def _label(self, sql: str) -> str:
         """The statement's first three words without the database, e.g. `INSERT INTO rollup__build`:
         the same label whatever database a run uses."""
-        settings: Settings | None = getattr(self.inner, "settings", None)
         lines = [line for line in sql.splitlines() if line.strip() and not line.strip().startswith("--")]
         label = " ".join(" ".join(lines).split()[:3])[:80]
-        return label.replace(f"{settings.database}.", "") if settings else label
+        return label.replace(f"{self.settings.database}.", "")
 
     def _recorded(self, kind: str, label: str, sql: str, run: Any) -> QueryResult:
         try:
