@@ -29,6 +29,7 @@ from sales_ops.query import SqlEngine
 from sales_ops.settings import Settings
 from sales_ops.targets import crawler_for, engine_for
 from tests.harness import free_port, running_server, stack_env
+from tests.helpers import order_item
 
 # Every test here runs on the emulator or starts `sales-ops dashboard` (even those it refuses).
 pytestmark = pytest.mark.slow
@@ -245,3 +246,44 @@ def full_page_png(driver) -> bytes:
     clip = {"x": 0, "y": 0, "width": 1400, "height": height, "scale": 1}
     shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"captureBeyondViewport": True, "clip": clip})
     return base64.b64decode(shot["data"])
+
+
+# Markup a shopper could type into a product name (issue 23, item 11): Plotly reads tags in labels.
+HOSTILE_NAME = (
+    '<a href="https://evil.example/">Deal</a><span style="font-size:120px">BIG</span>'
+    '<img src=x onerror="window.__injected=1">'
+)
+
+
+@pytest.mark.browser
+def test_markup_in_the_data_is_shown_as_text_in_every_chart(
+    pipeline: tuple[Settings, SqlEngine], dashboard_url: str, browser
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    settings, engine = pipeline
+    # The biggest sale of the shop, so that it is among the top products.
+    item = order_item(
+        "ord-hostile-name",
+        product_id={"S": "sku-hostile"},
+        product_name={"S": HOSTILE_NAME},
+        quantity={"N": "9"},
+        unit_price={"N": "99999.00"},
+        order_total={"N": "899991.00"},
+    )
+    settings.client("dynamodb").put_item(TableName=settings.table, Item=item)
+    wait_delivered(settings, timeout=120)
+    compact(settings, engine)
+    build_rollups(settings, engine)
+
+    browser.get(dashboard_url)
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")) >= CHARTS)
+    # Read in one script: the page redraws its charts every refresh (no stale element references).
+    texts = "return Array.from(document.querySelectorAll('svg text')).map((t) => t.textContent)"
+    wait.until(lambda d: any(HOSTILE_NAME in text for text in d.execute_script(texts)))
+    # The name is text: no link, no styled span, no image and no script ran.
+    assert browser.find_elements(By.CSS_SELECTOR, 'a[href*="evil.example"], svg a') == []
+    assert browser.find_elements(By.CSS_SELECTOR, "img, [style*='120px']") == []
+    assert browser.execute_script("return window.__injected === undefined")
