@@ -7,6 +7,7 @@ shows exactly what `sales-ops query --named dashboard_sales_by_product` says.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import socket
 import subprocess
@@ -19,10 +20,11 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from sales_ops.catalog import glue
 from sales_ops.curated.compaction import compact
 from sales_ops.curated.rollups import build_rollups
 from sales_ops.dashboard.app import create_app
-from sales_ops.dashboard.metrics import collect_metrics
+from sales_ops.dashboard.metrics import PANEL_ERROR, collect_metrics
 from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
 from sales_ops.query import SqlEngine
@@ -287,3 +289,25 @@ def test_markup_in_the_data_is_shown_as_text_in_every_chart(
     assert browser.find_elements(By.CSS_SELECTOR, 'a[href*="evil.example"], svg a') == []
     assert browser.find_elements(By.CSS_SELECTOR, "img, [style*='120px']") == []
     assert browser.execute_script("return window.__injected === undefined")
+
+
+def test_a_failing_panel_shows_a_fixed_message_and_logs_the_detail(
+    pipeline: tuple[Settings, SqlEngine], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 23, item 12: exception text (S3 URIs, SQL) goes to the server's log, never the page."""
+    settings, engine = pipeline
+    table = glue.get_table(settings, "inventory_status")
+    assert table is not None
+    location = table["StorageDescriptor"]["Location"].removeprefix(f"s3://{settings.bucket}/")
+    broken = location.rstrip("/") + "/broken-by-hand.parquet"
+    s3 = settings.client("s3")
+    s3.put_object(Bucket=settings.bucket, Key=broken, Body=b"this is not parquet")
+    try:
+        with caplog.at_level(logging.WARNING, logger="sales_ops.dashboard.metrics"):
+            panels = collect_metrics(settings, engine)["panels"]
+    finally:
+        s3.delete_object(Bucket=settings.bucket, Key=broken)
+    assert panels["inventory"] == {"status": "error", "message": PANEL_ERROR}
+    assert panels["top_products"]["status"] == "ok"  # one panel failing blanks no other
+    assert "broken-by-hand.parquet" in caplog.text  # the detail, for the operator
+    assert collect_metrics(settings, engine)["panels"]["inventory"]["status"] == "ok"
