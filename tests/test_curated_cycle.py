@@ -131,14 +131,20 @@ def test_odd_values_are_rejected_by_name_and_never_stop_the_others(
     still = {c["order_id"] for c in check_rejected(engine).details["changes"]}
     assert still == set(why) - {"ord-odd-00"} and "ord-odd-00" in latest(engine, space)
 
-    # A later delete supersedes too (a Keys-only REMOVE: no date): the wrongly written order is gone.
-    removed = {"event_id": uuid.uuid4().hex, "event_type": "REMOVE", "order_id": "ord-odd-01"}
-    removed |= {"event_time": json.loads(insert)["event_time"], "sequence_number": str(10**31 + 1)}
+    # A later delete supersedes too: a good order (ord-odd-00 now) gets an odd change, listed, and is
+    # then deleted (a Keys-only REMOVE: no date); it is gone, as its latest change says, and unlisted.
+    odd_again = {**json.loads(insert), "order_id": "ord-odd-00", "event_id": uuid.uuid4().hex}
+    odd_again |= {"quantity": "abc", "sequence_number": str(10**31 + 1)}
+    deliver(space, [(partition, json.dumps(odd_again).encode() + b"\n")])
+    compact(space, engine)
+    assert "ord-odd-00" in {c["order_id"] for c in check_rejected(engine).details["changes"]}
+    removed = {"event_id": uuid.uuid4().hex, "event_type": "REMOVE", "order_id": "ord-odd-00"}
+    removed |= {"event_time": json.loads(insert)["event_time"], "sequence_number": str(10**31 + 2)}
     removed |= {"is_deleted": True} | {f: None for f in ORDER_VALUE_FIELDS if f != "order_id"}
     deliver(space, [(partition, json.dumps(removed).encode() + b"\n")])
     compact(space, engine)
     still = {c["order_id"] for c in check_rejected(engine).details["changes"]}
-    assert still == set(why) - {"ord-odd-00", "ord-odd-01"}
+    assert still == set(why) - {"ord-odd-00"} and "ord-odd-00" not in latest(engine, space)
 
 
 # --- issue 23, item 3: an order exists once, as its latest change says ----------------------------

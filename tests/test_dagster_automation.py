@@ -20,7 +20,7 @@ from sales_ops.defs import policies
 from sales_ops.defs.catalog.assets import raw_orders_table
 from sales_ops.defs.curated.assets import orders_latest, rollup_assets
 from sales_ops.defs.ingest.sensors import raw_objects_sensor
-from sales_ops.defs.quality.checks import amounts, raw_schema, unique_order_id
+from sales_ops.defs.quality.checks import amounts, raw_schema, rejected_changes, unique_order_id
 from sales_ops.defs.resources import resources_for
 from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
@@ -74,9 +74,11 @@ def sensor_tick(settings: Settings, instance: dg.DagsterInstance, cursor: str | 
 
 
 def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(local_stack: Settings) -> None:
-    defs = build_definitions(resources_for(local_stack))
     resources = resources_for(local_stack)
     with dg.instance_for_test() as instance:
+        # Loaded inside the instance's context (components resolve against the current instance: a
+        # load outside it can hold a weak reference to an instance already closed).
+        defs = build_definitions(resources)
         defs.get_repository_def()
         # Start the sensor after what is already there, as a running deployment would be.
         cursor = newest_raw_key(local_stack)
@@ -109,9 +111,10 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
         )
         # raw_orders is missing in this instance: crawl and compact, with the checks that validate
         # them, in the same tick; the rollups wait for orders_latest's blocking check to pass.
-        checks = {"orders_latest:unique_order_id", "orders_latest:amounts", "raw_orders_table:raw_schema"}
+        checks = {"orders_latest:unique_order_id", "orders_latest:amounts", "orders_latest:rejected_changes"}
+        checks |= {"raw_orders_table:raw_schema"}
         assert requested(second) == {"raw_orders_table", "orders_latest", *checks}
-        build([raw_orders_table, orders_latest, raw_schema, unique_order_id, amounts])
+        build([raw_orders_table, orders_latest, raw_schema, unique_order_id, amounts, rejected_changes])
 
         third = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=second.cursor, evaluation_time=at(1.2)
@@ -145,6 +148,7 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
             "orders_latest",
             "orders_latest:unique_order_id",
             "orders_latest:amounts",
+            "orders_latest:rejected_changes",
             *ROLLUPS,
         }
 

@@ -40,11 +40,11 @@ def test_the_backfill_exports_without_the_writer_slot_then_asks_for_the_reconcil
 ) -> None:
     run_load(local_stack, 5, rate=0, seed=241)
     wait_delivered(local_stack, timeout=60)
-    defs = build_definitions(resources_for(local_stack))
-    graph = defs.resolve_asset_graph()
-    assert dg.AssetKey("orders_backfill") in graph.get(dg.AssetKey("orders_latest")).parent_keys
     pools = yaml.safe_load((ROOT / "dagster" / "dagster.yaml").read_text())["concurrency"]
     with dg.instance_for_test(overrides={"concurrency": pools}) as instance:
+        defs = build_definitions(resources_for(local_stack))  # inside the instance's context
+        graph = defs.resolve_asset_graph()
+        assert dg.AssetKey("orders_backfill") in graph.get(dg.AssetKey("orders_latest")).parent_keys
         assert dg.materialize([raw_orders_table], instance=instance, resources=resources_for(local_stack))
         before = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         previous = latest_export(local_stack)

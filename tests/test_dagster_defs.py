@@ -154,7 +154,8 @@ def test_materialize_load_crawl_compaction_and_rollups(local_stack: Settings) ->
         assert crawl["partitions"] >= 1
         assert "order_id" in [c.name for c in crawl["dagster/column_schema"].columns]
         latest = _metadata(built, "orders_latest")
-        assert latest["rows"] > 0 and latest["bytes_written"] > 0
+        # Rows land in the base (a first build, a fold) or in a delta (merge-on-read), by timing.
+        assert latest["rows"] + latest["delta_rows"] > 0 and latest["bytes_written"] > 0
         assert latest["watermark_after"] != "None"
         for name in ROLLUPS:
             assert _metadata(built, name)["rows"] >= 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sales_ops.local import supervisor
+from sales_ops.settings import PROJECT_ROOT
 from tests.harness import (
     MAX_START_TIMEOUT,
     START_TIMEOUT_ENV,
@@ -115,7 +116,7 @@ def test_start_timeouts_stretch_with_the_load(monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.slow
 def test_a_stack_that_cannot_start_fails_each_dependent_with_one_clear_line(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The 136 errors of issue 22: the session's stack did not start in time under load and every
     test using it errored with the same traceback. Now each gets one line: how long it waited, what
@@ -138,6 +139,8 @@ def test_a_stack_that_cannot_start_fails_each_dependent_with_one_clear_line(
         def test_uses_stack(stack, n): pass
         """
     )
+    # The inner pytest runs in its own directory: `tests` (not an installed package) from ours.
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-o", "markers=slow")
     result.assert_outcomes(errors=3)
     reasons = [line for line in result.outlines if line.startswith("the local stack did not start")]

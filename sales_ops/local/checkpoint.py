@@ -8,15 +8,20 @@ from pathlib import Path
 from typing import Any
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write `data` as JSON so that a reader (or a crash) sees the old file or the new one, never half."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` so that a reader (or a crash) sees the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True, default=str)
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write `data` as JSON, atomically (see write_text_atomic)."""
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True, default=str))
 
 
 def read_json(path: Path, default: Any = None) -> Any:

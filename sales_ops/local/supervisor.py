@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sales_ops.local.checkpoint import read_json, write_json_atomic
+from sales_ops.local.checkpoint import read_json, write_json_atomic, write_text_atomic
 from sales_ops.local.provision import provision
 from sales_ops.settings import LOCAL_HOST, Settings
 
@@ -152,7 +152,7 @@ def count_restart(name: str, settings: Settings) -> None:
     write_json_atomic(restarts_path(settings), counts)
 
 
-def _spawn(service: Service, settings: Settings, *args: str) -> int:
+def _spawn(service: Service, settings: Settings, *args: str) -> subprocess.Popen:
     # A pidfile whose process is gone means it died (`down` removes pidfiles): this is a restart.
     if service.pidfile(settings).exists():
         count_restart(service.name, settings)
@@ -165,15 +165,21 @@ def _spawn(service: Service, settings: Settings, *args: str) -> int:
         env=_child_env(settings),
         start_new_session=True,  # survives the CLI and its Ctrl-C
     )
-    service.pidfile(settings).write_text(str(proc.pid))
-    return proc.pid
+    write_text_atomic(service.pidfile(settings), str(proc.pid))
+    return proc
 
 
-def wait_until_ready(settings: Settings, timeout: float = 60.0) -> None:
+def wait_until_ready(settings: Settings, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    """Until the emulator answers. `proc`, when we just started it, is asked whether it exited: the
+    pidfile check (`EMULATOR.pid`) once saw a live, just-started emulator as gone under load, and
+    the stack then failed to start and left that emulator running with no pidfile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if EMULATOR.pid(settings) is None:
-            raise EmulatorError(f"the emulator exited during start-up; see {EMULATOR.logfile(settings)}")
+        exited = proc.poll() is not None if proc is not None else EMULATOR.pid(settings) is None
+        if exited:
+            code = f" (exit code {proc.returncode})" if proc is not None else ""
+            logfile = EMULATOR.logfile(settings)
+            raise EmulatorError(f"the emulator exited during start-up{code}; see {logfile}")
         if port_open(settings.port):
             try:
                 settings.client("s3").list_buckets()
@@ -198,14 +204,16 @@ def up(settings: Settings, log: Callable[[str], None] = print) -> None:
                 f"port {settings.port} on {LOCAL_HOST} is taken by another process; stop it or set "
                 "SALES_OPS_ENDPOINT to another port"
             )
-        pid = _spawn(EMULATOR, settings, "--port", str(settings.port), "--state-dir", str(settings.state_dir))
-        log(f"emulator started (pid {pid}) on {settings.endpoint_url}, state in {settings.state_dir}")
+        where = ("--port", str(settings.port), "--state-dir", str(settings.state_dir))
+        proc = _spawn(EMULATOR, settings, *where)
+        log(f"emulator started (pid {proc.pid}) on {settings.endpoint_url}, state in {settings.state_dir}")
     else:
+        proc = None
         log(f"emulator already running (pid {EMULATOR.pid(settings)})")
-    wait_until_ready(settings)
+    wait_until_ready(settings, proc=proc)
     provision(settings)
     if WORKERS.pid(settings) is None:
-        pid = _spawn(WORKERS, settings)
+        pid = _spawn(WORKERS, settings).pid
         log(f"stand-ins started (pid {pid}): pipe, firehose; log {WORKERS.logfile(settings)}")
     else:
         log(f"stand-ins already running (pid {WORKERS.pid(settings)})")
