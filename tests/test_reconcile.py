@@ -160,7 +160,7 @@ def test_sample_bytes_do_not_grow_with_the_history(local_stack: Settings, tmp_pa
     partitions (at most 1.5 times the bytes) where the full comparison reads all of them."""
     scanned: dict[int, dict[str, int]] = {}
     for days in (4, 40):
-        settings = synthetic_lake(local_stack, tmp_path / str(days), days, orders=30 * days, seed=days)
+        settings = synthetic_lake(local_stack, tmp_path / str(days), days, orders=8 * days, seed=days)
         try:
             with DuckDBEngine(settings) as engine:
                 sample = check_reconciliation(settings, engine, "sample")

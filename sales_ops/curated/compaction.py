@@ -411,7 +411,9 @@ class Compaction:
         rows = sum(sum(by_date.values()) for by_date in deltas.values())
         dates = {d for by_date in deltas.values() for d in by_date}
         base = sum(self.state.base_rows.get(d, 0) for d in dates)
-        return rows >= self.fold_fraction * base
+        # At least one base row: deltas of new dates only (no base yet) fold at the fraction of one
+        # row, not at any size (a fraction of 0 rows is 0, which made every such cycle a fold).
+        return rows >= self.fold_fraction * max(base, 1)
 
     def fold(self) -> tuple[int, int, list[date], list[str]] | None:
         """Merge every live delta into the base: new versions of the dates they touch, swapped in,

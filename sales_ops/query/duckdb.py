@@ -199,6 +199,7 @@ class DuckDBEngine(_EngineBase):
         threads: int | None = None,
         enforce_workgroup: bool = True,
         leave_failed_writes: bool = False,
+        max_partitions_per_write: int = MAX_PARTITIONS_PER_WRITE,
     ) -> None:
         import duckdb
 
@@ -207,6 +208,8 @@ class DuckDBEngine(_EngineBase):
         # troubleshooting"): with this set, a write that fails after writing keeps its files, as
         # Athena may, so that callers are tested against it (docs/design.md §2.5, "Fresh names").
         self.leave_failed_writes = leave_failed_writes
+        # Athena's limit; a test may set a small one to reach it with a few dates of data.
+        self.max_partitions_per_write = max_partitions_per_write
         # The stack's workgroup enforces its configuration (infra/template.yaml): so does this one.
         self.enforce_workgroup = enforce_workgroup
         self.glue = settings.client("glue")
@@ -484,10 +487,10 @@ class DuckDBEngine(_EngineBase):
             )
             written = {f.rsplit("/", 1)[0] for f in files}
             self._enforce_cutoff_of_write(files)
-            if len(written) > MAX_PARTITIONS_PER_WRITE:
+            if len(written) > self.max_partitions_per_write:
                 self._delete(files)  # Athena fails the statement; leave nothing registered
                 raise QueryError(
-                    f"HIVE_TOO_MANY_OPEN_PARTITIONS: Exceeded limit of {MAX_PARTITIONS_PER_WRITE} open "
+                    f"HIVE_TOO_MANY_OPEN_PARTITIONS: Exceeded limit of {self.max_partitions_per_write} open "
                     f"writers for partitions/buckets ({len(written)} partitions in one statement)"
                 )
             self._register_partitions(table, location, files)
