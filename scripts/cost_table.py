@@ -475,22 +475,6 @@ def notes(
     return out
 
 
-def put_table(settings: Any, orders: dict[str, dict]) -> None:
-    """A DynamoDB table named `settings.table` holding `orders` (no stream: nothing delivers it)."""
-    from sales_ops.load.synthetic import dynamodb_item
-
-    ddb = settings.client("dynamodb")
-    ddb.create_table(
-        TableName=settings.table,
-        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    items = [{"PutRequest": {"Item": dynamodb_item(order)}} for order in orders.values()]
-    for i in range(0, len(items), 25):
-        ddb.batch_write_item(RequestItems={settings.table: items[i : i + 25]})
-
-
 def measure(settings: Any, state_dir: Path) -> dict[str, dict[str, int]]:
     """Statements per stage of a cycle with new changes and of one with nothing new, on a small
     synthetic history in a space of its own on `settings`' emulator."""
@@ -502,7 +486,7 @@ def measure(settings: Any, state_dir: Path) -> dict[str, dict[str, int]]:
     from sales_ops.load.synthetic import ChangeStream, plan_changes, split_at, write_changes
     from sales_ops.query import DuckDBEngine
     from sales_ops.query.meter import CYCLE_STAGES, Meter, run_cycle
-    from tests.harness import own_space
+    from tests.harness import own_space, put_orders_table
 
     space = own_space(settings, state_dir, "cost")
     space = replace(space, table=space.bucket)  # a table of its own: the truth the sample compares to
@@ -517,7 +501,7 @@ def measure(settings: Any, state_dir: Path) -> dict[str, dict[str, int]]:
         compact(space, engine)
         build_rollups(space, engine)
         write_changes(space, newer, stream)
-        put_table(space, stream.live_orders())
+        put_orders_table(space, stream.images.values())
         for kind in ("cycle", "idle"):  # the second one finds nothing new
             meter = Meter()
             run_cycle(space, engine, meter)

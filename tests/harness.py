@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -181,6 +181,21 @@ def own_space(stack: Settings, state_dir: Path, label: str) -> Settings:
     settings.client("s3").create_bucket(Bucket=settings.bucket)
     settings.client("glue").create_database(DatabaseInput={"Name": settings.database})
     return settings
+
+
+def put_orders_table(settings: Settings, items: Iterable[dict]) -> None:
+    """A DynamoDB table named `settings.table` holding these items (no stream: nothing delivers
+    it): the truth a reconciliation compares the lake to."""
+    ddb = settings.client("dynamodb")
+    ddb.create_table(
+        TableName=settings.table,
+        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    puts = [{"PutRequest": {"Item": item}} for item in items]
+    for i in range(0, len(puts), 25):  # BatchWriteItem takes at most 25
+        ddb.batch_write_item(RequestItems={settings.table: puts[i : i + 25]})
 
 
 def drop_bucket(settings: Settings) -> None:

@@ -25,7 +25,7 @@ from sales_ops.quality.checks import check_no_processing_failed, check_reconcili
 from sales_ops.query import DuckDBEngine
 from sales_ops.settings import Settings
 from sales_ops.targets import crawler_for
-from tests.harness import drop_bucket, own_space, stack_settings
+from tests.harness import drop_bucket, own_space, put_orders_table, stack_settings
 
 pytestmark = pytest.mark.slow
 
@@ -135,23 +135,13 @@ def synthetic_lake(stack: Settings, state_dir: Path, days: int, orders: int, see
     """A bucket, database and DynamoDB table of their own: `days` of history (the mock shop's
     lifecycles through the real handler), compacted, and the table holding the same orders."""
     settings = replace(own_space(stack, state_dir, "rec"), table=f"orders-rec-{seed}")
-    ddb = settings.client("dynamodb")
-    ddb.create_table(
-        TableName=settings.table,
-        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     stream = ChangeStream(seed=seed)
     write_lines(settings, raw_lines(plan_changes(orders, end - timedelta(days=days), end, seed=seed), stream))
     LocalCrawler(settings).run()
     with DuckDBEngine(settings) as engine:
         compact(settings, engine)
-    items = list(stream.images.values())
-    for i in range(0, len(items), 25):
-        batch = [{"PutRequest": {"Item": item}} for item in items[i : i + 25]]
-        ddb.batch_write_item(RequestItems={settings.table: batch})
+    put_orders_table(settings, stream.images.values())
     return settings
 
 

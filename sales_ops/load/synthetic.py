@@ -129,7 +129,7 @@ class ChangeStream:
             order["order_total"] = (Decimal(order["quantity"]) * order["unit_price"]).quantize(
                 Decimal("0.01")
             )
-            ddb["NewImage"] = self.images[change.order_id] = dynamodb_item(order)
+            ddb["NewImage"] = self.images[change.order_id] = _item(order)
             if old is not None:
                 ddb["OldImage"] = old
         return {
@@ -147,8 +147,7 @@ class ChangeStream:
         return self.state
 
 
-def dynamodb_item(order: dict) -> dict:
-    """The order as a DynamoDB item (attribute-value form)."""
+def _item(order: dict) -> dict:
     return {key: _attr(value) for key, value in order.items()}
 
 
