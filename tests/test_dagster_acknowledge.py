@@ -29,10 +29,11 @@ def evaluate(job: dg.JobDefinition, instance: dg.DagsterInstance, config: dict |
 
 
 def test_no_processing_failed_judges_only_records_after_the_acknowledged_point(local_stack: Settings) -> None:
-    job = build_definitions(resources_for(local_stack)).resolve_job_def("processing_failed_job")
     keys = [error_object(local_stack, "one")]
     try:
         with dg.instance_for_test() as instance:
+            # Built inside the instance: definitions built before it hold a dead instance weakref.
+            job = build_definitions(resources_for(local_stack)).resolve_job_def("processing_failed_job")
             red = evaluate(job, instance)
             assert not red.passed and "acknowledge: true" in (red.description or "")
             assert evaluate(job, instance, ACKNOWLEDGE).passed

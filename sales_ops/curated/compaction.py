@@ -103,7 +103,7 @@ class CompactionReport:
     rows: int  # live rows of the base partitions rewritten (a fold or a rebuild), else 0
     partitions_rewritten: list[str]  # base partitions rewritten: "order_date=YYYY-MM-DD"
     bytes_read: int
-    bytes_written: int
+    bytes_written: int  # Parquet written: new base versions (a fold, a rebuild) and deltas
     watermark_before: str | None
     watermark_after: str | None
     versions_removed: int
@@ -230,6 +230,7 @@ class Compaction:
         self.listing_margin_s = listing_margin_s
         self.deltas_written: list[str] = []
         self.delta_rows = 0
+        self.delta_bytes = 0
         self.dates_changed: set[date] = set()
         self.rejected = 0
 
@@ -275,7 +276,7 @@ class Compaction:
             rows=rows,
             partitions_rewritten=[f"order_date={d.isoformat()}" for d in rewritten],
             bytes_read=self.bytes_read,
-            bytes_written=written,
+            bytes_written=written + self.delta_bytes,
             watermark_before=before,
             watermark_after=self.state.watermark,
             versions_removed=removed,
@@ -364,6 +365,7 @@ class Compaction:
         if by_date:
             self.deltas_written.append(window.version)
             self.delta_rows += sum(by_date.values())
+            self.delta_bytes += sum(size for _, size in _list_sizes(self.settings, f"{DELTA_PREFIX}delta={name}/"))
             self.dates_changed |= {date.fromisoformat(d) for d in by_date if d != "None"}
             self.state.deltas[window.version] = by_date
 
