@@ -365,7 +365,8 @@ class Compaction:
         if by_date:
             self.deltas_written.append(window.version)
             self.delta_rows += sum(by_date.values())
-            self.delta_bytes += sum(size for _, size in _list_sizes(self.settings, f"{DELTA_PREFIX}delta={name}/"))
+            files = _list_sizes(self.settings, f"{DELTA_PREFIX}delta={name}/")
+            self.delta_bytes += sum(size for _, size in files)
             self.dates_changed |= {date.fromisoformat(d) for d in by_date if d != "None"}
             self.state.deltas[window.version] = by_date
 
