@@ -68,7 +68,7 @@ check-defs: install
 
 # Both tiers over both cores. Exit 5 (nothing collected) is a failure too, said in one line.
 pytest: install tools
-	@$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope; rc=$$?; \
+	@$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --durations=25; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; exit $$rc
 
 test: install tools

@@ -78,8 +78,15 @@ def test_every_process_of_make_run_is_restarted_and_counted(tmp_path: Path) -> N
                 timeout=120,
             ).stdout
         )["restarts"]
-        assert {s.name: restarts[s.name]["restarts"] for s in services} == {s.name: 1 for s in services}
-        assert status.stdout.count("restarted 1x") == len(services)
+        counted = {s.name: restarts[s.name]["restarts"] for s in services}
+        # Every death is restarted and counted: ours (one SIGKILL each) and any a process met on its
+        # own (a loaded CI machine once saw the daemon exit after its restart), as the log says.
+        logged = (tmp_path / "devserver.log").read_text()
+        assert counted == {s.name: logged.count(f"{s.name} exited (") for s in services}, logged
+        assert all(n >= 1 for n in counted.values()), counted
+        lines = {line.split()[0]: line for line in status.stdout.splitlines() if line.strip()}
+        for name, n in counted.items():
+            assert f"restarted {n}x" in lines[name], status.stdout
     finally:
         devserver.send_signal(signal.SIGTERM)
         try:
