@@ -1,7 +1,8 @@
 """The live dashboard against the real local stack: its JSON API, and the page in headless Chromium.
 
-The numbers are checked against the named queries run directly through the engine, so the page
-shows exactly what `sales-ops query --named dashboard_sales_by_product` says.
+The numbers are checked against queries of orders_live run directly through the engine, and
+against each other: the panels of one refresh come from one statement (dashboard_live.sql), so
+they agree even while a load runs.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +32,7 @@ from sales_ops.dashboard.metrics import PANEL_ERROR, collect_metrics
 from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
 from sales_ops.query import SqlEngine
+from sales_ops.schema import SQL_RULES
 from sales_ops.settings import Settings
 from sales_ops.targets import crawler_for, engine_for
 from tests.harness import free_port, running_server, stack_env
@@ -71,8 +76,10 @@ def pipeline(local_stack: Settings) -> Iterator[tuple[Settings, SqlEngine]]:
 
 
 def named_total(engine: SqlEngine) -> Decimal:
-    rows = engine.named("dashboard_sales_by_product").as_dicts()
-    return sum((Decimal(str(r["total_sales"])) for r in rows), Decimal(0)).quantize(Decimal("0.01"))
+    """Sales of every live order, asked of orders_live directly (not through the dashboard's SQL)."""
+    database = engine.settings.database
+    sql = f"SELECT coalesce(sum(order_total), 0) FROM {database}.orders_live WHERE {SQL_RULES['is_sale']}"
+    return Decimal(str(engine.query(sql).rows[0][0])).quantize(Decimal("0.01"))
 
 
 def scalar(engine: SqlEngine, sql: str) -> int:
@@ -93,9 +100,7 @@ def test_metrics_api_has_every_panel_and_the_named_total(pipeline: tuple[Setting
     data = {name: p["data"] for name, p in panels.items()}
 
     assert Decimal(data["total"]["total_sales"]) == named_total(engine)
-    # The other queries agree with it and with orders_latest.
-    by_category = sum(Decimal(str(r["total_sales"])) for r in data["by_category"])
-    assert abs(by_category - Decimal(data["total"]["total_sales"])) < Decimal("0.01")
+    assert_one_moment(body)
     live = scalar(engine, f"SELECT count(*) FROM {settings.database}.orders_latest")
     assert data["headline"]["live_orders"] == live
     assert data["total"]["orders"] <= live
@@ -108,6 +113,54 @@ def test_metrics_api_has_every_panel_and_the_named_total(pipeline: tuple[Setting
     assert data["failed_records"]["count"] >= 0
     assert data["freshness"]["age_seconds"] >= 0
     assert data["raw_freshness"]["age_seconds"] is not None
+
+
+def assert_one_moment(body: dict) -> None:
+    """The identities of one refresh: every card counts the same orders (issue 22, item 3)."""
+    data = {name: p["data"] for name, p in body["panels"].items()}
+    total, headline = Decimal(data["total"]["total_sales"]), data["headline"]
+    cent = Decimal("0.01")
+    for dimension in ("by_category", "by_channel", "by_region"):
+        summed = sum(Decimal(str(r["total_sales"])) for r in data[dimension])
+        assert abs(summed - total) <= cent * len(data[dimension]), (dimension, summed, total)
+        assert sum(r["orders"] for r in data[dimension]) == data["total"]["orders"], dimension
+    top = data["top_products"]
+    assert sum(Decimal(str(r["total_sales"])) for r in top) <= total + cent * len(top)
+    if data["total"]["products"] <= len(top):  # every product is on the chart: they sum to the total
+        assert abs(sum(Decimal(str(r["total_sales"])) for r in top) - total) <= cent * len(top)
+    today, last_hour = Decimal(headline["sales_today"]), Decimal(headline["sales_last_hour"])
+    assert total >= today and total >= last_hour, (total, today, last_hour)
+    assert headline["live_orders"] >= data["total"]["orders"] >= headline["orders_today"]
+    generated = datetime.fromisoformat(body["generated_at"])
+    if generated.hour >= 1:  # the last 60 minutes lie within today
+        assert today >= last_hour and headline["orders_today"] >= headline["orders_last_hour"]
+    per_minute = data["orders_per_minute"]
+    assert abs(Decimal(str(sum(per_minute["sales"]))) - last_hour) <= cent * 60, (per_minute, last_hour)
+    assert sum(per_minute["orders"]) >= headline["orders_last_hour"]
+
+
+def test_every_refresh_during_a_live_load_agrees_with_itself(pipeline: tuple[Settings, SqlEngine]) -> None:
+    """While orders stream in (each refresh sees a different tail), the cards of one refresh still
+    agree: all time ≥ today ≥ last hour, the dimensions and the per-minute chart sum to their card."""
+    settings, engine = pipeline
+    load = threading.Thread(target=run_load, args=(settings,), kwargs={"orders": 120, "rate": 40, "seed": 22})
+    load.start()
+    totals = []
+    try:
+        while load.is_alive() or len(totals) < 3:
+            body = collect_metrics(settings, engine)
+            assert {p["status"] for p in body["panels"].values()} == {"ok"}, body["panels"]
+            assert_one_moment(body)
+            totals.append(body["panels"]["total"]["data"]["total_sales"])
+            time.sleep(0.5)
+        wait_delivered(settings, timeout=120)
+        final = collect_metrics(settings, engine)
+        assert_one_moment(final)
+        totals.append(final["panels"]["total"]["data"]["total_sales"])
+    finally:
+        load.join()
+    assert len(set(totals)) > 1, f"the load never showed: {totals}"
+    assert Decimal(totals[-1]) == named_total(engine)
 
 
 def test_page_and_assets_come_from_our_server(local_stack: Settings) -> None:

@@ -42,7 +42,8 @@ def _lock_body(settings: Settings) -> bytes | None:
 
 def test_a_sigkilled_compaction_does_not_block_the_next_one(fresh_stack: Settings):
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    changes = plan_changes(3000, end - timedelta(days=20), end, seed=11)
+    # Enough for the compaction to hold its lock a few seconds (it is killed as soon as it does).
+    changes = plan_changes(600, end - timedelta(days=4), end, seed=11)
     write_lines(fresh_stack, raw_lines(changes, ChangeStream(seed=11)))
     LocalCrawler(fresh_stack).run()
 

@@ -103,7 +103,7 @@ def test_query_list_shows_only_the_peoples_queries() -> None:
     listed = {line.split()[0] for line in result.output.splitlines() if line.strip()}
     assert listed == {p.stem for p in PEOPLE_SQL.glob("*.sql")}
     internal = {p.stem for p in SQL_FILES if p.parent != PEOPLE_SQL}
-    assert {"compact_orders", "check_amounts", "dashboard_headline"} <= internal
+    assert {"compact_orders", "check_amounts", "dashboard_live"} <= internal
     assert not internal & set(result.output.split())
 
 
@@ -172,7 +172,7 @@ CALLERS = callers()
 
 def test_the_callers_are_found() -> None:
     assert CALLERS["compact_orders"] and "new_events" in CALLERS["compact_orders"][0]
-    assert {"rollup_total_customer_activity", "dashboard_headline", "check_amounts"} <= set(CALLERS)
+    assert {"rollup_total_customer_activity", "dashboard_live", "check_amounts"} <= set(CALLERS)
     assert set(CALLERS) <= {p.stem for p in SQL_FILES}, "code runs SQL that no file holds"
 
 

@@ -1,7 +1,8 @@
 """Every panel of the dashboard, computed through the project's SQL engine (DuckDB or Athena).
 
-Each panel comes from a named query (`sales_ops/dashboard/sql/dashboard_*.sql`; the live ones read
-`orders_live`), so the page shows exactly what `sales-ops query --named …` would; the
+Each panel comes from a named query (`sales_ops/dashboard/sql/dashboard_*.sql`), so the page shows
+exactly what `sales-ops query --named …` would. The panels about orders now come from one of them,
+`dashboard_live` (one read of `orders_live`: one moment, so no card contradicts another); the
 only numbers not from SQL are the failed-records count (the data-quality check's own count) and the
 age of the newest raw object: the data-quality checks' own (sales_ops.quality).
 
@@ -39,23 +40,23 @@ Panel = dict[str, Any]
 
 
 def collect_metrics(settings: Settings, engine: SqlEngine) -> dict[str, Any]:
-    """Every panel's data, computed now."""
+    """Every panel's data, computed now. The panels about orders now come from one statement
+    (dashboard_live.sql): one read of orders_live, so they agree with each other."""
     started = time.monotonic()
     now = datetime.now(UTC)
-    by_product = _panel(lambda: engine.named("dashboard_sales_by_product").as_dicts())
-    sales_by = _panel(lambda: engine.named("dashboard_sales_by").as_dicts())
+    live = _panel(lambda: _live_groups(engine))
     panels = {
-        "total": _derive(by_product, _total),
-        "headline": _panel(lambda: _headline(engine)),
-        "orders_per_minute": _panel(lambda: _orders_per_minute(engine)),
-        "top_products": _derive(by_product, _top_products),
-        "by_category": _derive(sales_by, lambda rows: _dimension(rows, "category")),
-        "by_channel": _derive(sales_by, lambda rows: _dimension(rows, "channel")),
-        "by_region": _derive(sales_by, lambda rows: _dimension(rows, "region")),
+        "total": _derive(live, _total),
+        "headline": _derive(live, _headline),
+        "orders_per_minute": _derive(live, lambda groups: _orders_per_minute(groups, now)),
+        "top_products": _derive(live, _top_products),
+        "by_category": _derive(live, lambda groups: _dimension(groups, "category")),
+        "by_channel": _derive(live, lambda groups: _dimension(groups, "channel")),
+        "by_region": _derive(live, lambda groups: _dimension(groups, "region")),
         "customers": _panel(lambda: _customers(engine), NO_ROLLUP),
         "inventory": _panel(lambda: _inventory(engine), NO_ROLLUP),
         "failed_records": _panel(lambda: _failed_records(settings)),
-        "freshness": _panel(lambda: _freshness(engine, now)),
+        "freshness": _derive(live, lambda groups: _freshness(groups, now)),
         "raw_freshness": _panel(lambda: _raw_freshness(settings)),
     }
     return {
@@ -149,39 +150,53 @@ def _as_datetime(value: Any) -> datetime | None:
 # --- panels --------------------------------------------------------------------------------------
 
 
-def _total(rows: list[dict]) -> dict[str, Any]:
-    """The sum of `dashboard_sales_by_product`: the number the browser test checks against."""
+def _live_groups(engine: SqlEngine) -> dict[str, list[dict]]:
+    """dashboard_live's rows by kind ('all', 'product', 'category', 'channel', 'region', 'minute')."""
+    groups: dict[str, list[dict]] = {}
+    for row in engine.named("dashboard_live").as_dicts():
+        groups.setdefault(row["kind"], []).append(row)
+    return groups
+
+
+def _sold(groups: dict[str, list[dict]], kind: str) -> list[dict]:
+    """The values of a kind with at least one sale, biggest amount first (then by name)."""
+    rows = [r for r in groups.get(kind, []) if int(r["orders"]) > 0]
+    by_name = sorted(rows, key=lambda r: str(r["value"]))
+    return sorted(by_name, key=lambda r: Decimal(str(r["total_sales"])), reverse=True)
+
+
+def _total(groups: dict[str, list[dict]]) -> dict[str, Any]:
+    """Sales of every live order: the sum over the products, the number the browser test checks."""
+    (every,) = groups["all"]
     return {
-        "total_sales": money(sum((Decimal(str(r["total_sales"] or 0)) for r in rows), Decimal(0))),
-        "orders": sum(int(r["orders"]) for r in rows),
-        "units": sum(int(r["units"] or 0) for r in rows),
-        "products": len(rows),
+        "total_sales": money(every["total_sales"]),
+        "orders": int(every["orders"]),
+        "units": int(every["units"]),
+        "products": len(_sold(groups, "product")),
     }
 
 
-def _top_products(rows: list[dict]) -> list[dict[str, Any]]:
-    ranked = sorted(rows, key=lambda r: Decimal(str(r["total_sales"] or 0)), reverse=True)
+def _top_products(groups: dict[str, list[dict]]) -> list[dict[str, Any]]:
     return [
         {
-            "product_name": r["product_name"],
+            "product_name": r["value"],
             "orders": int(r["orders"]),
-            "units": int(r["units"] or 0),
-            "total_sales": float(r["total_sales"] or 0),
+            "units": int(r["units"]),
+            "total_sales": float(r["total_sales"]),
         }
-        for r in ranked[:TOP_PRODUCTS]
+        for r in _sold(groups, "product")[:TOP_PRODUCTS]
     ]
 
 
-def _dimension(rows: list[dict], dimension: str) -> list[dict[str, Any]]:
+def _dimension(groups: dict[str, list[dict]], dimension: str) -> list[dict[str, Any]]:
     return [
-        {"value": r["value"], "orders": int(r["orders"]), "total_sales": float(r["total_sales"] or 0)}
-        for r in rows
-        if r["dimension"] == dimension
+        {"value": r["value"] or "unknown", "orders": int(r["orders"]), "total_sales": float(r["total_sales"])}
+        for r in _sold(groups, dimension)
     ]
 
 
-def _headline(engine: SqlEngine) -> dict[str, Any]:
-    (row,) = engine.named("dashboard_headline").as_dicts()
+def _headline(groups: dict[str, list[dict]]) -> dict[str, Any]:
+    (row,) = groups["all"]
     return {
         "live_orders": int(row["live_orders"]),
         "sales_today": money(row["sales_today"]),
@@ -191,16 +206,16 @@ def _headline(engine: SqlEngine) -> dict[str, Any]:
     }
 
 
-def _orders_per_minute(engine: SqlEngine) -> dict[str, list]:
+def _orders_per_minute(groups: dict[str, list[dict]], now: datetime) -> dict[str, list]:
     """The last 60 minutes, oldest first, minutes without orders included as zeros."""
-    this_minute = datetime.now(UTC).replace(second=0, microsecond=0)  # the query's current_timestamp
-    found = {int(r["minutes_ago"]): r for r in engine.named("dashboard_orders_per_minute").as_dicts()}
+    this_minute = now.replace(second=0, microsecond=0)  # the query's current_timestamp, to the minute
+    found = {int(r["value"]): r for r in groups.get("minute", []) if r["value"] is not None}
     series: dict[str, list] = {"minutes": [], "orders": [], "sales": []}
     for ago in range(59, -1, -1):
         row = found.get(ago, {})
         series["minutes"].append(_iso(this_minute - timedelta(minutes=ago)))
-        series["orders"].append(int(row.get("orders") or 0))
-        series["sales"].append(float(row.get("sales") or 0))
+        series["orders"].append(int(row.get("live_orders") or 0))
+        series["sales"].append(float(row.get("total_sales") or 0))
     return series
 
 
@@ -256,8 +271,9 @@ def _failed_records(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _freshness(engine: SqlEngine, now: datetime) -> dict[str, Any]:
-    (row,) = engine.named("dashboard_freshness").as_dicts()
+def _freshness(groups: dict[str, list[dict]], now: datetime) -> dict[str, Any]:
+    """The newest change the live state reflects (its event time, as in the raw event)."""
+    (row,) = groups["all"]
     newest = _as_datetime(row["newest_event_time"])
     return {
         "newest_event_time": _iso(newest),

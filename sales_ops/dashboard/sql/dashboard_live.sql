@@ -1,0 +1,42 @@
+-- Dashboard: every figure of a refresh that reads orders_live, in one statement: one read of the
+-- compacted tables and of the raw tail, so no card of a refresh contradicts another (the total,
+-- today, the last hour, the per-minute chart, the top products and the dimensions all count the
+-- same orders). One row per group, told apart by `kind`:
+--   'all'      one row: the headline figures (live orders, sales all time, today, last hour) and
+--              the newest change the live state reflects;
+--   'product', 'category', 'channel', 'region': sales per value (a group with no sale has 0 orders);
+--   'minute'   the last 60 minutes by creation (value = minutes ago, 0 = this minute; orders counts
+--              every live order created then, sales their sales): the headline's "last hour".
+-- A sale is a live order not cancelled or returned (sales_ops.schema); amounts are order_total.
+-- Orders deleted since are gone from orders_live, and so from every figure.
+WITH live AS (  -- the engine reads only the columns the groups below use
+    SELECT
+        *,
+        {is_sale} AS is_sale,
+        CASE
+            WHEN {created_ts} >= date_trunc('minute', current_timestamp) - INTERVAL '59' MINUTE
+            THEN date_diff('minute', date_trunc('minute', {created_ts}), date_trunc('minute', current_timestamp))
+        END AS minutes_ago
+    FROM {database}.orders_live
+)
+SELECT
+    CASE
+        WHEN grouping(product_name) = 0 THEN 'product'
+        WHEN grouping(category) = 0 THEN 'category'
+        WHEN grouping(channel) = 0 THEN 'channel'
+        WHEN grouping(region) = 0 THEN 'region'
+        WHEN grouping(minutes_ago) = 0 THEN 'minute'
+        ELSE 'all'
+    END AS kind,
+    coalesce(product_name, category, channel, region, CAST(minutes_ago AS varchar)) AS value,
+    count(*) AS live_orders,
+    count_if(is_sale) AS orders,
+    coalesce(sum(CASE WHEN is_sale THEN quantity END), 0) AS units,
+    coalesce(sum(CASE WHEN is_sale THEN order_total END), 0) AS total_sales,
+    coalesce(sum(CASE WHEN is_sale AND order_date = current_date THEN order_total END), 0) AS sales_today,
+    count_if(is_sale AND order_date = current_date) AS orders_today,
+    coalesce(sum(CASE WHEN is_sale AND minutes_ago IS NOT NULL THEN order_total END), 0) AS sales_last_hour,
+    count_if(is_sale AND minutes_ago IS NOT NULL) AS orders_last_hour,
+    max(last_event_time) AS newest_event_time
+FROM live
+GROUP BY GROUPING SETS ((product_name), (category), (channel), (region), (minutes_ago), ())
