@@ -327,7 +327,7 @@ def lake_state(
 ) -> tuple[dict[str, dict[str, Any]], int]:
     """Each order's latest state in the lake (its orders_latest row, else its current tombstone),
     and the bytes the engine scanned for it."""
-    from sales_ops.curated.compaction import DELETED, current_versions
+    from sales_ops.curated.tables import DELETED, current_versions
 
     current = current_versions(settings)
     pairs = [f"(order_date = {literal(d)} AND v = {literal(v + DELETED)})" for d, v in current.items()]
@@ -471,7 +471,7 @@ def lake_rows(
 
 def current_dates(settings: Settings) -> list[date]:
     """The order_date partitions of orders_latest (the Glue catalog: no data read)."""
-    from sales_ops.curated.compaction import current_versions
+    from sales_ops.curated.tables import current_versions
 
     return list(current_versions(settings))
 
