@@ -29,7 +29,7 @@ from sales_ops.load.shop import run_load
 from sales_ops.load.synthetic import ChangeStream, TimedChange, raw_lines, write_lines
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
-from sales_ops.quality.checks import check_reconciliation
+from sales_ops.quality.reconciliation import check_reconciliation
 from sales_ops.query import DuckDBEngine
 from sales_ops.schema import NOT_SALE_STATUSES, ORDER_VALUE_FIELDS
 from sales_ops.settings import RAW_PREFIX, Settings

@@ -187,7 +187,7 @@ def test_every_aws_call_of_the_aws_code_paths_is_allowed(
     from sales_ops.curated import compaction, rollups, tables
     from sales_ops.dashboard.metrics import collect_metrics
     from sales_ops.load.shop import run_load
-    from sales_ops.quality import checks
+    from sales_ops.quality import checks, reconciliation
     from sales_ops.schema import RAW_COLUMNS
     from sales_ops.settings import Settings
 
@@ -238,7 +238,7 @@ def test_every_aws_call_of_the_aws_code_paths_is_allowed(
         "checks": lambda: checks.run_checks(settings, engine),
         "query": lambda: engine.named("total_sales_by_product"),
         "dashboard": lambda: collect_metrics(settings, engine),
-        "table": lambda: checks.table_item_count(settings),
+        "table": lambda: reconciliation.table_item_count(settings),
     }
     errors = {}
     for label, path in paths.items():
