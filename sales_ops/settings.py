@@ -1,22 +1,29 @@
 """One place for where the pipeline lives: target, endpoint, names, and the boto3 clients.
 
 `local` (default) talks to the embedded AWS on 127.0.0.1; `aws` talks to a deployed stack whose
-outputs supply the names. Everything else in the project asks `Settings` instead of reading the
-environment itself.
+outputs supply the names (`settings_from_stack`: every name in `Settings` comes from the stack's
+Outputs, so `SALES_OPS_TARGET=aws` needs nothing else configured). Everything else in the project
+asks `Settings` instead of reading the environment itself.
+
+Reading the stack lives here, not in sales_ops/deploy/ (which deploys it and re-exports these
+names): `Settings.from_env` needs it, and the deploy needs `Settings`. AWS failures a user can fix
+(no credentials, rejected credentials, missing stack) surface as `SettingsError` (or its subclass
+`StackError`) with a message that says what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 TARGETS = ("local", "aws")
 
@@ -105,8 +112,6 @@ class Settings:
             if "SALES_OPS_ENDPOINT" in env:
                 settings = replace(settings, endpoint_url=env["SALES_OPS_ENDPOINT"])
             return settings
-        from sales_ops.deploy import default_region, settings_from_stack  # only the aws target needs it
-
         return settings_from_stack(
             stack_name=env.get("SALES_OPS_STACK", "sales-ops"),
             region=default_region(env),
@@ -225,3 +230,149 @@ def raw_compression_from_env(env: Mapping[str, str]) -> str:
 def error_code(exc: ClientError) -> str:
     """The AWS error code of a boto3 ClientError ("" when there is none)."""
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+# --- the aws target: the deployed stack's outputs, and AWS errors said clearly -----------------
+ClientFactory = Callable[[str], Any]
+
+READY_PREFIXES = ("CREATE_COMPLETE", "UPDATE_", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE")
+CREDENTIAL_CODES = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+}
+ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
+SCAN_CUTOFF_PARAMETER = "AthenaBytesScannedCutoff"
+# Settings field -> stack output that names it.
+SETTINGS_OUTPUTS = {
+    "bucket": "BucketName",
+    "table": "TableName",
+    "kinesis_stream": "KinesisStreamName",
+    "delivery_stream": "DeliveryStreamName",
+    "pipe": "PipeName",
+    "transform_function": "TransformFunctionName",
+    "database": "GlueDatabaseName",
+    "crawler": "CrawlerName",
+    "workgroup": "AthenaWorkGroupName",
+}
+
+
+class StackError(SettingsError):
+    """Deploying or destroying the stack failed; the message says why and what to do."""
+
+
+def make_clients(
+    region: str, session: boto3.session.Session | None = None, endpoint_url: str | None = None
+) -> ClientFactory:
+    """A cached service -> client factory for `region` (and `endpoint_url`, for an emulator)."""
+    session = session or boto3.session.Session(region_name=region)
+    config = Config(retries={"max_attempts": 5, "mode": "standard"})
+    cache: dict[str, Any] = {}
+
+    def client(service: str) -> Any:
+        if service not in cache:
+            cache[service] = session.client(
+                service, region_name=region, endpoint_url=endpoint_url, config=config
+            )
+        return cache[service]
+
+    return client
+
+
+def default_region(env: Mapping[str, str] | None = None) -> str:
+    """AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region, else us-east-1."""
+    values = os.environ if env is None else env
+    region = values.get("AWS_REGION") or values.get("AWS_DEFAULT_REGION")
+    if not region:
+        with contextlib.suppress(BotoCoreError):
+            region = boto3.session.Session().region_name
+    return region or "us-east-1"
+
+
+@contextlib.contextmanager
+def aws_errors(doing: str) -> Iterator[None]:
+    """Turn credential and connection failures while `doing` something into a clear SettingsError."""
+    try:
+        yield
+    except NoCredentialsError as exc:
+        raise SettingsError(
+            f"No AWS credentials found while {doing}. Configure them (aws configure, aws sso login, "
+            "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and try again."
+        ) from exc
+    except ClientError as exc:
+        if error_code(exc) in CREDENTIAL_CODES:
+            raise SettingsError(
+                f"AWS rejected the credentials while {doing} ({error_code(exc)}): refresh them "
+                "(aws sso login, new session token) and try again."
+            ) from exc
+        raise StackError(f"AWS refused a call while {doing}: {exc}") from exc
+    except BotoCoreError as exc:  # expired SSO token, unknown profile, no network, ...
+        raise SettingsError(
+            f"AWS call failed while {doing}: {exc}. Check your AWS credentials, profile and region."
+        ) from exc
+
+
+def describe_stack(stack_name: str, clients: ClientFactory) -> dict[str, Any] | None:
+    """The stack's description, or None when no stack of that name exists."""
+    try:
+        return clients("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    except ClientError as exc:
+        if error_code(exc) == "ValidationError" and "does not exist" in str(exc):
+            return None
+        raise
+
+
+def stack_outputs(stack: dict[str, Any]) -> dict[str, str]:
+    """OutputKey -> OutputValue of a described stack."""
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def settings_from_stack(
+    stack_name: str, region: str, state_dir: Path, clients: ClientFactory | None = None
+) -> Settings:
+    """Settings for the `aws` target, read from the Outputs of the deployed stack `stack_name`."""
+    with aws_errors(f"reading stack {stack_name!r} in {region}"):
+        stack = describe_stack(stack_name, clients or make_clients(region))
+    if stack is None:
+        raise SettingsError(
+            f"No CloudFormation stack {stack_name!r} in region {region}: deploy it with "
+            "`sales-ops deploy`, or point SALES_OPS_STACK / AWS_REGION at the deployed one."
+        )
+    if not stack["StackStatus"].startswith(READY_PREFIXES):
+        raise SettingsError(
+            f"Stack {stack_name!r} in {region} is {stack['StackStatus']}, not ready: "
+            "wait for it, or run `sales-ops deploy` again."
+        )
+    outputs = stack_outputs(stack)
+    missing = sorted(key for key in SETTINGS_OUTPUTS.values() if key not in outputs)
+    if missing:
+        raise SettingsError(
+            f"Stack {stack_name!r} lacks outputs {', '.join(missing)}: it was deployed from another "
+            "template; run `sales-ops deploy` to update it."
+        )
+    names = {name: outputs[key] for name, key in SETTINGS_OUTPUTS.items()}
+    known = {f.name for f in fields(Settings)}
+    return Settings(
+        target="aws",
+        region=region,
+        account=stack["StackId"].split(":")[4],
+        endpoint_url=None,
+        stack_name=stack_name,
+        state_dir=Path(state_dir),
+        # Optional: a stack deployed before the alarms has no topic; alerts then use the webhook only.
+        alarm_topic_arn=outputs.get(ALARM_TOPIC_OUTPUT),
+        scan_cutoff_bytes=scan_cutoff_from_stack(stack),
+        **{k: v for k, v in names.items() if k in known},
+    )
+
+
+def scan_cutoff_from_stack(stack: dict[str, Any]) -> int:
+    """The workgroup's BytesScannedCutoffPerQuery, as the stack was deployed (its parameter)."""
+    values = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
+    try:
+        return int(values[SCAN_CUTOFF_PARAMETER])
+    except (KeyError, TypeError, ValueError):  # a stack from an older template: the default
+        return DEFAULT_SCAN_CUTOFF

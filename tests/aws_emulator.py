@@ -23,8 +23,7 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from sales_ops.defs.resources import PipelineResource, build_resources
-from sales_ops.deploy.outputs import ALARM_TOPIC_OUTPUT, SETTINGS_OUTPUTS
-from sales_ops.settings import Settings
+from sales_ops.settings import ALARM_TOPIC_OUTPUT, SETTINGS_OUTPUTS, Settings
 from tests.harness import free_port
 
 

@@ -23,12 +23,13 @@ from sales_ops.backfill import apply_export, backfill
 from sales_ops.backfill.export import EXPORT_PREFIX, ExportReader, latest_export, start_export, wait_export
 from sales_ops.catalog.crawlers import LocalCrawler
 from sales_ops.curated.baseline import BASELINE_PREFIX, BaselineWriter, baseline_row, snapshot_time
-from sales_ops.curated.compaction import compact, current_versions
+from sales_ops.curated.compaction import compact
+from sales_ops.curated.tables import current_versions
 from sales_ops.load.shop import run_load
 from sales_ops.load.synthetic import ChangeStream, TimedChange, raw_lines, write_lines
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
-from sales_ops.quality.checks import check_reconciliation
+from sales_ops.quality.reconciliation import check_reconciliation
 from sales_ops.query import DuckDBEngine
 from sales_ops.schema import NOT_SALE_STATUSES, ORDER_VALUE_FIELDS
 from sales_ops.settings import RAW_PREFIX, Settings

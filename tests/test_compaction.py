@@ -20,19 +20,17 @@ import pytest
 
 from sales_ops.catalog.crawlers import LocalCrawler
 from sales_ops.catalog.glue import list_partitions
-from sales_ops.curated.compaction import (
+from sales_ops.curated.compaction import Compaction, compact
+from sales_ops.curated.lock import LOCK_KEY, CompactionLocked, S3Lock
+from sales_ops.curated.planning import merged_before, passes
+from sales_ops.curated.state import STATE_KEY, RawObject
+from sales_ops.curated.tables import (
     DELTA_PREFIX,
     LATEST_PREFIX,
     VERSIONS_TABLE,
-    Compaction,
-    _merged_before,
-    compact,
     current_versions,
     live_deltas,
-    passes,
 )
-from sales_ops.curated.lock import LOCK_KEY, CompactionLocked, S3Lock
-from sales_ops.curated.state import STATE_KEY, RawObject
 from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
 from sales_ops.query import DuckDBEngine, QueryError, ScanCutoffError
 from sales_ops.raw_objects import decode_body
@@ -399,11 +397,11 @@ def test_resuming_skips_only_what_the_interrupted_passes_listed_and_merged() -> 
         key = f"{RAW_PREFIX}dt=2026-01-01/hour={hour}/{name}"
         return RawObject(key, "e", "2026-01-01", hour, 1, modified)
 
-    assert _merged_before(obj("05", "b", 999_000.0), checkpoint, 300)  # the last pass's greatest key
-    assert _merged_before(obj("01", "a", 999_000.0), checkpoint, 300)
-    assert not _merged_before(obj("05", "c", 999_000.0), checkpoint, 300)  # past it: not merged yet
-    assert not _merged_before(obj("01", "a", 999_800.0), checkpoint, 300)  # late: maybe not listed
-    assert not _merged_before(obj("01", "a", 999_000.0), {}, 300)  # no checkpoint: nothing skipped
+    assert merged_before(obj("05", "b", 999_000.0), checkpoint, 300)  # the last pass's greatest key
+    assert merged_before(obj("01", "a", 999_000.0), checkpoint, 300)
+    assert not merged_before(obj("05", "c", 999_000.0), checkpoint, 300)  # past it: not merged yet
+    assert not merged_before(obj("01", "a", 999_800.0), checkpoint, 300)  # late: maybe not listed
+    assert not merged_before(obj("01", "a", 999_000.0), {}, 300)  # no checkpoint: nothing skipped
 
 
 def test_a_lake_past_the_scan_cutoff_is_compacted_in_passes(space: Settings, engine: DuckDBEngine) -> None:

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from sales_ops.catalog.crawlers import LocalCrawler
-from sales_ops.curated.compaction import compact, live_deltas
+from sales_ops.curated.compaction import compact
 from sales_ops.curated.rollups import ROLLUPS, build_rollup, build_rollups
+from sales_ops.curated.tables import live_deltas
 from sales_ops.load.shop import write_catalogue
 from sales_ops.load.synthetic import ChangeStream, TimedChange, plan_changes, raw_lines, write_lines
 from sales_ops.quality.checks import check_amounts, check_rejected, check_unique_order_id

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 import dagster as dg
+from sales_ops.defs.ingest.listing import list_new_objects
 from sales_ops.defs.ingest.load import order_load
-from sales_ops.defs.ingest.sensors import list_new_objects, raw_objects_sensor
+from sales_ops.defs.ingest.sensors import raw_objects_sensor
 from sales_ops.defs.operations.alerts import WEBHOOK_ENV
 from sales_ops.defs.operations.sensors import run_failure_recorder
 from sales_ops.defs.resources import resources_for

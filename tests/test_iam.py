@@ -184,10 +184,10 @@ def test_every_aws_call_of_the_aws_code_paths_is_allowed(
     against the operator policy, resolved for a stack with this space's names."""
     from sales_ops import targets
     from sales_ops.catalog import glue
-    from sales_ops.curated import compaction, rollups
+    from sales_ops.curated import compaction, rollups, tables
     from sales_ops.dashboard.metrics import collect_metrics
     from sales_ops.load.shop import run_load
-    from sales_ops.quality import checks
+    from sales_ops.quality import checks, reconciliation
     from sales_ops.schema import RAW_COLUMNS
     from sales_ops.settings import Settings
 
@@ -232,13 +232,13 @@ def test_every_aws_call_of_the_aws_code_paths_is_allowed(
         "crawl": lambda: crawler.run(wait=False),
         "crawler state": lambda: (crawler.get_crawler(), crawler.get_crawler_metrics()),
         "stream lag": monitor.lag,
-        "catalog": lambda: (compaction.ensure_tables(settings), glue.list_partitions(settings, "raw_orders")),
+        "catalog": lambda: (tables.ensure_tables(settings), glue.list_partitions(settings, "raw_orders")),
         "compaction": lambda: compaction.compact(settings, engine),
         "rollups": lambda: rollups.build_rollups(settings, engine),
         "checks": lambda: checks.run_checks(settings, engine),
         "query": lambda: engine.named("total_sales_by_product"),
         "dashboard": lambda: collect_metrics(settings, engine),
-        "table": lambda: checks.table_item_count(settings),
+        "table": lambda: reconciliation.table_item_count(settings),
     }
     errors = {}
     for label, path in paths.items():

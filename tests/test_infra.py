@@ -20,7 +20,6 @@ import boto3
 import pytest
 
 from sales_ops import deploy
-from sales_ops.deploy import outputs as deploy_outputs
 from sales_ops.settings import (
     ATHENA_RESULTS_PREFIX,
     DEFAULT_SCAN_CUTOFF,
@@ -30,6 +29,7 @@ from sales_ops.settings import (
     Settings,
     SettingsError,
     scan_cutoff_from_env,
+    scan_cutoff_from_stack,
 )
 from tests import cfn_template
 from tests.harness import free_port
@@ -771,8 +771,8 @@ def test_settings_from_stack_reads_the_outputs(moto_clients: deploy.ClientFactor
 
 def test_the_scan_cutoff_comes_from_the_stack_parameter_or_the_environment() -> None:
     described = {"Parameters": [{"ParameterKey": "AthenaBytesScannedCutoff", "ParameterValue": "20971520"}]}
-    assert deploy_outputs._scan_cutoff(described) == 20971520
-    assert deploy_outputs._scan_cutoff({"Parameters": []}) == DEFAULT_SCAN_CUTOFF  # an older stack
+    assert scan_cutoff_from_stack(described) == 20971520
+    assert scan_cutoff_from_stack({"Parameters": []}) == DEFAULT_SCAN_CUTOFF  # an older stack
     assert scan_cutoff_from_env({}) == DEFAULT_SCAN_CUTOFF
     assert scan_cutoff_from_env({SCAN_CUTOFF_ENV: "20971520"}) == 20971520
     assert Settings(scan_cutoff_bytes=20971520).to_env()[SCAN_CUTOFF_ENV] == "20971520"

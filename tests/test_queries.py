@@ -25,8 +25,9 @@ from typer.testing import CliRunner
 
 from sales_ops.catalog import glue
 from sales_ops.cli import app
-from sales_ops.curated.compaction import LATEST_PREFIX, compact, current_versions
+from sales_ops.curated.compaction import compact
 from sales_ops.curated.rollups import build_rollups
+from sales_ops.curated.tables import LATEST_PREFIX, current_versions
 from sales_ops.load.shop import LoadSummary, catalogue, run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered

@@ -21,7 +21,8 @@ from sales_ops.load.shop import run_load
 from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
-from sales_ops.quality.checks import check_no_processing_failed, check_reconciliation, scan_orders
+from sales_ops.quality.checks import check_no_processing_failed
+from sales_ops.quality.reconciliation import check_reconciliation, scan_orders
 from sales_ops.query import DuckDBEngine
 from sales_ops.settings import Settings
 from sales_ops.targets import crawler_for

@@ -14,7 +14,8 @@ import pytest
 from botocore.stub import Stubber
 
 import dagster as dg
-from sales_ops.defs.ingest.sensors import PAGE_SIZE, list_new_objects, raw_objects_sensor
+from sales_ops.defs.ingest.listing import PAGE_SIZE, list_new_objects
+from sales_ops.defs.ingest.sensors import raw_objects_sensor
 from sales_ops.defs.quality.sensors import processing_failed_sensor
 from sales_ops.defs.resources import PipelineResource
 from sales_ops.raw_objects import delivery_position

@@ -30,8 +30,8 @@ from sales_ops.backfill.export import (
 )
 from sales_ops.curated import baseline
 from sales_ops.curated.compaction import CompactionReport, compact
-from sales_ops.curated.compaction import ensure_tables as ensure_curated_tables
-from sales_ops.quality.checks import lake_state, reconcile
+from sales_ops.curated.tables import ensure_tables as ensure_curated_tables
+from sales_ops.quality.reconciliation import lake_state, reconcile
 from sales_ops.query import SqlEngine
 from sales_ops.settings import Settings
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sales_ops.catalog import glue
-from sales_ops.curated.compaction import VIEW_COLUMNS, ensure_tables
 from sales_ops.curated.state import _RAW_KEY, CompactionState
+from sales_ops.curated.tables import VIEW_COLUMNS, ensure_tables
 from sales_ops.query.templates import Sql, literal, render_named
 from sales_ops.settings import RAW_PREFIX, Settings
 

@@ -30,9 +30,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sales_ops.catalog import glue
-from sales_ops.curated.compaction import current_versions, new_version, version_time
 from sales_ops.curated.lock import S3Lock
 from sales_ops.curated.state import CompactionState
+from sales_ops.curated.tables import current_versions, new_version, version_time
 from sales_ops.load.shop import CATALOGUE_KEY
 from sales_ops.query import Sql, SqlEngine, literal, render_named
 from sales_ops.schema import COLUMN_DESCRIPTIONS

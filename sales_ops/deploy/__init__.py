@@ -1,9 +1,12 @@
 """The CloudFormation stacks of infra/template.yaml and infra/dagster.yaml (the control plane):
 package the Lambda, deploy, destroy, and read the
-outputs that the `aws` target's `Settings` come from."""
+outputs that the `aws` target's `Settings` come from.
 
-from sales_ops.deploy.clients import ClientFactory, StackError, default_region, make_clients
-from sales_ops.deploy.outputs import SETTINGS_OUTPUTS, describe_stack, settings_from_stack, stack_outputs
+Reading the outputs (`settings_from_stack`, `describe_stack`, …) and the AWS clients and errors are
+sales_ops/settings.py's, which `Settings.from_env` needs; they are part of this package's interface
+too, so they are exported here.
+"""
+
 from sales_ops.deploy.package import LAMBDA_PLATFORM, LAMBDA_PYTHON, ORJSON_VERSION, ZIP_EPOCH, package_lambda
 from sales_ops.deploy.stack import (
     CAPABILITIES,
@@ -15,7 +18,17 @@ from sales_ops.deploy.stack import (
     destroy,
 )
 from sales_ops.deploy.template import TEMPLATE_PATH, read_template
-from sales_ops.settings import HANDLER_PATH
+from sales_ops.settings import (
+    HANDLER_PATH,
+    SETTINGS_OUTPUTS,
+    ClientFactory,
+    StackError,
+    default_region,
+    describe_stack,
+    make_clients,
+    settings_from_stack,
+    stack_outputs,
+)
 
 __all__ = [
     "CAPABILITIES",

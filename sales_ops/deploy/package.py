@@ -11,8 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sales_ops.deploy.clients import StackError
-from sales_ops.settings import HANDLER_PATH
+from sales_ops.settings import HANDLER_PATH, StackError
 
 ClientFactory = Callable[[str], Any]
 Progress = Callable[[str], None]

@@ -1,7 +1,8 @@
 """The CloudFormation stack of infra/template.yaml: package, deploy, destroy, and read its outputs.
 
-`settings_from_stack` is how the `aws` target finds its resources: every name in `Settings` comes
-from the stack's Outputs, so `SALES_OPS_TARGET=aws` needs nothing else configured.
+`settings_from_stack` (sales_ops/settings.py) is how the `aws` target finds its resources: every
+name in `Settings` comes from the stack's Outputs, so `SALES_OPS_TARGET=aws` needs nothing else
+configured.
 
 Every function takes a `ClientFactory` (service name -> boto3 client), so tests point it at an
 emulator; without one, the default credential chain and `region` are used. AWS failures that a
@@ -22,17 +23,29 @@ from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
-from sales_ops.deploy.clients import NO_CHANGES, StackError, _say, aws_errors, make_clients
-from sales_ops.deploy.outputs import describe_stack, stack_outputs
 from sales_ops.deploy.package import DEFAULT_BUILD_DIR, package_lambda
 from sales_ops.deploy.template import TEMPLATE_PATH, read_template, template_parameters
-from sales_ops.settings import HANDLER_PATH, error_code
+from sales_ops.settings import (
+    HANDLER_PATH,
+    ClientFactory,
+    StackError,
+    aws_errors,
+    describe_stack,
+    error_code,
+    make_clients,
+    stack_outputs,
+)
 
-ClientFactory = Callable[[str], Any]
 Progress = Callable[[str], None]
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 TEMPLATE_BODY_LIMIT = 51_200  # bytes; larger templates go through S3 (TemplateURL)
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
 
 
 def artifacts_bucket_name(account: str, region: str) -> str:

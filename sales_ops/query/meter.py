@@ -143,7 +143,8 @@ def run_cycle(settings: Settings, engine: SqlEngine, meter: Meter, reconcile: bo
     from sales_ops.curated.compaction import compact
     from sales_ops.curated.rollups import build_rollups
     from sales_ops.dashboard.metrics import collect_metrics
-    from sales_ops.quality.checks import check_reconciliation, run_checks
+    from sales_ops.quality.checks import run_checks
+    from sales_ops.quality.reconciliation import check_reconciliation
 
     metered = meter.engine(engine)
     out: dict[str, Any] = {}

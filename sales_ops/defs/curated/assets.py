@@ -5,8 +5,9 @@ from typing import Any
 
 import dagster as dg
 from sales_ops.catalog import glue
-from sales_ops.curated.compaction import COLUMNS, compact
+from sales_ops.curated.compaction import compact
 from sales_ops.curated.rollups import ROLLUP_COLUMNS, ROLLUPS, build_rollup, rollup_descriptions
+from sales_ops.curated.tables import COLUMNS
 from sales_ops.defs import policies
 from sales_ops.defs.resources import CatalogResource, PipelineResource, SqlEngineResource
 from sales_ops.defs.tables import table_metadata, table_schema

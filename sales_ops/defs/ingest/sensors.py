@@ -21,32 +21,14 @@ from typing import Any
 from dagster_aws.s3 import S3Resource
 
 import dagster as dg
+from sales_ops.defs.ingest.listing import MAX_KEYS_PER_TICK, list_new_objects
 from sales_ops.defs.ingest.sources import CURSOR_ENTRY, LOOKBACK, last_tally, raw_files_version
 from sales_ops.defs.internals import DATA_VERSION_TAG
 from sales_ops.defs.resources import PipelineResource
 from sales_ops.raw_objects import delivery_position, position_folder
 from sales_ops.settings import RAW_PREFIX
 
-PAGE_SIZE = 1000
-MAX_KEYS_PER_TICK = 10_000  # a backlog is worked through over several ticks
 INTERVAL_S = 30
-
-
-def list_new_objects(
-    client: Any, bucket: str, prefix: str, start_after: str | None, limit: int = MAX_KEYS_PER_TICK
-) -> list[dict[str, Any]]:
-    """Objects under `prefix` whose key sorts after `start_after`, in key order, at most `limit`."""
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": PAGE_SIZE}
-    if start_after:
-        kwargs["StartAfter"] = start_after
-    objects: list[dict[str, Any]] = []
-    while len(objects) < limit:
-        page = client.list_objects_v2(**kwargs)
-        objects += page.get("Contents", [])
-        if not page.get("IsTruncated"):
-            break
-        kwargs["ContinuationToken"] = page["NextContinuationToken"]
-    return objects[:limit]
 
 
 def first_start(now: datetime | None = None) -> str:

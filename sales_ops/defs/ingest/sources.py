@@ -12,6 +12,7 @@ from dagster_aws.s3 import S3Resource
 import dagster as dg
 from sales_ops.curated.state import LOOKBACK_HOURS, horizon
 from sales_ops.defs import policies
+from sales_ops.defs.ingest.listing import list_new_objects
 from sales_ops.defs.ingest.load import order_load
 from sales_ops.defs.resources import DynamoDBResource, PipelineResource
 from sales_ops.raw_objects import delivery_position
@@ -124,8 +125,6 @@ def observe_raw_files(client: Any, bucket: str, previous: RawTally | None) -> tu
     The horizon is a partition boundary, so the partitions before it and after it are disjoint and
     the totals add up. Objects landing before the horizon after it moved (later than LOOKBACK) are
     not counted; nor does anything else list them again (compaction's lookback is the same)."""
-    from sales_ops.defs.ingest.sensors import list_new_objects  # sensors imports this module
-
     start = previous or RawTally()
     objects = list_new_objects(client, bucket, RAW_PREFIX, start.horizon or None, limit=sys.maxsize)
     if start.horizon and not objects:  # raw/ was emptied under the cursor: count from scratch

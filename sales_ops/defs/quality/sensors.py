@@ -5,7 +5,8 @@ objects never trigger twice)."""
 from dagster_aws.s3 import S3Resource
 
 import dagster as dg
-from sales_ops.defs.ingest.sensors import INTERVAL_S, list_new_objects
+from sales_ops.defs.ingest.listing import list_new_objects
+from sales_ops.defs.ingest.sensors import INTERVAL_S
 from sales_ops.defs.quality.checks import processing_failed_job
 from sales_ops.defs.resources import PipelineResource
 from sales_ops.settings import ERROR_PREFIX

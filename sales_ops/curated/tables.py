@@ -1,0 +1,182 @@
+"""orders_latest in the catalog and in S3 (docs/design.md §2.5): its Glue tables and view, where
+their files live, how versions are named, and the SQL fragments that pick versions.
+
+`orders_latest` is a view over the **base** (`orders_base`, `orders_tombstones`: one partition per
+order_date pointing at a version `curated/orders_latest/order_date=D/v=<version>/`, tombstones at
+`v=<version>-deleted/`) and the **deltas** (`orders_delta`, one partition per pass of a cycle).
+`orders_latest_versions` (partitions order_date, v) is the table the SQL writes versions into. The
+compaction writes them (compaction.py), `orders_live` builds on the view (live.py), the rollups and
+checks read the current versions.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sales_ops.catalog import glue
+from sales_ops.curated import baseline
+from sales_ops.curated.lock import CompactionError
+from sales_ops.curated.state import CompactionState
+from sales_ops.query.templates import Sql, literal, render_named
+from sales_ops.schema import LATEST_COLUMNS
+from sales_ops.settings import CURATED_PREFIX, Settings
+
+ORDERS_LATEST = "orders_latest"  # the view readers query
+BASE_TABLE = "orders_base"
+TOMBSTONES_TABLE = "orders_tombstones"
+VERSIONS_TABLE = "orders_latest_versions"
+DELTA_TABLE = "orders_delta"
+REJECTED_TABLE = "orders_rejected"
+LATEST_PREFIX = f"{CURATED_PREFIX}orders_latest/"
+DELTA_PREFIX = f"{CURATED_PREFIX}orders_delta/"
+REJECTED_PREFIX = f"{CURATED_PREFIX}orders_rejected/"
+DELETED = "-deleted"
+COLUMNS: list[tuple[str, str]] = [(c.name, c.latest_type) for c in LATEST_COLUMNS]
+DELTA_COLUMNS: list[tuple[str, str]] = [*COLUMNS, ("is_deleted", "boolean"), ("order_date", "date")]
+REJECTED_COLUMNS: list[tuple[str, str]] = [
+    ("order_id", "string"),
+    ("event_id", "string"),
+    ("sequence_number", "string"),
+    ("event_time", "string"),
+    ("reason", "string"),
+    ("source", "string"),
+]
+# The view's columns, in Trino types (as Athena records them for a view).
+VIEW_COLUMNS: list[tuple[str, str]] = [
+    (c.name, "varchar" if c.latest_type == "string" else c.latest_type) for c in LATEST_COLUMNS
+] + [("order_date", "date")]
+
+VERSION_DIR = re.compile(r"order_date=(?P<date>[^/]+)/v=(?P<version>[^/]+)/")
+
+
+def new_version() -> str:
+    """Sortable by creation time: 20261123T184556123456Z-1a2b3c."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
+
+
+def version_time(version: str) -> datetime | None:
+    """When a version (or a delta) was named: its creation time (None: not a version name)."""
+    try:
+        return datetime.strptime(version[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def ensure_tables(settings: Settings) -> None:
+    """The curated tables and the orders_latest view exist in Glue; raw_orders must (the crawler's,
+    or the backfill's for a table whose rows never streamed). A lake from before the deltas (its
+    orders_latest a partitioned table) is moved over: its partitions become the base's."""
+    if glue.get_table(settings, glue.RAW_TABLE) is None:
+        raise CompactionError(
+            f"{settings.database}.{glue.RAW_TABLE} is not in the catalog yet: run `sales-ops crawl` first"
+        )
+    if glue.get_table(settings, baseline.BASELINE_TABLE) is None:
+        baseline.ensure_tables(settings)
+    location = settings.s3_uri(LATEST_PREFIX)
+    by_date = [("order_date", "date")]
+    tables = [
+        (BASE_TABLE, COLUMNS, location, by_date),
+        (TOMBSTONES_TABLE, COLUMNS, location, by_date),
+        (VERSIONS_TABLE, COLUMNS, location, [*by_date, ("v", "string")]),
+        (DELTA_TABLE, DELTA_COLUMNS, settings.s3_uri(DELTA_PREFIX), [("delta", "string")]),
+        (REJECTED_TABLE, REJECTED_COLUMNS, settings.s3_uri(REJECTED_PREFIX), [("delta", "string")]),
+    ]
+    for name, columns, where, keys in tables:
+        if glue.get_table(settings, name) is None:
+            glue.put_table(settings, glue.parquet_table_input(name, columns, where, keys))
+    latest = glue.get_table(settings, ORDERS_LATEST)
+    if latest is not None and glue.view_sql(latest) is None:
+        _move_to_base(settings)
+        latest = None
+    put_latest_view(settings, CompactionState.load(settings), latest)
+
+
+def put_latest_view(
+    settings: Settings, state: CompactionState, current: dict[str, Any] | None = None
+) -> None:
+    """Write the orders_latest view for the live deltas of `state` (their dates are literals in its
+    text), unless the catalog holds that text already."""
+    dates = sorted(
+        {date.fromisoformat(d) for by_date in state.deltas.values() for d in by_date if d != "None"}
+    )
+    sql = render_named("orders_latest", settings.database, delta_dates=dates)
+    current = current if current is not None else glue.get_table(settings, ORDERS_LATEST)
+    if current is None or glue.view_sql(current) != sql:
+        glue.put_table(settings, glue.view_input(ORDERS_LATEST, sql, VIEW_COLUMNS, settings.database))
+
+
+def _move_to_base(settings: Settings) -> None:
+    """orders_latest was the base table itself: its partitions (and their tombstones) become the
+    base's, then the name is the view's."""
+    partitions = glue.list_partitions(settings, ORDERS_LATEST)
+    for name, suffix in ((BASE_TABLE, ""), (TOMBSTONES_TABLE, DELETED)):
+        table = glue.require_table(settings, name)
+        entries = [
+            glue.partition_input(
+                table, p["Values"], p["StorageDescriptor"]["Location"].rstrip("/") + suffix + "/"
+            )
+            for p in partitions
+        ]
+        glue.put_partitions(settings, table, entries)
+    glue.delete_table(settings, ORDERS_LATEST)
+
+
+def current_versions(settings: Settings) -> dict[date, str]:
+    """Each order_date partition of the base → the version it points at ({} before any)."""
+    if glue.get_table(settings, BASE_TABLE) is None:
+        return {}
+    out = {}
+    for partition in glue.list_partitions(settings, BASE_TABLE):
+        match = VERSION_DIR.search(partition["StorageDescriptor"]["Location"])
+        if match:
+            out[date.fromisoformat(partition["Values"][0])] = match["version"]
+    return out
+
+
+def live_deltas(settings: Settings) -> list[str]:
+    """The registered partitions of orders_delta: what orders_latest merges with the base."""
+    if glue.get_table(settings, DELTA_TABLE) is None:
+        return []
+    return sorted(p["Values"][0] for p in glue.list_partitions(settings, DELTA_TABLE))
+
+
+def known_versions(versions: dict[date, str]) -> Sql:
+    """WHERE fragment on orders_latest_versions: exactly these dates' versions, live rows and
+    tombstones. The IN lists let Athena prune partitions by each key; the pairs keep a date from
+    matching another date's version."""
+    if not versions:
+        return Sql("FALSE")
+    pairs = sorted((d, v + suffix) for d, v in versions.items() for suffix in ("", DELETED))
+    dates = literal(sorted(versions), top=True)
+    names = literal(sorted({v for _, v in pairs}), top=True)
+    each = " OR ".join(f"(order_date = {literal(d)} AND v = {literal(v)})" for d, v in pairs)
+    return Sql(f"order_date IN ({dates}) AND v IN ({names}) AND ({each})")
+
+
+def with_tombstones(versions: list[str]) -> list[str]:
+    """The versions and their tombstones' (`<version>-deleted`), sorted."""
+    return sorted({v + suffix for v in versions for suffix in ("", DELETED)})
+
+
+def version_bytes(settings: Settings) -> dict[tuple[str, str], int]:
+    """(order_date, version) → bytes of its live rows and tombstones under orders_latest."""
+    out: dict[tuple[str, str], int] = {}
+    for key, size in list_sizes(settings, LATEST_PREFIX):
+        match = VERSION_DIR.search(key)
+        if match:
+            pair = (match["date"], match["version"].removesuffix(DELETED))
+            out[pair] = out.get(pair, 0) + size
+    return out
+
+
+def list_sizes(settings: Settings, prefix: str) -> list[tuple[str, int]]:
+    """(key, size) of every object under `prefix` of the bucket."""
+    out = []
+    for page in (
+        settings.client("s3").get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix)
+    ):
+        out += [(o["Key"], o["Size"]) for o in page.get("Contents", [])]
+    return out
