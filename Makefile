@@ -55,8 +55,9 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# Over both cores too: the tier is CPU-bound (imports of Dagster and boto3 in each case's process).
 fast-tests: install
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --dist loadscope
 
 # The type check (~35 s of CPU without its cache) and the tests run side by side on two cores.
 check: install
