@@ -11,6 +11,8 @@ UV := $(VENV)/.uv/bin/uv
 # pytest-xdist workers for the whole suite (`make test PYTEST_WORKERS=4`); each worker starts its
 # own stacks on free ports with private state dirs (tests/harness.py).
 PYTEST_WORKERS ?= 2
+# How many of the slowest tests `make test` lists (0: all).
+DURATIONS ?= 25
 
 .PHONY: run test check check-defs lint typecheck fast-tests pytest install tools bench faults screenshots clean
 
@@ -69,7 +71,7 @@ check-defs: install
 
 # Both tiers over both cores. Exit 5 (nothing collected) is a failure too, said in one line.
 pytest: install tools
-	@$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --durations=25; rc=$$?; \
+	@$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --durations=$(DURATIONS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; exit $$rc
 
 test: install tools
