@@ -88,6 +88,7 @@ def main() -> int:
             proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
         if not args.keep:
             shutil.rmtree(clone.parent, ignore_errors=True)
     print(f"fresh clone → make run on {os.cpu_count()} CPUs (warm package cache):")

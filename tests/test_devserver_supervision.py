@@ -28,8 +28,8 @@ def _wait(what: str, predicate, timeout: float = 180) -> None:
         time.sleep(0.5)
 
 
-def _status(settings: Settings) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "sales_ops.cli", "local", "status"]
+def _status(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "sales_ops.cli", "local", "status", *args]
     return subprocess.run(cmd, cwd=ROOT, env=stack_env(settings), capture_output=True, text=True, timeout=120)
 
 
@@ -68,16 +68,7 @@ def test_every_process_of_make_run_is_restarted_and_counted(tmp_path: Path) -> N
         assert status.returncode == 0, status.stdout + status.stderr
         for service in services:
             assert f"{service.name}" in status.stdout
-        restarts = json.loads(
-            subprocess.run(
-                [sys.executable, "-m", "sales_ops.cli", "local", "status", "--json"],
-                cwd=ROOT,
-                env=stack_env(settings),
-                capture_output=True,
-                text=True,
-                timeout=120,
-            ).stdout
-        )["restarts"]
+        restarts = json.loads(_status(settings, "--json").stdout)["restarts"]
         counted = {s.name: restarts[s.name]["restarts"] for s in services}
         # Every death is restarted and counted: ours (one SIGKILL each) and any a process met on its
         # own (a loaded CI machine once saw the daemon exit after its restart), as the log says.

@@ -166,7 +166,8 @@ def _sold(groups: dict[str, list[dict]], kind: str) -> list[dict]:
 
 
 def _total(groups: dict[str, list[dict]]) -> dict[str, Any]:
-    """Sales of every live order: the sum over the products, the number the browser test checks."""
+    """Sales of every live order (the statement's 'all' row, to which the product rows sum): the
+    number the browser test checks."""
     (every,) = groups["all"]
     return {
         "total_sales": money(every["total_sales"]),
