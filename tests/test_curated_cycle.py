@@ -21,6 +21,7 @@ from sales_ops.catalog.crawlers import LocalCrawler
 from sales_ops.curated.compaction import compact
 from sales_ops.curated.rollups import ROLLUPS, build_rollup, build_rollups
 from sales_ops.curated.tables import live_deltas
+from sales_ops.dashboard.snapshot import all_of_orders_live, live_query
 from sales_ops.load.shop import write_catalogue
 from sales_ops.load.synthetic import ChangeStream, TimedChange, plan_changes, raw_lines, write_lines
 from sales_ops.quality.checks import check_amounts, check_rejected, check_unique_order_id
@@ -203,6 +204,24 @@ def test_an_order_whose_created_at_moves_exists_once(space: Settings, engine: Du
     assert latest(engine, space) == incremental
 
 
+def test_a_fold_finds_a_moved_order_in_a_date_no_delta_touches(space: Settings, engine: DuckDBEngine) -> None:
+    """A fold looks for an order in every date only when it may live outside the dates the deltas
+    touch (compact_orphans.sql): here its created_at moved three days on, and nothing else changed
+    on its old day, so only that lookup finds its old row."""
+    stream = ChangeStream(seed=11)
+    start = END - timedelta(days=6)
+    placed = [c for c in moves(start) if c.order_id == "ord-later" and c.op == "put"]
+    deliver(space, list(raw_lines(placed[:1], stream)))
+    compact(space, engine, fold_fraction=0)  # the order in the base, on its first day
+    deliver(space, list(raw_lines(placed[1:], stream)))  # its created_at moves 3 days on
+    compact(space, engine, fold_fraction=0)  # a delta of that day only, folded at once
+    assert not live_deltas(space)
+    rows = latest(engine, space)  # (asserts the order exists once)
+    assert_matches(rows, stream.live_orders())
+    assert rows["ord-later"]["order_date"] == (start + timedelta(days=3)).date()
+    assert check_unique_order_id(engine, full=True).passed
+
+
 # --- §2.7: rollups maintained from what changed equal a computation from scratch --------------------
 
 
@@ -223,11 +242,30 @@ def scratch(engine: DuckDBEngine, settings: Settings) -> dict[str, set]:
     units = engine.query(
         f"SELECT product_id, sum(quantity) FROM {db}.orders_latest WHERE {sale} GROUP BY product_id"
     )
+    sold = (
+        f"count(*), count_if({sale}), sum(CASE WHEN {sale} THEN quantity ELSE 0 END), "
+        f"sum(CASE WHEN {sale} THEN order_total ELSE 0 END) FROM {db}.orders_latest"
+    )
+    totals = engine.query(
+        " UNION ALL ".join(
+            [f"SELECT '{kind}', {column}, {sold} GROUP BY {column}" for kind, column in DASHBOARD_GROUPS]
+            + [f"SELECT 'all', NULL, {sold}"]
+        )
+    )
     return {
         "sales_by_product_hourly": set(hourly.rows),
         "customer_activity": set(customers.rows),
         "units_sold": {r for r in units.rows if r[1]},
+        "sales_totals": {r for r in totals.rows if r[2]},
     }
+
+
+DASHBOARD_GROUPS = [
+    ("product", "product_name"),
+    ("category", "category"),
+    ("channel", "channel"),
+    ("region", "region"),
+]
 
 
 def maintained(engine: DuckDBEngine, settings: Settings) -> dict[str, set]:
@@ -238,10 +276,14 @@ def maintained(engine: DuckDBEngine, settings: Settings) -> dict[str, set]:
     )
     customers = engine.query(f"SELECT customer_id, orders, sales, spend FROM {db}.customer_activity")
     units = engine.query(f"SELECT product_id, units_sold FROM {db}.inventory_status WHERE units_sold <> 0")
+    totals = engine.query(
+        f"SELECT kind, value, live_orders, orders, units, total_sales FROM {db}.sales_totals"
+    )
     return {
         "sales_by_product_hourly": set(hourly.rows),
         "customer_activity": set(customers.rows),
         "units_sold": set(units.rows),
+        "sales_totals": set(totals.rows),
     }
 
 
@@ -269,12 +311,64 @@ def test_rollups_from_what_changed_equal_a_computation_from_scratch(
     assert maintained(engine, space) == scratch(engine, space)
 
 
+# --- issue 20: the dashboard from the running totals plus the open dates equals orders_live --------
+
+
+def dashboard(engine: DuckDBEngine, sql: str) -> set[tuple]:
+    """dashboard_live's rows but the newest event time (the totals keep a running max)."""
+    return {
+        (
+            r["kind"],
+            r["value"],
+            r["live_orders"],
+            r["orders"],
+            r["units"],
+            Decimal(r["total_sales"]),
+            Decimal(r["sales_today"]),
+            r["orders_today"],
+            Decimal(r["sales_last_hour"]),
+            r["orders_last_hour"],
+        )
+        for r in engine.execute(sql).as_dicts()
+    }
+
+
+def test_the_dashboard_from_totals_and_open_dates_equals_all_of_orders_live(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    """At every moment of a history (new orders, updates, status changes, deletes, Keys-only ones,
+    replays; a tail not compacted, deltas not folded, folds, totals built or behind) the bounded
+    statement gives every row the statement over all of orders_live gives, and reads fewer dates."""
+    write_catalogue(space)
+    rng = random.Random(40)
+    stream = ChangeStream(seed=40)
+    changes = plan_changes(160, END - timedelta(days=12), END, seed=40, keys_only_deletes=0.3)
+    lines = list(raw_lines(changes, stream))
+    cuts = sorted(rng.sample(range(1, len(lines)), 7))
+    bounded_reads = []
+    for i, (a, b) in enumerate(zip([0, *cuts], [*cuts, len(lines)], strict=True)):
+        deliver(space, lines[a:b] + rng.sample(lines[a:b], min(3, b - a)))
+        if i == 0 or rng.random() < 0.7:
+            compact(space, engine, fold_fraction=rng.choice([0.0, 0.25, 1e9]))
+        if i == 0 or rng.random() < 0.5:
+            build_rollup(space, engine, "sales_totals")
+        query = live_query(space, engine)
+        assert query.open_dates is not None
+        assert dashboard(engine, query.sql) == dashboard(engine, all_of_orders_live(space)), f"after part {i}"
+        bounded_reads.append(len(query.open_dates))
+    compact(space, engine, fold_fraction=0.0)
+    build_rollup(space, engine, "sales_totals")
+    query = live_query(space, engine)
+    assert dashboard(engine, query.sql) == dashboard(engine, all_of_orders_live(space))
+    assert min(bounded_reads) < 12, f"every date was open at every step: {bounded_reads}"
+
+
 # --- issue 20: a cycle's cost does not grow with the history -------------------------------------
 
 
 def cycle_cost(space: Settings, days: int) -> dict[str, tuple[int, int]]:
-    """Statements and bytes of each stage of one cycle (compact, rollups, checks) over a history of
-    `days` days at the same rate, for the same change set."""
+    """Statements and bytes of each stage of one cycle (compact, rollups, checks, a dashboard
+    refresh, then a fold) over a history of `days` days at the same rate, for the same change set."""
     write_catalogue(space)
     stream = ChangeStream(seed=30)
     history = plan_changes(12 * days, END - timedelta(days=days), END - timedelta(days=1), seed=31)
@@ -293,6 +387,10 @@ def cycle_cost(space: Settings, days: int) -> dict[str, tuple[int, int]]:
                 build_rollup(space, metered, name)
         with meter.stage("checks"):
             assert check_unique_order_id(metered).passed and check_amounts(metered).passed
+        with meter.stage("dashboard"):  # the live panels' statement(s) of one refresh
+            assert metered.execute(live_query(space, metered).sql).rows
+        with meter.stage("fold"):  # the deltas into the base: the touched dates, not every date
+            assert compact(space, metered, fold_fraction=0).folded
         assert max(s.bytes_scanned for s in meter.statements) < space.scan_cutoff_bytes
         return meter.totals()
 

@@ -181,7 +181,12 @@ def test_incremental_compaction_equals_a_full_rebuild(loaded: Loaded) -> None:
 
 def test_rollups(loaded: Loaded, orders: dict) -> None:
     reports = {r.name: r for r in build_rollups(loaded.settings, loaded.engine)}
-    assert set(reports) == {"sales_by_product_hourly", "customer_activity", "inventory_status"}
+    assert set(reports) == {
+        "sales_by_product_hourly",
+        "customer_activity",
+        "inventory_status",
+        "sales_totals",
+    }
     assert all(
         r.bytes_written > 0 and r.location.startswith(loaded.settings.s3_uri("curated/"))
         for r in reports.values()
@@ -221,6 +226,20 @@ def test_rollups(loaded: Loaded, orders: dict) -> None:
         row = stock[product.product_id]
         assert row["units_sold"] == row["units_sold_24h"] == sold[product.product_id]
         assert row["stock_left"] == product.opening_stock - sold[product.product_id]
+
+    # The dashboard's all-time figures: per kind and value, and in all.
+    totals = {
+        (r["kind"], r["value"]): r for r in loaded.engine.query(f"SELECT * FROM {db}.sales_totals").as_dicts()
+    }
+    every = totals[("all", None)]
+    assert (every["live_orders"], every["orders"]) == (len(live), len(sales(orders)))
+    assert every["total_sales"] == sum(o["order_total"] for o in sales(orders))
+    for kind, field in (("product", "product_name"), ("region", "region")):
+        want: Counter = Counter()
+        for o in sales(orders):
+            want[o[field]] += o["order_total"]
+        got = {value: r["total_sales"] for (k, value), r in totals.items() if k == kind and r["orders"]}
+        assert got == dict(want), kind
 
 
 def _customers(orders: dict) -> dict[str, dict]:

@@ -355,7 +355,8 @@ class Compaction:
         version = new_version()  # fresh per attempt: a failed fold's files are never published
         plan = Plan(version, [], [], current_versions(self.settings), False)
         plan.latest = dict(plan.current)
-        merge = Merge(deltas=Sql(f"delta IN ({literal(deltas, top=True)})"), with_base=True)
+        selector = Sql(f"delta IN ({literal(deltas, top=True)})")
+        merge = Merge(deltas=selector, with_base=self._orphans(selector) > 0)
         self.progress(f"folding {len(deltas)} delta(s) into the base")
         dates = self._touched(plan, merge)
         plan.dates = dates
@@ -366,6 +367,12 @@ class Compaction:
             self.swap(plan, dates[i : i + self.dates_per_write])
         rows, written = self._counts(plan)
         return rows, written, dates, self.drop_deltas(deltas)
+
+    def _orphans(self, deltas: Sql) -> int:
+        """The deltas' orders that may have a base row outside the dates they touch: only then
+        does the fold look for their rows in every date (compact_orphans.sql)."""
+        result = self.named("compact_orphans", deltas=deltas, dates=self.state.delta_dates())
+        return int(result.rows[0][0])
 
     def drop_deltas(self, deltas: list[str]) -> list[str]:
         """Unregister folded deltas (their files go with retention: a running query may read them)."""

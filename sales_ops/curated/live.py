@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sales_ops.catalog import glue
 from sales_ops.curated.state import _RAW_KEY, CompactionState
-from sales_ops.curated.tables import VIEW_COLUMNS, ensure_tables
+from sales_ops.curated.tables import ORDERS_LATEST, VIEW_COLUMNS, ensure_tables, latest_view_sql, on_dates
 from sales_ops.query.templates import Sql, literal, render_named
 from sales_ops.settings import RAW_PREFIX, Settings
 
@@ -88,18 +88,30 @@ def tail_filter(start: Tail | None, bucket: str) -> Sql:
     return Sql(where)
 
 
-def live_view_sql(settings: Settings, state: CompactionState) -> str:
+def live_view_sql(settings: Settings, state: CompactionState, only_dates: list[date] | None = None) -> str:
+    """The view's SQL for `state`'s tail; with `only_dates`, the live orders of those order_dates
+    only, read from orders_latest's own SQL for those dates (so the base's other dates are never
+    read; the tail is read whole, it is bounded anyway)."""
     names = [name for name, _ in LIVE_COLUMNS]
     # The tail's columns beside orders_latest's (t_<name>), then the winner's of each.
     tail_columns = ", ".join(f"t.{n} AS t_{n}" for n in names)
     live_columns = ", ".join(f"CASE WHEN tail_wins THEN t_{n} ELSE {n} END AS {n}" for n in names)
-    return render_named(  # the view's SQL file bears its name
+    if only_dates is None:
+        latest = Sql(f"{settings.database}.{ORDERS_LATEST}")
+    else:
+        latest = Sql(f"(\n{latest_view_sql(settings, state, only_dates)}\n)")
+    sql = render_named(  # the view's SQL file bears its name
         "orders_live",
         settings.database,
         raw_tail=tail_filter(tail_start(state), settings.bucket),
         tail_columns=Sql(tail_columns),
         live_columns=Sql(live_columns),
+        latest=latest,
     )
+    if only_dates is None:
+        return sql
+    # A tail event can carry an order into another date: keep the asked dates only.
+    return f"SELECT * FROM (\n{sql}\n) AS live WHERE {on_dates(only_dates)}"
 
 
 def put_live_view(settings: Settings, state: CompactionState | None = None) -> str:

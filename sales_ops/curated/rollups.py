@@ -38,7 +38,7 @@ from sales_ops.query import Sql, SqlEngine, literal, render_named
 from sales_ops.schema import COLUMN_DESCRIPTIONS
 from sales_ops.settings import CURATED_PREFIX, Settings, error_code
 
-ROLLUPS = ("sales_by_product_hourly", "customer_activity", "inventory_status")
+ROLLUPS = ("sales_by_product_hourly", "customer_activity", "inventory_status", "sales_totals")
 PRODUCTS_TABLE = "products"
 PRODUCT_COLUMNS = [
     ("product_id", "string"),
@@ -80,6 +80,24 @@ ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("first_order_at", "timestamp", "created_at of the day's first live order."),
         ("last_order_at", "timestamp", "created_at of the day's latest live order."),
     ),
+    "sales_daily": (
+        ("kind", "string", "What `value` is: product (name), category, channel, region, or all."),
+        ("value", "string", "The product name, category, channel or region; empty for kind all."),
+        ("live_orders", "bigint", "Live orders created that day."),
+        ("orders", "bigint", "Of those, sales (not cancelled or returned)."),
+        ("units", "bigint", "Units sold."),
+        ("total_sales", "decimal(38,2)", "Amount sold (sum of order_total over sales)."),
+        ("newest_event_time", "string", "The newest change among those orders (event time)."),
+    ),
+    "sales_totals": (
+        ("kind", "string", "What `value` is: product (name), category, channel, region, or all."),
+        ("value", "string", "The product name, category, channel or region; empty for kind all."),
+        ("live_orders", "bigint", "Live orders."),
+        ("orders", "bigint", "Of those, sales (not cancelled or returned)."),
+        ("units", "bigint", "Units sold."),
+        ("total_sales", "decimal(38,2)", "Amount sold (sum of order_total over sales)."),
+        ("newest_event_time", "string", "The newest change seen live (never moves back)."),
+    ),
     "inventory_status": (
         ("product_id", "string", COLUMN_DESCRIPTIONS["product_id"]),
         ("product_name", "string", COLUMN_DESCRIPTIONS["product_name"]),
@@ -94,8 +112,12 @@ ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 # Rollups partitioned by order_date, rebuilt date by date; and the running totals over them.
-BY_DATE = ("sales_by_product_hourly", "customer_activity_daily")
-RUNNING = {"inventory_status": "sales_by_product_hourly", "customer_activity": "customer_activity_daily"}
+BY_DATE = ("sales_by_product_hourly", "customer_activity_daily", "sales_daily")
+RUNNING = {
+    "inventory_status": "sales_by_product_hourly",
+    "customer_activity": "customer_activity_daily",
+    "sales_totals": "sales_daily",  # the dashboard's all-time figures (docs/design.md §8)
+}
 DATES_PER_WRITE = 100  # one partition per date: Athena's INSERT writes at most 100
 ROLLUP_STATE_KEY = f"{CURATED_PREFIX}_state/rollup-{{name}}.json"
 # A rollup build is a writer like compaction: one at a time per rollup, or two builds would drop
@@ -249,12 +271,16 @@ def _build_running(settings: Settings, engine: SqlEngine, name: str, retention_h
     body = render_named(
         f"rollup_total_{name}",
         settings.database,
-        new_partials=_pairs(new),
-        old_partials=_pairs(old),
+        new_partials=version_pairs(new),
+        old_partials=version_pairs(old),
         with_previous=with_previous,
     )
     report = _write_version(settings, engine, name, body, retention_hours, started)
+    # What this build summed, so that a reader can take it as one moment (sales_ops/dashboard/
+    # snapshot.py): its version, the partials in it, and the orders_latest signatures they had.
     state["ledger"] = current
+    state["version"] = version_in(report.location)
+    state["signatures"] = _load_state(settings, source).get("signatures", {})
     _save_state(settings, name, state)
     report.full = not usable
     report.bytes_read += inner.bytes_read
@@ -279,11 +305,12 @@ def _write_version(
     glue.put_table(settings, glue.parquet_table_input(scratch, columns, location))
     try:
         result = engine.execute(f"INSERT INTO {settings.database}.{scratch}\n{body}")
+        _register_version(settings, name, location)
         glue.put_table(settings, glue.parquet_table_input(name, columns, location, descriptions=descriptions))
     finally:
         glue.delete_table(settings, scratch)
     written = sum(size for key, size in _objects(settings, location) if not key.endswith("/"))
-    removed = _remove_old_versions(settings, prefix, location, timedelta(hours=retention_hours))
+    removed = _remove_old_versions(settings, name, location, timedelta(hours=retention_hours))
     return RollupReport(
         name=name,
         rows=_rows_written(result),
@@ -294,6 +321,38 @@ def _write_version(
         versions_removed=removed,
         statements=1,
     )
+
+
+@dataclass(frozen=True)
+class RunningBuild:
+    """One build of a running total, as its state records it: a reader takes the totals of
+    `version` (`<name>__versions`, partition v) with the by-date partials of `ledger` as one moment."""
+
+    version: str
+    ledger: dict[str, str]  # order_date → the by-date rollup's version summed
+    signatures: dict[str, str]  # order_date → its orders_latest signature when that was built
+
+
+def running_build(settings: Settings, name: str) -> RunningBuild | None:
+    """The last build of running total `name`; None before the first (or an older build's state)."""
+    state = _load_state(settings, name)
+    if "version" not in state:
+        return None
+    return RunningBuild(state["version"], state.get("ledger", {}), state.get("signatures", {}))
+
+
+def _register_version(settings: Settings, name: str, location: str) -> None:
+    """Each version of a running total is also a partition of `<name>__versions` (partition v), so
+    that a reader can name the one a state records: the table itself moves on at the next build."""
+    versions = f"{name}__versions"
+    table = glue.get_table(settings, versions)
+    if table is None:
+        columns = [(c, t) for c, t, _ in ROLLUP_COLUMNS[name]]
+        root = settings.s3_uri(f"{CURATED_PREFIX}{name}/")
+        glue.put_table(settings, glue.parquet_table_input(versions, columns, root, [("v", "string")]))
+        table = glue.require_table(settings, versions)
+    version = version_in(location)
+    glue.put_partitions(settings, table, [glue.partition_input(table, [version], location)])
 
 
 def _rows_written(result: Any) -> int:
@@ -325,10 +384,15 @@ def _ensure_by_date(settings: Settings, name: str) -> tuple[dict[str, Any], str]
 
 
 def _version_of(partition: dict[str, Any]) -> str:
-    return str(partition["StorageDescriptor"]["Location"]).rstrip("/").rsplit("/v=", 1)[-1]
+    return version_in(str(partition["StorageDescriptor"]["Location"]))
 
 
-def _pairs(versions: dict[str, str]) -> Sql:
+def version_in(location: str) -> str:
+    """The version a rollup's location names (`…/v=<version>/`)."""
+    return location.rstrip("/").rsplit("/v=", 1)[-1]
+
+
+def version_pairs(versions: dict[str, str]) -> Sql:
     """WHERE fragment on a <rollup>__versions table: exactly these (order_date, v) partitions."""
     if not versions:
         return Sql("FALSE")
@@ -360,19 +424,27 @@ def _save_state(settings: Settings, name: str, state: dict[str, Any]) -> None:
 
 
 def _remove_old_date_versions(settings: Settings, name: str, retention: timedelta) -> int:
-    """Versions of a by-date rollup that no partition points at, written before the retention."""
+    """Versions of a by-date rollup that no partition points at, superseded before the retention
+    (by the date's next version; a date gone, from the version's own time). A running total's
+    last build may still name a superseded one (its ledger), and readers use that for a while."""
     cutoff = datetime.now(UTC) - retention
     current = {(p["Values"][0], _version_of(p)) for p in glue.list_partitions(settings, name)}
     prefix = f"{CURATED_PREFIX}{name}/"
-    doomed: dict[tuple[str, str], list[str]] = {}
+    files: dict[tuple[str, str], list[str]] = {}
     for key, _ in _objects(settings, settings.s3_uri(prefix)):
         parts = key[len(prefix) :].split("/")
         if len(parts) < 3 or not parts[0].startswith("order_date=") or not parts[1].startswith("v="):
             continue
-        pair = (parts[0].removeprefix("order_date="), parts[1].removeprefix("v="))
-        written = version_time(pair[1])
-        if pair not in current and written is not None and written <= cutoff:
-            doomed.setdefault(pair, []).append(key)
+        files.setdefault((parts[0].removeprefix("order_date="), parts[1].removeprefix("v=")), []).append(key)
+    by_date: dict[str, list[str]] = {}
+    for day, version in files:
+        by_date.setdefault(day, []).append(version)
+    doomed: dict[tuple[str, str], list[str]] = {}
+    for pair, keys in files.items():
+        newer = [v for v in by_date[pair[0]] if v > pair[1]]
+        superseded = version_time(min(newer) if newer else pair[1])
+        if pair not in current and superseded is not None and superseded <= cutoff:
+            doomed[pair] = keys
     keys = [{"Key": k} for ks in doomed.values() for k in ks]
     s3 = settings.client("s3")
     for i in range(0, len(keys), 1000):
@@ -398,8 +470,9 @@ def _objects(settings: Settings, uri: str) -> list[tuple[str, int]]:
     return out
 
 
-def _remove_old_versions(settings: Settings, prefix: str, current: str, retention: timedelta) -> int:
+def _remove_old_versions(settings: Settings, name: str, current: str, retention: timedelta) -> int:
     """Delete versions older than the current one whose successor is older than the retention."""
+    prefix = f"{CURATED_PREFIX}{name}/"
     cutoff = datetime.now(UTC) - retention
     by_version: dict[str, list[str]] = {}
     for key, _ in _objects(settings, settings.s3_uri(prefix)):
@@ -418,4 +491,6 @@ def _remove_old_versions(settings: Settings, prefix: str, current: str, retentio
     s3 = settings.client("s3")
     for i in range(0, len(keys), 1000):
         s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys[i : i + 1000], "Quiet": True})
+    if doomed and glue.get_table(settings, f"{name}__versions") is not None:
+        glue.delete_partitions(settings, f"{name}__versions", [[v] for v in doomed])
     return len(doomed)

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -37,6 +37,12 @@ class CompactionState:
     # What the last run that wrote anything wrote (the per-cycle checks read it, §2.8): its deltas,
     # the dates they changed or a fold/rebuild rewrote, and the dates a rebuild wrote.
     last_run: dict[str, list[str]] = field(default_factory=dict)
+
+    def delta_dates(self) -> list[date]:
+        """The order dates the live deltas touch (a Keys-only REMOVE's row has none: "None")."""
+        return sorted(
+            {date.fromisoformat(d) for by_date in self.deltas.values() for d in by_date if d != "None"}
+        )
 
     @classmethod
     def load(cls, settings: Settings) -> CompactionState:

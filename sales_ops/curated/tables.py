@@ -35,7 +35,19 @@ DELTA_PREFIX = f"{CURATED_PREFIX}orders_delta/"
 REJECTED_PREFIX = f"{CURATED_PREFIX}orders_rejected/"
 DELETED = "-deleted"
 COLUMNS: list[tuple[str, str]] = [(c.name, c.latest_type) for c in LATEST_COLUMNS]
-DELTA_COLUMNS: list[tuple[str, str]] = [*COLUMNS, ("is_deleted", "boolean"), ("order_date", "date")]
+# new_order: the order's creation (an INSERT, no delete) is among the pass's changes, so no older
+# row of it can exist: a fold looks for the other orders' rows only (compact_orphans.sql).
+DELTA_COLUMNS: list[tuple[str, str]] = [
+    *COLUMNS,
+    ("is_deleted", "boolean"),
+    ("order_date", "date"),
+    ("new_order", "boolean"),
+]
+# A table whose columns grew after files were written: its older files lack the new ones, which
+# Athena reads as NULL (Parquet is read by column name; "Handling schema updates",
+# https://docs.aws.amazon.com/athena/latest/ug/handling-schema-updates-chapter.html); the local
+# engine reads such a table by name too (query/catalog_tables.py).
+COLUMNS_ADDED = "sales_ops.columns_added"
 REJECTED_COLUMNS: list[tuple[str, str]] = [
     ("order_id", "string"),
     ("event_id", "string"),
@@ -85,8 +97,13 @@ def ensure_tables(settings: Settings) -> None:
         (REJECTED_TABLE, REJECTED_COLUMNS, settings.s3_uri(REJECTED_PREFIX), [("delta", "string")]),
     ]
     for name, columns, where, keys in tables:
-        if glue.get_table(settings, name) is None:
+        table = glue.get_table(settings, name)
+        if table is None:
             glue.put_table(settings, glue.parquet_table_input(name, columns, where, keys))
+        elif len(table["StorageDescriptor"]["Columns"]) < len(columns):  # a lake from before a column
+            grown = glue.parquet_table_input(name, columns, where, keys)
+            grown["Parameters"][COLUMNS_ADDED] = "true"
+            glue.put_table(settings, grown)
     latest = glue.get_table(settings, ORDERS_LATEST)
     if latest is not None and glue.view_sql(latest) is None:
         _move_to_base(settings)
@@ -99,13 +116,24 @@ def put_latest_view(
 ) -> None:
     """Write the orders_latest view for the live deltas of `state` (their dates are literals in its
     text), unless the catalog holds that text already."""
-    dates = sorted(
-        {date.fromisoformat(d) for by_date in state.deltas.values() for d in by_date if d != "None"}
-    )
-    sql = render_named("orders_latest", settings.database, delta_dates=dates)
+    sql = latest_view_sql(settings, state)
     current = current if current is not None else glue.get_table(settings, ORDERS_LATEST)
     if current is None or glue.view_sql(current) != sql:
         glue.put_table(settings, glue.view_input(ORDERS_LATEST, sql, VIEW_COLUMNS, settings.database))
+
+
+def latest_view_sql(settings: Settings, state: CompactionState, only_dates: list[date] | None = None) -> str:
+    """orders_latest's SQL for the live deltas of `state`. With `only_dates`, the rows of those
+    order_dates only, filtered where the base is read, so both engines prune its partitions (a
+    filter on the view itself cannot reach below its ranking)."""
+    dates = state.delta_dates()
+    only = Sql("TRUE") if only_dates is None else on_dates(only_dates)
+    return render_named("orders_latest", settings.database, delta_dates=dates, only_dates=only)
+
+
+def on_dates(dates: list[date]) -> Sql:
+    """WHERE fragment: rows of these order_dates (none if the list is empty)."""
+    return Sql(f"order_date IN ({literal(sorted(dates), top=True)})")
 
 
 def _move_to_base(settings: Settings) -> None:

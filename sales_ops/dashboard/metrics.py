@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sales_ops.dashboard.snapshot import live_query
 from sales_ops.local.reachable import require_reachable
 from sales_ops.quality import check_freshness, check_no_processing_failed
 from sales_ops.query import MissingTableError, SqlEngine
@@ -44,7 +45,7 @@ def collect_metrics(settings: Settings, engine: SqlEngine) -> dict[str, Any]:
     (dashboard_live.sql): one read of orders_live, so they agree with each other."""
     started = time.monotonic()
     now = datetime.now(UTC)
-    live = _panel(lambda: _live_groups(engine))
+    live = _panel(lambda: _live_groups(settings, engine))
     panels = {
         "total": _derive(live, _total),
         "headline": _derive(live, _headline),
@@ -150,10 +151,11 @@ def _as_datetime(value: Any) -> datetime | None:
 # --- panels --------------------------------------------------------------------------------------
 
 
-def _live_groups(engine: SqlEngine) -> dict[str, list[dict]]:
-    """dashboard_live's rows by kind ('all', 'product', 'category', 'channel', 'region', 'minute')."""
+def _live_groups(settings: Settings, engine: SqlEngine) -> dict[str, list[dict]]:
+    """dashboard_live's rows by kind ('all', 'product', 'category', 'channel', 'region', 'minute'):
+    from the sales_totals rollup plus orders_live of the open dates once it exists (snapshot.py)."""
     groups: dict[str, list[dict]] = {}
-    for row in engine.named("dashboard_live").as_dicts():
+    for row in engine.execute(live_query(settings, engine).sql).as_dicts():
         groups.setdefault(row["kind"], []).append(row)
     return groups
 

@@ -183,6 +183,8 @@ def _reader(
         reader = f"read_json({file_list}, {', '.join(options)})"
         data = [quoted(c) for c, _ in typed]
     else:
+        if table.glue.get("Parameters", {}).get("sales_ops.columns_added") == "true":
+            options.append("union_by_name = true")  # older files lack the added columns: NULL
         reader = f"read_parquet({file_list}, {', '.join(options)})"
         data = [f"CAST({quoted(c)} AS {t}) AS {quoted(c)}" for c, t in typed]
     projection = data + [quoted(c) for c, _ in keys] + (['"$path"'] if with_path else [])

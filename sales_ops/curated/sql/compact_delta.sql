@@ -3,14 +3,16 @@
 -- read, so the statement costs the pass's raw objects and nothing of the history. Readers
 -- (orders_latest, a view) merge it with the base and the other live deltas by the same rule, and a
 -- fold merges it into the base later. Changes that break §2.1 ({reject_reason}) are left out here
--- and recorded by compact_rejected.sql. The merge rule is compact_orders.sql's.
+-- and recorded by compact_rejected.sql. The merge rule is compact_orders.sql's. `new_order`: the
+-- order's creation (an INSERT) is among these changes and no delete is, so no older row of it can
+-- exist in the base (a fold looks only for the others', compact_orphans.sql).
 INSERT INTO {database}.orders_delta
 WITH candidates AS (
-    SELECT {checked_as_latest}, is_deleted, {checked_order_date} AS order_date
+    SELECT {checked_as_latest}, is_deleted, {checked_order_date} AS order_date, event_type = 'INSERT' AS creates
     FROM {database}.raw_orders
     WHERE ({new_events}) AND {reject_reason} IS NULL
     UNION ALL
-    SELECT {checked_as_latest}, is_deleted, {checked_order_date} AS order_date
+    SELECT {checked_as_latest}, is_deleted, {checked_order_date} AS order_date, false AS creates
     FROM {database}.orders_baseline
     WHERE ({new_snapshots}) AND {reject_reason} IS NULL
 ),
@@ -23,7 +25,9 @@ best_of_kind AS (
                      CASE WHEN last_sequence_number IS NULL THEN last_event_time END DESC,
                      is_deleted DESC, last_event_time DESC, updated_at DESC
         ) AS rank_in_kind,
-        max(order_date) OVER (PARTITION BY order_id) AS any_order_date
+        max(order_date) OVER (PARTITION BY order_id) AS any_order_date,
+        bool_or(creates) OVER (PARTITION BY order_id)
+            AND NOT bool_or(is_deleted) OVER (PARTITION BY order_id) AS new_order
     FROM candidates
 ),
 ranked AS (
@@ -40,6 +44,7 @@ SELECT
     {latest_columns},
     is_deleted,
     coalesce(order_date, any_order_date) AS order_date,
+    new_order,
     {delta} AS delta
 FROM ranked
 WHERE rank_in_order = 1

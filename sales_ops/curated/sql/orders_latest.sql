@@ -8,7 +8,9 @@
 -- that changes them: literals, so that both engines prune the base's partitions before reading
 -- (a subquery would be known only while the query runs). Known limit: a replayed change older
 -- than an order's base row in another date (its created_at moved, or a Keys-only REMOVE with no
--- date) wins until the next fold, which ranks against every date.
+-- date) wins until the next fold, which ranks against every date. `only_dates` is TRUE in the
+-- view; a reader that wants some order_dates only (the dashboard, sales_ops/dashboard/snapshot.py)
+-- renders the SQL with them, so the base is pruned where it is read.
 WITH delta AS (
     SELECT {latest_columns}, is_deleted, order_date
     FROM {database}.orders_delta
@@ -52,8 +54,8 @@ ranked AS (
 )
 SELECT {latest_columns}, order_date
 FROM {database}.orders_base
-WHERE order_id NOT IN (SELECT order_id FROM changed)
+WHERE order_id NOT IN (SELECT order_id FROM changed) AND {only_dates}
 UNION ALL
 SELECT {latest_columns}, order_date
 FROM ranked
-WHERE rank_in_order = 1 AND NOT is_deleted
+WHERE rank_in_order = 1 AND NOT is_deleted AND {only_dates}

@@ -6,7 +6,7 @@
 -- compaction leaves them out) is joined to orders_latest by key, and wins when its sequence number
 -- is greater (or equal, for a REMOVE) than the row's; every other row passes through untouched.
 -- Reading a compacted event again is harmless: it ties with its own row. Deleted orders are left
--- out.
+-- out. `latest` is the orders_latest view, or its SQL for some order_dates only (the dashboard).
 WITH tail AS (
     SELECT {checked_as_latest}, is_deleted, {checked_order_date} AS order_date
     FROM {database}.raw_orders
@@ -35,7 +35,7 @@ joined AS (
         ) AS tail_wins,
         {tail_columns},
         t.is_deleted AS t_is_deleted
-    FROM {database}.orders_latest AS l
+    FROM {latest} AS l
     FULL OUTER JOIN tail_best AS t ON l.order_id = t.order_id
 )
 SELECT {live_columns}

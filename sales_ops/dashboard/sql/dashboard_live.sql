@@ -1,4 +1,4 @@
--- Dashboard: every figure of a refresh that reads orders_live, in one statement: one read of the
+-- Dashboard: every figure of a refresh about orders now, in one statement: one read of the
 -- compacted tables and of the raw tail, so no card of a refresh contradicts another (the total,
 -- today, the last hour, the per-minute chart, the top products and the dimensions all count the
 -- same orders). One row per group, told apart by `kind`:
@@ -9,6 +9,10 @@
 --              every live order created then, sales their sales): the headline's "last hour".
 -- A sale is a live order not cancelled or returned (sales_ops.schema); amounts are order_total.
 -- Orders deleted since are gone from orders_live, and so from every figure.
+-- `live` is orders_live, or orders_live restricted to the open dates (sales_ops/dashboard/
+-- snapshot.py); `settled` then adds the other dates' figures from one build of the sales_totals
+-- rollup (dashboard_settled.sql), and is empty when `live` is all of orders_live. Today and the
+-- last hour always lie in the open dates.
 WITH live AS (  -- the engine reads only the columns the groups below use
     SELECT
         *,
@@ -17,26 +21,52 @@ WITH live AS (  -- the engine reads only the columns the groups below use
             WHEN {created_ts} >= date_trunc('minute', current_timestamp) - INTERVAL '59' MINUTE
             THEN date_diff('minute', date_trunc('minute', {created_ts}), date_trunc('minute', current_timestamp))
         END AS minutes_ago
-    FROM {database}.orders_live
+    FROM {live}
+),
+read_now AS (
+    SELECT
+        CASE
+            WHEN grouping(product_name) = 0 THEN 'product'
+            WHEN grouping(category) = 0 THEN 'category'
+            WHEN grouping(channel) = 0 THEN 'channel'
+            WHEN grouping(region) = 0 THEN 'region'
+            WHEN grouping(minutes_ago) = 0 THEN 'minute'
+            ELSE 'all'
+        END AS kind,
+        coalesce(product_name, category, channel, region, CAST(minutes_ago AS varchar)) AS value,
+        count(*) AS live_orders,
+        count_if(is_sale) AS orders,
+        coalesce(sum(CASE WHEN is_sale THEN quantity END), 0) AS units,
+        coalesce(sum(CASE WHEN is_sale THEN order_total END), 0) AS total_sales,
+        coalesce(sum(CASE WHEN is_sale AND order_date = current_date THEN order_total END), 0) AS sales_today,
+        count_if(is_sale AND order_date = current_date) AS orders_today,
+        coalesce(sum(CASE WHEN is_sale AND minutes_ago IS NOT NULL THEN order_total END), 0) AS sales_last_hour,
+        count_if(is_sale AND minutes_ago IS NOT NULL) AS orders_last_hour,
+        max(last_event_time) AS newest_event_time
+    FROM live
+    GROUP BY GROUPING SETS ((product_name), (category), (channel), (region), (minutes_ago), ())
+),
+settled AS (
+    {settled}
 )
 SELECT
-    CASE
-        WHEN grouping(product_name) = 0 THEN 'product'
-        WHEN grouping(category) = 0 THEN 'category'
-        WHEN grouping(channel) = 0 THEN 'channel'
-        WHEN grouping(region) = 0 THEN 'region'
-        WHEN grouping(minutes_ago) = 0 THEN 'minute'
-        ELSE 'all'
-    END AS kind,
-    coalesce(product_name, category, channel, region, CAST(minutes_ago AS varchar)) AS value,
-    count(*) AS live_orders,
-    count_if(is_sale) AS orders,
-    coalesce(sum(CASE WHEN is_sale THEN quantity END), 0) AS units,
-    coalesce(sum(CASE WHEN is_sale THEN order_total END), 0) AS total_sales,
-    coalesce(sum(CASE WHEN is_sale AND order_date = current_date THEN order_total END), 0) AS sales_today,
-    count_if(is_sale AND order_date = current_date) AS orders_today,
-    coalesce(sum(CASE WHEN is_sale AND minutes_ago IS NOT NULL THEN order_total END), 0) AS sales_last_hour,
-    count_if(is_sale AND minutes_ago IS NOT NULL) AS orders_last_hour,
-    max(last_event_time) AS newest_event_time
-FROM live
-GROUP BY GROUPING SETS ((product_name), (category), (channel), (region), (minutes_ago), ())
+    kind,
+    value,
+    sum(live_orders) AS live_orders,
+    sum(orders) AS orders,
+    sum(units) AS units,
+    sum(total_sales) AS total_sales,
+    sum(sales_today) AS sales_today,
+    sum(orders_today) AS orders_today,
+    sum(sales_last_hour) AS sales_last_hour,
+    sum(orders_last_hour) AS orders_last_hour,
+    max(newest_event_time) AS newest_event_time
+FROM (
+    SELECT * FROM read_now
+    UNION ALL
+    SELECT kind, value, live_orders, orders, units, total_sales, 0, 0, 0, 0, newest_event_time
+    FROM settled
+) AS every_source
+GROUP BY kind, value
+-- (the 'minute' group of the orders created before the last hour is no minute: left out)
+HAVING (kind = 'all' OR sum(live_orders) <> 0) AND NOT (kind = 'minute' AND value IS NULL)
