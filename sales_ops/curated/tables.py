@@ -35,8 +35,8 @@ DELTA_PREFIX = f"{CURATED_PREFIX}orders_delta/"
 REJECTED_PREFIX = f"{CURATED_PREFIX}orders_rejected/"
 DELETED = "-deleted"
 COLUMNS: list[tuple[str, str]] = [(c.name, c.latest_type) for c in LATEST_COLUMNS]
-# new_order: the order's creation (an INSERT, no delete) is among the pass's changes, so no older
-# row of it can exist: a fold looks for the other orders' rows only (compact_orphans.sql).
+# new_order: the order's first change in the pass is its creation (an INSERT), so no older row of
+# it can exist: a fold looks for the other orders' rows only (compact_orphans.sql).
 DELTA_COLUMNS: list[tuple[str, str]] = [
     *COLUMNS,
     ("is_deleted", "boolean"),

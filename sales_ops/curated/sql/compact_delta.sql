@@ -4,8 +4,9 @@
 -- (orders_latest, a view) merge it with the base and the other live deltas by the same rule, and a
 -- fold merges it into the base later. Changes that break §2.1 ({reject_reason}) are left out here
 -- and recorded by compact_rejected.sql. The merge rule is compact_orders.sql's. `new_order`: the
--- order's creation (an INSERT) is among these changes and no delete is, so no older row of it can
--- exist in the base (a fold looks only for the others', compact_orphans.sql).
+-- order's first change here is its creation (an INSERT: DynamoDB had no such item before), so no
+-- older row of it can exist in the base (a fold looks only for the others', compact_orphans.sql;
+-- a snapshot, which has no sequence number, counts as first, and is no creation).
 INSERT INTO {database}.orders_delta
 WITH candidates AS (
     SELECT {checked_as_latest}, is_deleted, {checked_order_date} AS order_date, event_type = 'INSERT' AS creates
@@ -26,8 +27,9 @@ best_of_kind AS (
                      is_deleted DESC, last_event_time DESC, updated_at DESC
         ) AS rank_in_kind,
         max(order_date) OVER (PARTITION BY order_id) AS any_order_date,
-        bool_or(creates) OVER (PARTITION BY order_id)
-            AND NOT bool_or(is_deleted) OVER (PARTITION BY order_id) AS new_order
+        first_value(creates) OVER (
+            PARTITION BY order_id ORDER BY last_sequence_number ASC NULLS FIRST
+        ) AS new_order
     FROM candidates
 ),
 ranked AS (
