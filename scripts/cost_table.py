@@ -142,8 +142,11 @@ def fits(figures: dict[str, Any]) -> dict[str, list[Fit]]:
         same = all(len(r) == len(runs[-1]) for r in runs)
         stage_fits = []
         for i, (label, last) in enumerate(runs[-1]):
+            # The slope beyond the lifecycle's window: what a statement reads of the dates a
+            # cycle's changes touch grows until the history spans them (about three weeks,
+            # docs/design.md §2.5), then stays; the two longest histories give what grows on.
             points = (
-                [(h["history_changes"], r[i][1]) for h, r in zip(histories, runs, strict=True)]
+                [(h["history_changes"], r[i][1]) for h, r in zip(histories, runs, strict=True)][-2:]
                 if same
                 else []
             )
@@ -409,6 +412,23 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def growth(figures: dict[str, Any], rate: float = 10.0) -> list[tuple[str, str, float, float]]:
+    """(stage, statement, bytes in month 1, in month 12) of the statements that read more than
+    1.5x in month 12 at `rate`: what still grows with the history."""
+    biggest = figures["histories"][-1]
+    per_order = biggest["history_changes"] / biggest["orders"]
+    live_share = biggest["live_orders"] / biggest["orders"]
+    touched = float(biggest.get("partitions_rewritten") or 1)
+    first, last = (Shop(rate, m, per_order, live_share, touched) for m in (MONTHS[0], MONTHS[-1]))
+    out = []
+    for stage, stage_fits in fits(figures).items():
+        for fit in stage_fits:
+            a, b = (statement_bytes(fit, shop, figures["rate"], stage) for shop in (first, last))
+            if b > 1.5 * max(a, 1.0):
+                out.append((stage, fit.label, a, b))
+    return out
+
+
 def notes(
     counts: dict[str, dict[str, int]],
     figures: dict[str, Any],
@@ -442,6 +462,16 @@ def notes(
         f"- Athena at 10 changes/s: month 12 is {athena['10/s, month 12'] / athena['10/s, month 1']:.2f}x "
         "month 1 (issue 20's target: at most 1.2x)."
     )
+    growing = growth(figures)
+    if growing:
+        out.append(
+            "- What grows from month 1 to month 12 at 10 changes/s (per statement, fitted beyond the "
+            "lifecycle's window): "
+            + "; ".join(
+                f"{stage} `{label}` {a / MB:,.1f} MB → {b / MB:,.1f} MB" for stage, label, a, b in growing
+            )
+            + "."
+        )
     benched = {s: len(h) for s, h in figures["histories"][-1]["statements"].items()}
     stale = [s for s, n in counts["cycle"].items() if benched.get(s, 0) != n]
     if stale:

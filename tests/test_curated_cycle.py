@@ -225,8 +225,9 @@ def test_a_fold_finds_a_moved_order_in_a_date_no_delta_touches(space: Settings, 
 # --- §2.7: rollups maintained from what changed equal a computation from scratch --------------------
 
 
-def scratch(engine: DuckDBEngine, settings: Settings) -> dict[str, set]:
-    """Each rollup computed from orders_latest in one query, as the pre-issue-20 SQL did."""
+def scratch(engine: DuckDBEngine, settings: Settings, customer_days: int = 30) -> dict[str, set]:
+    """Each rollup computed from orders_latest in one query, as the pre-issue-20 SQL did
+    (customer_activity over the orders of its window's days)."""
     db = settings.database
     sale = "status NOT IN ('CANCELLED', 'RETURNED')"
     hourly = engine.query(
@@ -237,7 +238,8 @@ def scratch(engine: DuckDBEngine, settings: Settings) -> dict[str, set]:
     )
     customers = engine.query(
         f"SELECT customer_id, count(*), count_if({sale}), sum(CASE WHEN {sale} THEN order_total ELSE 0 END) "
-        f"FROM {db}.orders_latest GROUP BY customer_id"
+        f"FROM {db}.orders_latest WHERE order_date > current_date - INTERVAL '{customer_days}' DAY "
+        "GROUP BY customer_id"
     )
     units = engine.query(
         f"SELECT product_id, sum(quantity) FROM {db}.orders_latest WHERE {sale} GROUP BY product_id"
@@ -309,6 +311,23 @@ def test_rollups_from_what_changed_equal_a_computation_from_scratch(
     compact(space, engine, full=True)  # a rebuild: new versions of every date
     build_rollups(space, engine)
     assert maintained(engine, space) == scratch(engine, space)
+
+
+def test_customer_activity_covers_its_window_and_dates_leaving_it_come_off(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    """customer_activity is a running total over the last 30 days (WINDOW_DAYS): a build whose
+    window shrank takes the partials of the dates that left it off, as days passing does."""
+    write_catalogue(space)
+    stream = ChangeStream(seed=50)
+    deliver(space, list(raw_lines(plan_changes(90, END - timedelta(days=40), END, seed=50), stream)))
+    compact(space, engine)
+    query = f"SELECT customer_id, orders, sales, spend FROM {space.database}.customer_activity"
+    for days in (40, 30, 12):  # the first build over every date; then dates leave the window
+        report = build_rollup(space, engine, "customer_activity", window_days=days)
+        assert set(engine.query(query).rows) == scratch(engine, space, days)["customer_activity"], days
+        assert report.full == (days == 40), "a shrinking window is subtracted, not added up again"
+    assert set(engine.query(query).rows) != scratch(engine, space, 40)["customer_activity"]
 
 
 # --- issue 20: the dashboard from the running totals plus the open dates equals orders_live --------

@@ -1,5 +1,6 @@
--- Dashboard: customers new (one live order so far) vs returning (two or more), from the
--- customer_activity rollup; "active" means they ordered in the last hour.
+-- Dashboard: customers of the last 30 days new (one live order in them) vs returning (two or
+-- more), from the customer_activity rollup (a running total over those days, docs/design.md §2.7);
+-- "active" means they ordered in the last hour.
 SELECT
     CASE WHEN orders > 1 THEN 'returning' ELSE 'new' END AS segment,
     count(*) AS customers,
