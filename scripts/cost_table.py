@@ -102,6 +102,15 @@ def _sensor_interval() -> float:
     return float(INTERVAL_S)
 
 
+def cycle_seconds(params: dict[str, float]) -> float:
+    """How often a cycle runs while changes flow: a Firehose delivery observed by the sensor, but
+    compaction (and the rollups and checks after it) at most once per cadence tick
+    (docs/design.md §2.5 "Cadence", SALES_OPS_CADENCE_MINUTES, default 5)."""
+    from sales_ops.settings import DEFAULT_CADENCE_MINUTES
+
+    return max(params["FirehoseBufferSeconds"], _sensor_interval(), DEFAULT_CADENCE_MINUTES * 60.0)
+
+
 def defaults(template: dict[str, Any]) -> dict[str, float]:
     return {k: float(v["Default"]) for k, v in template["Parameters"].items() if v.get("Type") == "Number"}
 
@@ -365,7 +374,7 @@ def columns() -> list[tuple[str, dict[str, float], Athena]]:
     params = defaults(template)
     counts, figures = measured()
     models = fits(figures)
-    cycle_s = max(params["FirehoseBufferSeconds"], _sensor_interval())  # one eager cycle per delivery
+    cycle_s = cycle_seconds(params)
     biggest = figures["histories"][-1]
     per_order = biggest["history_changes"] / biggest["orders"]
     live_share = biggest["live_orders"] / biggest["orders"]
@@ -446,8 +455,10 @@ def notes(
     )
     out = [
         f"- Statements per cycle (measured): {per_stage}; a cycle with nothing new (the hourly "
-        f"backstop): {idle}. One cycle a Firehose delivery while changes flow (every "
-        f"{params['FirehoseBufferSeconds']:.0f} s), the backstop hourly when idle; the sampled "
+        f"backstop): {idle}. One cycle per cadence tick while changes flow (every "
+        f"{cycle_seconds(params) / 60:.0f} min: Firehose delivers every "
+        f"{params['FirehoseBufferSeconds']:.0f} s, compaction runs at most once a tick), the backstop "
+        "hourly when idle; the sampled "
         f"reconciliation hourly; the dashboard: a tab open {DASHBOARD_HOURS_PER_DAY} h a day, one refresh "
         f"per {ATHENA_CACHE_SECONDS:.0f} s (its cache).",
         f"- Bytes per statement: fitted on bench/bench_history.py's {len(figures['histories'])} history "
