@@ -35,13 +35,13 @@ read_now AS (
         END AS kind,
         coalesce(product_name, category, channel, region, CAST(minutes_ago AS varchar)) AS value,
         count(*) AS live_orders,
-        count_if(is_sale) AS orders,
+        count(CASE WHEN is_sale THEN 1 END) AS orders,
         coalesce(sum(CASE WHEN is_sale THEN quantity END), 0) AS units,
         coalesce(sum(CASE WHEN is_sale THEN order_total END), 0) AS total_sales,
         coalesce(sum(CASE WHEN is_sale AND order_date = current_date THEN order_total END), 0) AS sales_today,
-        count_if(is_sale AND order_date = current_date) AS orders_today,
+        count(CASE WHEN is_sale AND order_date = current_date THEN 1 END) AS orders_today,
         coalesce(sum(CASE WHEN is_sale AND minutes_ago IS NOT NULL THEN order_total END), 0) AS sales_last_hour,
-        count_if(is_sale AND minutes_ago IS NOT NULL) AS orders_last_hour,
+        count(CASE WHEN is_sale AND minutes_ago IS NOT NULL THEN 1 END) AS orders_last_hour,
         max(last_event_time) AS newest_event_time
     FROM live
     GROUP BY GROUPING SETS ((product_name), (category), (channel), (region), (minutes_ago), ())
