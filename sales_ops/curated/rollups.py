@@ -212,10 +212,11 @@ def _build_by_date(settings: Settings, engine: SqlEngine, name: str, retention_h
     gone = [d for d in changed if d not in now]
     rebuild = [date.fromisoformat(d) for d in changed if d in now]
     version = new_version()
+    rows = 0
     for i in range(0, len(rebuild), DATES_PER_WRITE):
         batch = rebuild[i : i + DATES_PER_WRITE]
         body = render_named(f"rollup_by_date_{name}", settings.database, dates=batch, version=version)
-        counted.run(f"INSERT INTO {settings.database}.{versions_table}\n{body}")
+        rows += _rows_written(counted.run(f"INSERT INTO {settings.database}.{versions_table}\n{body}"))
     written = {(p["Values"][0], p["Values"][1]) for p in glue.list_partitions(settings, versions_table)}
     prefix = f"{CURATED_PREFIX}{name}/"
     entries = [
@@ -230,13 +231,10 @@ def _build_by_date(settings: Settings, engine: SqlEngine, name: str, retention_h
     glue.delete_partitions(settings, name, [[d] for d in gone] + empty)
     state["signatures"] = now
     _save_state(settings, name, state)
-    rows = counted.run(
-        f"SELECT count(*) FROM {settings.database}.{versions_table} WHERE v = {literal(version)}"
-    )
     removed = _remove_old_date_versions(settings, name, timedelta(hours=retention_hours))
     return RollupReport(
         name=name,
-        rows=int(rows.rows[0][0]),
+        rows=rows,  # as the INSERTs report them (0 where the engine reports none), no extra statement
         bytes_written=sum(
             size for key, size in _objects(settings, settings.s3_uri(prefix)) if f"/v={version}/" in key
         ),
@@ -453,11 +451,11 @@ def _remove_old_date_versions(settings: Settings, name: str, retention: timedelt
     for day, version in files:
         by_date.setdefault(day, []).append(version)
     doomed: dict[tuple[str, str], list[str]] = {}
-    for pair, keys in files.items():
+    for pair, objects in files.items():
         newer = [v for v in by_date[pair[0]] if v > pair[1]]
         superseded = version_time(min(newer) if newer else pair[1])
         if pair not in current and superseded is not None and superseded <= cutoff:
-            doomed[pair] = keys
+            doomed[pair] = objects
     keys = [{"Key": k} for ks in doomed.values() for k in ks]
     s3 = settings.client("s3")
     for i in range(0, len(keys), 1000):
