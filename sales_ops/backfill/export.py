@@ -28,11 +28,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from sales_ops.settings import Settings
 
 EXPORT_PREFIX = "exports/orders"  # the export's own S3Prefix in the pipeline's bucket
-POLL_S = 2.0  # between DescribeExport calls once an export has run a few seconds
-# The first polls come sooner (0.1 s, doubling up to POLL_S): an export of the emulator's table
-# completes in milliseconds, and a flat 2 s wait was most of a local backfill; on AWS, where an
-# export takes minutes, it adds four DescribeExport calls at its start.
-FIRST_POLL_S = 0.1
+POLL_S = 2.0
 # A DynamoDB item is at most 400 KB; in DynamoDB JSON (type tags, escapes, base64) its line stays
 # well under this. It bounds a data file's decompressed size (per item the manifest announces).
 MAX_ITEM_TEXT = 4 * 1024 * 1024
@@ -128,7 +124,7 @@ def wait_export(
     on_progress: Callable[[ExportInfo, float], None] | None = None,
 ) -> ExportInfo:
     """Poll DescribeExport until the export is COMPLETED; ExportError if it fails or times out."""
-    started, pause = time.monotonic(), FIRST_POLL_S
+    started = time.monotonic()
     while True:
         info = describe_export(settings, arn)
         elapsed = time.monotonic() - started
@@ -140,8 +136,7 @@ def wait_export(
             raise ExportError(f"export {info.export_id} failed: {info.failure or 'no reason given'}")
         if elapsed > timeout:
             raise ExportError(f"export {info.export_id} still {info.status} after {timeout:.0f}s")
-        time.sleep(pause)
-        pause = min(pause * 2, POLL_S)
+        time.sleep(POLL_S)
 
 
 def latest_export(settings: Settings) -> ExportInfo | None:
