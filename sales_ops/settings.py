@@ -146,15 +146,16 @@ class Settings:
         return urlparse(self.endpoint_url or "").port or LOCAL_PORT
 
     def client(self, service: str, **config: Any) -> Any:
-        """A boto3 client for `service` on this target (cached per service and config)."""
-        key = (service, tuple(sorted(config.items())))
+        """A boto3 client for `service` on this target (cached per service and config); `config`
+        goes to botocore's Config (standard retries, 5 attempts, unless it says `retries`)."""
+        key = (service, repr(sorted(config.items())))  # repr: values may be dicts (retries)
         cache = self._clients
         if key not in cache:
             cache[key] = self._session.client(
                 service,
                 # Set on aws only by tests that run the aws code paths against the emulator.
                 endpoint_url=self.endpoint_url,
-                config=Config(retries={"max_attempts": 5, "mode": "standard"}, **config),
+                config=Config(**{"retries": {"max_attempts": 5, "mode": "standard"}, **config}),
             )
         return cache[key]
 

@@ -13,6 +13,7 @@ Two tiers: every test that uses an emulator fixture is marked `slow` here; `pyte
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -27,6 +28,15 @@ pytest_plugins = ["pytester"]
 # A developer's DAGSTER_HOME (e.g. `make run`'s .sales-ops/dagster) is never shared with the tests,
 # nor between workers: tests that need an instance make their own (instance_for_test, a tmp home).
 os.environ.pop("DAGSTER_HOME", None)
+
+# A suite started in the background (`nohup make test &`, `cmd &` in a script) inherits SIGINT
+# ignored. An in-process Dagster run then sets SIGTERM to the same when it restores SIGINT
+# (dagster._utils.interrupts.capture_interrupts), and every process the tests start afterwards
+# inherits both ignored: a stand-in stopped during its start-up, each Dagster step's compute-log
+# `tail`, a `sales-ops load` sent Ctrl-C sat out a 30 s timeout (and the Ctrl-C test failed).
+# Python's own default instead, as under a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

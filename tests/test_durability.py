@@ -238,14 +238,17 @@ def test_a_full_disk_refuses_writes_clearly_and_loses_no_acknowledged_one(tmp_pa
     acked, errors = [], []
     with emulator(state_dir, port, small_disk) as proc:
         _make_resources(settings)
-        ddb = settings.client("dynamodb")
+        # No client retries: each refusal comes back at once instead of after botocore's backoff
+        # (several seconds a call), and the emulator is sent the ten refused writes that two calls
+        # of the default client (five attempts each) sent it.
+        ddb = settings.client("dynamodb", retries={"max_attempts": 1, "mode": "standard"})
         for i in range(2000):
             try:
                 ddb.put_item(TableName="orders", Item={"order_id": {"S": f"o{i}"}, "pad": {"S": "x" * 300}})
                 acked.append(f"o{i}")
             except ClientError as exc:
                 errors.append(str(exc))
-                if len(errors) == 2:
+                if len(errors) == 10:
                     break
         assert errors, "the limit was never reached"
         assert "cannot write the emulator's journal" in errors[0]

@@ -143,8 +143,9 @@ class Pending:
 # Read errors after which a shard's iterator is opened again from where this reader stands, as
 # the managed consumers do: an iterator older than 5 minutes (ExpiredIteratorException), a position
 # trimmed away (TrimmedDataAccessException), a shard or stream not (yet) known, and an iterator a
-# restarted emulator no longer has (moto answers 500 with a KeyError, which botocore reports as
-# InternalFailure / InternalServerError / "500" once its own retries are spent).
+# restarted emulator no longer has (the emulator answers ExpiredIteratorException; plain moto
+# answers 500 with a KeyError, which botocore reports as InternalFailure / InternalServerError /
+# "500" once its own retries are spent).
 # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetRecords.html
 # https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html
 REACQUIRE_CODES = frozenset(
