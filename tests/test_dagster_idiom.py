@@ -45,9 +45,9 @@ def test_code_references_link_to_the_repository_when_its_url_is_known(
 ) -> None:
     monkeypatch.setenv("SALES_OPS_GIT_URL", "git@github.com:acme/sales-ops.git")
     monkeypatch.setenv("SALES_OPS_GIT_REF", "0123abc")
-    with dg.instance_for_test():  # loaded inside an instance, as the code server does
+    with dg.instance_for_test():  # loaded and resolved inside an instance, as the code server does
         defs = with_repository_links(build_definitions())
-    spec = next(s for s in defs.resolve_all_asset_specs() if s.key == dg.AssetKey("orders_latest"))
+        spec = next(s for s in defs.resolve_all_asset_specs() if s.key == dg.AssetKey("orders_latest"))
     (reference,) = spec.metadata["dagster/code_references"].code_references
     assert isinstance(reference, dg.UrlCodeReference)
     assert reference.url.startswith(
