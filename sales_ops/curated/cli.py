@@ -108,7 +108,8 @@ def rollup_cmd(
     retention_hours: Annotated[float, typer.Option(help="Keep superseded versions this long.")] = 24.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
-    """Rebuild the Parquet rollups (sales_by_product_hourly, customer_activity, inventory_status)."""
+    """Rebuild the Parquet rollups (sales_by_product_hourly, customer_activity, inventory_status,
+    sales_totals), each from what changed since its last build."""
     from sales_ops.curated.rollups import ROLLUPS, build_rollup
     from sales_ops.targets import engine_for
 
