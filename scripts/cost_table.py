@@ -367,6 +367,18 @@ def measured() -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
     return json.loads(COUNTS.read_text()), json.loads(BYTES.read_text())
 
 
+def shop_of(figures: dict[str, Any], rate: float, month: int) -> Shop:
+    """The shop at `rate` in `month`, shaped as the longest benched history measured it."""
+    biggest = figures["histories"][-1]
+    return Shop(
+        rate,
+        month,
+        changes_per_order=biggest["history_changes"] / biggest["orders"],
+        live_share=biggest["live_orders"] / biggest["orders"],
+        touched_days=float(biggest.get("partitions_rewritten") or 1),
+    )
+
+
 def columns() -> list[tuple[str, dict[str, float], Athena]]:
     from sales_ops.dashboard.app import ATHENA_CACHE_SECONDS
 
@@ -375,14 +387,10 @@ def columns() -> list[tuple[str, dict[str, float], Athena]]:
     counts, figures = measured()
     models = fits(figures)
     cycle_s = cycle_seconds(params)
-    biggest = figures["histories"][-1]
-    per_order = biggest["history_changes"] / biggest["orders"]
-    live_share = biggest["live_orders"] / biggest["orders"]
-    touched = float(biggest.get("partitions_rewritten") or 1)
     out = []
     for rate in RATES:
         for month in MONTHS:
-            shop = Shop(rate, month, per_order, live_share, touched)
+            shop = shop_of(figures, rate, month)
             athena = athena_month(
                 shop,
                 counts,
@@ -424,11 +432,7 @@ def table() -> str:
 def growth(figures: dict[str, Any], rate: float = 10.0) -> list[tuple[str, str, float, float]]:
     """(stage, statement, bytes in month 1, in month 12) of the statements that read more than
     1.5x in month 12 at `rate`: what still grows with the history."""
-    biggest = figures["histories"][-1]
-    per_order = biggest["history_changes"] / biggest["orders"]
-    live_share = biggest["live_orders"] / biggest["orders"]
-    touched = float(biggest.get("partitions_rewritten") or 1)
-    first, last = (Shop(rate, m, per_order, live_share, touched) for m in (MONTHS[0], MONTHS[-1]))
+    first, last = (shop_of(figures, rate, m) for m in (MONTHS[0], MONTHS[-1]))
     out = []
     for stage, stage_fits in fits(figures).items():
         for fit in stage_fits:

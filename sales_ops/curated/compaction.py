@@ -55,7 +55,7 @@ from sales_ops.curated.planning import (
 )
 from sales_ops.curated.quarantine import Quarantined, quarantine_unreadable
 from sales_ops.curated.retention import remove_superseded
-from sales_ops.curated.state import LOOKBACK_HOURS, CompactionState, RawObject, horizon
+from sales_ops.curated.state import LOOKBACK_HOURS, CompactionState, RawObject, dated, horizon
 from sales_ops.curated.tables import (
     BASE_TABLE,
     DELETED,
@@ -293,7 +293,7 @@ class Compaction:
             self.delta_rows += sum(by_date.values())
             files = list_sizes(self.settings, f"{DELTA_PREFIX}delta={name}/")
             self.delta_bytes += sum(size for _, size in files)
-            self.dates_changed |= {date.fromisoformat(d) for d in by_date if d != "None"}
+            self.dates_changed |= dated(by_date)
             self.state.deltas[window.version] = by_date
 
     def _record(self, objects: list[RawObject], exports: list[str]) -> None:

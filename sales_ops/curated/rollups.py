@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 
 from sales_ops.catalog import glue
 from sales_ops.curated.lock import S3Lock
-from sales_ops.curated.state import CompactionState
+from sales_ops.curated.state import CompactionState, dated
 from sales_ops.curated.tables import current_versions, new_version, version_time
 from sales_ops.load.shop import CATALOGUE_KEY
 from sales_ops.query import Sql, SqlEngine, literal, render_named
@@ -186,16 +186,16 @@ class _Counted:
         return result
 
 
-def date_signatures(settings: Settings) -> dict[str, str]:
+def date_signatures(settings: Settings, state: CompactionState | None = None) -> dict[str, str]:
     """order_date → what its orders_latest rows come from: the base version and the live deltas
-    touching it. A date whose signature changed since a build has changed rows."""
-    state = CompactionState.load(settings)
+    touching it (`state`: the compaction state, loaded if not given). A date whose signature
+    changed since a build has changed rows."""
+    state = state or CompactionState.load(settings)
     out = {d.isoformat(): v for d, v in current_versions(settings).items()}
     touching: dict[str, list[str]] = {}
     for delta, by_date in state.deltas.items():
-        for d in by_date:
-            if d != "None":
-                touching.setdefault(d, []).append(delta)
+        for day in dated(by_date):
+            touching.setdefault(day.isoformat(), []).append(delta)
     for d, deltas in touching.items():
         out[d] = f"{out.get(d, '')}+{','.join(sorted(deltas))}"
     return out

@@ -21,6 +21,15 @@ _RAW_KEY = re.compile(r"^dt=(?P<dt>[^/]+)/hour=(?P<hour>[^/]+)/(?P<name>[^/]+)$"
 LOOKBACK_HOURS = 72
 
 
+# A delta's rows per order_date name a row with no date (a Keys-only REMOVE carries none) so.
+NO_DATE = "None"
+
+
+def dated(by_date: Iterable[str]) -> set[date]:
+    """The order dates among a delta's per-date keys, without NO_DATE."""
+    return {date.fromisoformat(d) for d in by_date if d != NO_DATE}
+
+
 @dataclass
 class CompactionState:
     processed: dict[str, str] = field(default_factory=dict)  # raw key → ETag, from the horizon on
@@ -39,10 +48,12 @@ class CompactionState:
     last_run: dict[str, list[str]] = field(default_factory=dict)
 
     def delta_dates(self) -> list[date]:
-        """The order dates the live deltas touch (a Keys-only REMOVE's row has none: "None")."""
-        return sorted(
-            {date.fromisoformat(d) for by_date in self.deltas.values() for d in by_date if d != "None"}
-        )
+        """The order dates the live deltas touch."""
+        return sorted({d for by_date in self.deltas.values() for d in dated(by_date)})
+
+    def has_dateless_rows(self) -> bool:
+        """Whether a live delta holds a row with no order_date (a Keys-only REMOVE)."""
+        return any(NO_DATE in by_date for by_date in self.deltas.values())
 
     @classmethod
     def load(cls, settings: Settings) -> CompactionState:

@@ -74,7 +74,7 @@ def open_dates(
     settings: Settings, engine: SqlEngine, state: CompactionState, build: RunningBuild
 ) -> list[date]:
     """The dates whose orders may differ from what `build` summed (see the module's docstring)."""
-    now = date_signatures(settings)
+    now = date_signatures(settings, state)  # the same moment of the state as the SQL below
     changed = {d for d in set(now) | set(build.signatures) if now.get(d) != build.signatures.get(d)}
     raw_tail = tail_filter(tail_start(state), settings.bucket)
     tail = engine.execute(render_named("dashboard_tail_dates", settings.database, raw_tail=raw_tail))
@@ -90,7 +90,7 @@ def _dateless_dates(
 ) -> set[date]:
     """Where the base holds the orders of deletes that carry no date (Keys-only REMOVEs), in the
     tail or in a live delta; a lookup over every date, so only while there are any."""
-    if not tail_ids and not any("None" in by_date for by_date in state.deltas.values()):
+    if not tail_ids and not state.has_dateless_rows():
         return set()
     found = engine.execute(render_named("dashboard_dateless_dates", settings.database, order_ids=tail_ids))
     return {_day(day) for (day,) in found.rows if day is not None}
