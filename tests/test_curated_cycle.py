@@ -15,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from sales_ops.catalog import glue
 from sales_ops.catalog.crawlers import LocalCrawler
 from sales_ops.curated.compaction import compact
 from sales_ops.curated.rollups import ROLLUPS, build_rollup, build_rollups
-from sales_ops.curated.tables import live_deltas
+from sales_ops.curated.tables import DELTA_COLUMNS, DELTA_PREFIX, DELTA_TABLE, list_sizes, live_deltas
 from sales_ops.dashboard.snapshot import all_of_orders_live, live_query
 from sales_ops.load.shop import write_catalogue
 from sales_ops.load.synthetic import ChangeStream, TimedChange, plan_changes, raw_lines, write_lines
@@ -222,6 +224,41 @@ def test_a_fold_finds_a_moved_order_in_a_date_no_delta_touches(space: Settings, 
     assert check_unique_order_id(engine, full=True).passed
 
 
+def test_deltas_written_before_new_order_existed_are_read_and_folded(
+    space: Settings, engine: DuckDBEngine, tmp_path: Path
+) -> None:
+    """A lake from before `new_order`: its orders_delta table lacks the column and its live delta's
+    files too. The next run adds the column (older files read as NULL, as Athena reads Parquet by
+    name), readers still see every order, and the fold takes those orders for not new (it looks for
+    them in every date) and gives the same table."""
+    stream = ChangeStream(seed=13)
+    lines = list(raw_lines(plan_changes(40, END - timedelta(days=4), END, seed=13), stream))
+    first, rest = lines[: len(lines) // 2], lines[len(lines) // 2 :]
+    deliver(space, first)
+    compact(space, engine, fold_fraction=0)
+    deliver(space, rest)
+    compact(space, engine, fold_fraction=1e9)  # a live delta, then made as an older run wrote it
+    s3 = space.client("s3")
+    for key in [k for k, _ in list_sizes(space, DELTA_PREFIX) if k.endswith(".parquet")]:
+        local = tmp_path / "delta.parquet"
+        local.write_bytes(s3.get_object(Bucket=space.bucket, Key=key)["Body"].read())
+        duckdb.sql(f"COPY (SELECT * EXCLUDE (new_order) FROM '{local}') TO '{tmp_path / 'old.parquet'}'")
+        old_key = f"{key.rsplit('/', 1)[0]}/old-{uuid.uuid4().hex}.parquet"  # files are never rewritten
+        s3.put_object(Bucket=space.bucket, Key=old_key, Body=(tmp_path / "old.parquet").read_bytes())
+        s3.delete_object(Bucket=space.bucket, Key=key)
+    old = [c for c in DELTA_COLUMNS if c[0] != "new_order"]
+    glue.put_table(
+        space, glue.parquet_table_input(DELTA_TABLE, old, space.s3_uri(DELTA_PREFIX), [("delta", "string")])
+    )
+    assert live_deltas(space)
+
+    compact(space, engine, fold_fraction=1e9)  # nothing new: the table gets its column
+    assert glue.require_table(space, DELTA_TABLE)["Parameters"][glue.COLUMNS_ADDED] == "true"
+    assert_matches(latest(engine, space), stream.live_orders())
+    assert compact(space, engine, fold_fraction=0).folded
+    assert_matches(latest(engine, space), stream.live_orders())
+
+
 # --- §2.7: rollups maintained from what changed equal a computation from scratch --------------------
 
 
@@ -289,16 +326,25 @@ def maintained(engine: DuckDBEngine, settings: Settings) -> dict[str, set]:
     }
 
 
+def history_in_parts(
+    seed: int, orders: int, days: int, parts: int, keys_only_deletes: float
+) -> tuple[random.Random, list[list[tuple[str, bytes]]]]:
+    """A seeded history through the real handler, cut at random into `parts` deliveries; the
+    random source goes on for the caller's own choices."""
+    rng = random.Random(seed)
+    changes = plan_changes(
+        orders, END - timedelta(days=days), END, seed=seed, keys_only_deletes=keys_only_deletes
+    )
+    lines = list(raw_lines(changes, ChangeStream(seed=seed)))
+    cuts = sorted(rng.sample(range(1, len(lines)), parts - 1))
+    return rng, [lines[a:b] for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True)]
+
+
 def test_rollups_from_what_changed_equal_a_computation_from_scratch(
     space: Settings, engine: DuckDBEngine
 ) -> None:
     write_catalogue(space)
-    rng = random.Random(20)
-    stream = ChangeStream(seed=20)
-    changes = plan_changes(150, END - timedelta(days=8), END, seed=20, keys_only_deletes=0.5)
-    lines = list(raw_lines(changes, stream))
-    cuts = sorted(rng.sample(range(1, len(lines)), 5))
-    parts = [lines[a:b] for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True)]
+    rng, parts = history_in_parts(seed=20, orders=150, days=8, parts=6, keys_only_deletes=0.5)
     for i, part in enumerate(parts):
         late = rng.sample(part, min(5, len(part)))  # replayed lines: at-least-once delivery
         deliver(space, part + late)
@@ -359,14 +405,10 @@ def test_the_dashboard_from_totals_and_open_dates_equals_all_of_orders_live(
     replays; a tail not compacted, deltas not folded, folds, totals built or behind) the bounded
     statement gives every row the statement over all of orders_live gives, and reads fewer dates."""
     write_catalogue(space)
-    rng = random.Random(40)
-    stream = ChangeStream(seed=40)
-    changes = plan_changes(120, END - timedelta(days=10), END, seed=40, keys_only_deletes=0.3)
-    lines = list(raw_lines(changes, stream))
-    cuts = sorted(rng.sample(range(1, len(lines)), 6))
+    rng, parts = history_in_parts(seed=40, orders=120, days=10, parts=7, keys_only_deletes=0.3)
     bounded_reads = []
-    for i, (a, b) in enumerate(zip([0, *cuts], [*cuts, len(lines)], strict=True)):
-        deliver(space, lines[a:b] + rng.sample(lines[a:b], min(3, b - a)))
+    for i, part in enumerate(parts):
+        deliver(space, part + rng.sample(part, min(3, len(part))))  # with replayed lines
         if i == 0 or rng.random() < 0.7:
             compact(space, engine, fold_fraction=rng.choice([0.0, 0.25, 1e9]))
         if i == 0 or rng.random() < 0.5:

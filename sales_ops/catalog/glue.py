@@ -42,6 +42,13 @@ def columns_input(
     return out
 
 
+# A table parameter: the table's columns grew after files were written, so its older files lack
+# the new ones. Athena reads them as NULL (Parquet is read by column name; "Handling schema
+# updates", https://docs.aws.amazon.com/athena/latest/ug/handling-schema-updates-chapter.html); the
+# local engine reads such a table by name too (query/catalog_tables.py).
+COLUMNS_ADDED = "sales_ops.columns_added"
+
+
 def parquet_table_input(
     name: str,
     columns: list[tuple[str, str]],

@@ -43,11 +43,6 @@ DELTA_COLUMNS: list[tuple[str, str]] = [
     ("order_date", "date"),
     ("new_order", "boolean"),
 ]
-# A table whose columns grew after files were written: its older files lack the new ones, which
-# Athena reads as NULL (Parquet is read by column name; "Handling schema updates",
-# https://docs.aws.amazon.com/athena/latest/ug/handling-schema-updates-chapter.html); the local
-# engine reads such a table by name too (query/catalog_tables.py).
-COLUMNS_ADDED = "sales_ops.columns_added"
 REJECTED_COLUMNS: list[tuple[str, str]] = [
     ("order_id", "string"),
     ("event_id", "string"),
@@ -102,7 +97,7 @@ def ensure_tables(settings: Settings) -> None:
             glue.put_table(settings, glue.parquet_table_input(name, columns, where, keys))
         elif len(table["StorageDescriptor"]["Columns"]) < len(columns):  # a lake from before a column
             grown = glue.parquet_table_input(name, columns, where, keys)
-            grown["Parameters"][COLUMNS_ADDED] = "true"
+            grown["Parameters"][glue.COLUMNS_ADDED] = "true"
             glue.put_table(settings, grown)
     latest = glue.get_table(settings, ORDERS_LATEST)
     if latest is not None and glue.view_sql(latest) is None:

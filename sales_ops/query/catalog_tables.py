@@ -183,12 +183,21 @@ def _reader(
         reader = f"read_json({file_list}, {', '.join(options)})"
         data = [quoted(c) for c, _ in typed]
     else:
-        if table.glue.get("Parameters", {}).get("sales_ops.columns_added") == "true":
-            options.append("union_by_name = true")  # older files lack the added columns: NULL
         reader = f"read_parquet({file_list}, {', '.join(options)})"
+        if table.glue.get("Parameters", {}).get(glue.COLUMNS_ADDED) == "true":
+            reader = _by_name(reader, typed)
         data = [f"CAST({quoted(c)} AS {t}) AS {quoted(c)}" for c, t in typed]
     projection = data + [quoted(c) for c, _ in keys] + (['"$path"'] if with_path else [])
     return f"SELECT {', '.join(projection)} FROM {reader}"
+
+
+def _by_name(reader: str, typed: list[tuple[str, str]]) -> str:
+    """Parquet read by column name, a column no file has as NULL (as Athena reads a table whose
+    columns grew, glue.COLUMNS_ADDED): `union_by_name` fills a column only some files have, and a
+    UNION BY NAME with an empty row of every catalog column fills one that none has."""
+    stub = ", ".join(f"CAST(NULL AS {t}) AS {quoted(c)}" for c, t in typed)
+    by_name = reader[: -len(")")] + ", union_by_name = true)"
+    return f"(SELECT * FROM {by_name} UNION ALL BY NAME SELECT {stub} WHERE false)"
 
 
 def _hive_keys(file: str, location: str) -> list[str]:
