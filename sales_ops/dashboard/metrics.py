@@ -1,9 +1,10 @@
 """Every panel of the dashboard, computed through the project's SQL engine (DuckDB or Athena).
 
-Each panel comes from a named query (`sales_ops/dashboard/sql/dashboard_*.sql`), so the page shows
-exactly what `sales-ops query --named …` would. The panels about orders now come from one of them,
-`dashboard_live` (one read of `orders_live`: one moment, so no card contradicts another); the
-only numbers not from SQL are the failed-records count (the data-quality check's own count) and the
+Each panel comes from the SQL of `sales_ops/dashboard/sql/dashboard_*.sql`. The panels about
+orders now come from one statement, `dashboard_live` (one moment, so no card contradicts another),
+over the sales_totals rollup plus orders_live of the dates that may have changed since its build
+(`snapshot.py`, issue 20), or over all of orders_live before the first build; the only numbers not
+from SQL are the failed-records count (the data-quality check's own count) and the
 age of the newest raw object: the data-quality checks' own (sales_ops.quality).
 
 A panel is `{"status": "ok", "data": …}`, or `{"status": "no_data", "message": …}` when a table it
