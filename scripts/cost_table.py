@@ -247,8 +247,11 @@ def athena_month(
     runs = {  # stage → (which counts, runs a month)
         "compact": ("cycle" if busy else "idle", SECONDS / cycle_s if busy else HOURS),
         "rollups": ("cycle" if busy else "idle", SECONDS / cycle_s if busy else HOURS),
+        "hourly_rollups": ("cycle" if busy else "idle", HOURS),  # policies.HOURLY_ROLLUP
         "checks": ("cycle" if busy else "idle", SECONDS / cycle_s if busy else HOURS),
         "reconciliation": ("cycle", HOURS),  # hourly (docs/design.md: the RECONCILE policy)
+        # The dashboard reads an hourly rollup's new build once (metrics.RollupReads) while open.
+        "hourly_dashboard": ("cycle", DASHBOARD_HOURS_PER_DAY * DAYS),
         "dashboard": ("cycle", DASHBOARD_HOURS_PER_DAY * 3600 / cache_s * DAYS),
     }
     out = Athena({}, 0.0, 0.0, 0.0, [])
@@ -462,8 +465,9 @@ def notes(
         f"backstop): {idle}. One cycle per cadence tick while changes flow (every "
         f"{cycle_seconds(params) / 60:.0f} min: Firehose delivers every "
         f"{params['FirehoseBufferSeconds']:.0f} s, compaction runs at most once a tick), the backstop "
-        "hourly when idle; the sampled "
-        f"reconciliation hourly; the dashboard: a tab open {DASHBOARD_HOURS_PER_DAY} h a day, one refresh "
+        "hourly when idle; the hourly stages (customer_activity's build, and the dashboard's one "
+        "read of each new build while a tab is open) and the sampled reconciliation once an hour; "
+        f"the dashboard: a tab open {DASHBOARD_HOURS_PER_DAY} h a day, one refresh "
         f"per {ATHENA_CACHE_SECONDS:.0f} s (its cache).",
         f"- Bytes per statement: fitted on bench/bench_history.py's {len(figures['histories'])} history "
         f"sizes ({', '.join(str(h['days']) for h in figures['histories'])} days at "

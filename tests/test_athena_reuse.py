@@ -59,7 +59,8 @@ def test_the_dashboard_reuses_results_and_compaction_and_checks_do_not(aws: Sett
     with TestClient(create_app(aws), base_url="http://127.0.0.1:8050") as client:
         assert client.get("/api/metrics").status_code == 200  # panels may fail: no rows on the emulator
     dashboard, requests[:] = list(requests), []
-    assert len(dashboard) >= 3, dashboard  # dashboard_live and the two rollup panels
+    # dashboard_live and the inventory panel (the customers panel reads a build by version: none here)
+    assert len(dashboard) >= 2, dashboard
     minutes = int(ATHENA_CACHE_SECONDS // 60)
     assert minutes == 5
     for request in dashboard:

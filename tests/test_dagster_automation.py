@@ -14,7 +14,7 @@ import yaml
 import dagster as dg
 from sales_ops.catalog import glue
 from sales_ops.curated.lock import LOCK_KEY, CompactionLocked, S3Lock
-from sales_ops.curated.rollups import ROLLUP_LOCK_KEY, ROLLUPS, build_rollup
+from sales_ops.curated.rollups import CYCLE_ROLLUPS, HOURLY_ROLLUPS, ROLLUP_LOCK_KEY, ROLLUPS, build_rollup
 from sales_ops.definitions import build_definitions
 from sales_ops.defs import policies
 from sales_ops.defs.catalog.assets import raw_orders_table
@@ -119,7 +119,7 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
         third = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=second.cursor, evaluation_time=at(1.2)
         )
-        assert requested(third) == set(ROLLUPS)
+        assert requested(third) == set(ROLLUPS), "every rollup, the hourly ones too: they are missing"
         build(rollup_assets)
 
         # Nothing new: the sensor skips, and the automation requests nothing.
@@ -132,7 +132,8 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
 
         # New data again: compaction, its checks and the rollups in one run, at the next tick (a
         # failing blocking check would stop the rollups inside it), but no crawl (raw_orders exists;
-        # compaction registers the new partitions itself); the reconciliation waits for its hour.
+        # compaction registers the new partitions itself); the reconciliation and the hourly
+        # rollups (customer_activity) wait for their hour.
         run_load(local_stack, 5, rate=0, seed=132)
         wait_delivered(local_stack, timeout=60)
         assert sensor_tick(local_stack, instance, tick.cursor).asset_events
@@ -149,7 +150,7 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
             "orders_latest:unique_order_id",
             "orders_latest:amounts",
             "orders_latest:rejected_changes",
-            *ROLLUPS,
+            *CYCLE_ROLLUPS,
         }
 
         # A backfill (a run tagged sales_ops/backfill that rebuilt orders_latest) asks for the
@@ -159,6 +160,14 @@ def test_new_raw_data_requests_compaction_and_rollups_and_nothing_otherwise(loca
             defs=defs, instance=instance, cursor=fifth.cursor, evaluation_time=at(2.2)
         )
         assert "orders_latest:reconciliation" in requested(sixth)
+
+        # The hour's tick (:05): the hourly rollups, with the reconciliation and the backstop (the
+        # backfill above ran without orders_latest's blocking checks, which the rollups wait for).
+        build([orders_latest, unique_order_id, amounts, rejected_changes])
+        hourly = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=sixth.cursor, evaluation_time=start + timedelta(minutes=51)
+        )
+        assert set(HOURLY_ROLLUPS) <= requested(hourly), sorted(requested(hourly))
 
 
 @pytest.fixture(scope="module")

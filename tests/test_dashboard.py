@@ -26,12 +26,13 @@ from starlette.testclient import TestClient
 
 from sales_ops.catalog import glue
 from sales_ops.curated.compaction import compact
-from sales_ops.curated.rollups import build_rollups
+from sales_ops.curated.rollups import build_rollup, build_rollups
 from sales_ops.dashboard.app import create_app
-from sales_ops.dashboard.metrics import PANEL_ERROR, collect_metrics
+from sales_ops.dashboard.metrics import PANEL_ERROR, RollupReads, collect_metrics
 from sales_ops.load.shop import run_load
 from sales_ops.local.progress import wait_delivered
 from sales_ops.query import SqlEngine
+from sales_ops.query.meter import Meter
 from sales_ops.schema import SQL_RULES
 from sales_ops.settings import Settings
 from sales_ops.targets import crawler_for, engine_for
@@ -106,6 +107,7 @@ def test_metrics_api_has_every_panel_and_the_named_total(pipeline: tuple[Setting
     assert data["total"]["orders"] <= live
     customers = scalar(engine, f"SELECT count(DISTINCT customer_id) FROM {settings.database}.orders_latest")
     assert sum(s["customers"] for s in data["customers"].values()) == customers
+    assert data["headline"]["customers_last_hour"] == customers, "the load just ran: all in the last hour"
     assert data["inventory"]["products"] == 60
     assert len(data["top_products"]) == 10
     assert len(data["orders_per_minute"]["orders"]) == 60
@@ -137,6 +139,8 @@ def assert_one_moment(body: dict) -> None:
     per_minute = data["orders_per_minute"]
     assert abs(Decimal(str(sum(per_minute["sales"]))) - last_hour) <= cent * 60, (per_minute, last_hour)
     assert sum(per_minute["orders"]) >= headline["orders_last_hour"]
+    # Who ordered in the last hour: at most one customer per live order created in it.
+    assert 0 <= headline["customers_last_hour"] <= sum(per_minute["orders"])
 
 
 def test_every_refresh_during_a_live_load_agrees_with_itself(pipeline: tuple[Settings, SqlEngine]) -> None:
@@ -364,3 +368,34 @@ def test_a_failing_panel_shows_a_fixed_message_and_logs_the_detail(
     assert panels["top_products"]["status"] == "ok"  # one panel failing blanks no other
     assert "broken-by-hand.parquet" in caplog.text  # the detail, for the operator
     assert collect_metrics(settings, engine)["panels"]["inventory"]["status"] == "ok"
+
+
+def test_the_customers_panel_is_read_once_per_customer_activity_build(
+    pipeline: tuple[Settings, SqlEngine],
+) -> None:
+    """customer_activity is rebuilt hourly (rollups.HOURLY_ROLLUPS) and read whole by its panel:
+    refreshes reuse the panel's read until a newer build exists, which is then read at once."""
+    settings, engine = pipeline
+    meter, reads = Meter(), RollupReads()
+    metered = meter.engine(engine)
+
+    def refresh() -> tuple[dict, int]:
+        before = len(meter.statements)
+        panels = collect_metrics(settings, metered, reads)["panels"]
+        read = [s for s in meter.statements[before:] if s.label == "dashboard_customers"]
+        return panels["customers"]["data"], len(read)
+
+    first, first_reads = refresh()
+    again, again_reads = refresh()
+    assert (first_reads, again_reads) == (1, 0) and again == first
+
+    run_load(settings, orders=20, rate=0, seed=8051)
+    wait_delivered(settings, timeout=120)
+    compact(settings, engine)
+    stale, stale_reads = refresh()
+    assert (stale, stale_reads) == (first, 0), "no newer build: the kept read"
+    build_rollup(settings, engine, "customer_activity")
+    fresh, fresh_reads = refresh()
+    customers = scalar(engine, f"SELECT count(DISTINCT customer_id) FROM {settings.database}.orders_latest")
+    assert fresh_reads == 1 and sum(s["customers"] for s in fresh.values()) == customers
+    assert sum(s["orders"] for s in fresh.values()) > sum(s["orders"] for s in first.values())

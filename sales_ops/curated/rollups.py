@@ -124,6 +124,13 @@ DATES_PER_WRITE = 100  # one partition per date: Athena's INSERT writes at most 
 # each build reads the previous one whole: 693 MB a build in month 12 at 10 changes/s, past the
 # 1 GiB cutoff within two years (issue 20). Over a window it is bounded by the rate.
 WINDOW_DAYS = {"customer_activity": 30}
+# Rebuilt hourly, not after each compaction: a 30-day figure per customer gains nothing from five
+# minutes' freshness, and each build reads the window's customers whole (one row per customer who
+# ordered in it), which grows with the shop's customer base, not with the change set: at 10
+# changes/s about 200 MB a build by month 12 (docs/design.md §2.7). The dashboard's customer
+# panel reuses its read of a build until the next one (sales_ops/dashboard/metrics.py).
+HOURLY_ROLLUPS = ("customer_activity",)
+CYCLE_ROLLUPS = tuple(name for name in ROLLUPS if name not in HOURLY_ROLLUPS)
 ROLLUP_STATE_KEY = f"{CURATED_PREFIX}_state/rollup-{{name}}.json"
 # A rollup build is a writer like compaction: one at a time per rollup, or two builds would drop
 # each other's scratch table. Same lease as compaction, another key.
@@ -148,8 +155,10 @@ class RollupReport:
     statements: int = 0
 
 
-def build_rollups(settings: Settings, engine: SqlEngine, retention_hours: float = 24) -> list[RollupReport]:
-    return [build_rollup(settings, engine, name, retention_hours) for name in ROLLUPS]
+def build_rollups(
+    settings: Settings, engine: SqlEngine, retention_hours: float = 24, names: tuple[str, ...] = ROLLUPS
+) -> list[RollupReport]:
+    return [build_rollup(settings, engine, name, retention_hours) for name in names]
 
 
 def build_rollup(

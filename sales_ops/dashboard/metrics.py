@@ -3,7 +3,9 @@
 Each panel comes from the SQL of `sales_ops/dashboard/sql/dashboard_*.sql`. The panels about
 orders now come from one statement, `dashboard_live` (one moment, so no card contradicts another),
 over the sales_totals rollup plus orders_live of the dates that may have changed since its build
-(`snapshot.py`, issue 20), or over all of orders_live before the first build; the only numbers not
+(`snapshot.py`, issue 20), or over all of orders_live before the first build. The customers panel
+reads one build of the hourly customer_activity rollup and is reused until the next build
+(`RollupReads`). The only numbers not
 from SQL are the failed-records count (the data-quality check's own count) and the
 age of the newest raw object: the data-quality checks' own (sales_ops.quality).
 
@@ -23,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sales_ops.curated.rollups import running_build
 from sales_ops.dashboard.snapshot import live_query
 from sales_ops.local.reachable import require_reachable
 from sales_ops.quality import check_freshness, check_no_processing_failed
@@ -38,12 +41,38 @@ PANEL_ERROR = "this panel's query failed: see the dashboard's log"
 TOP_PRODUCTS = 10
 LOW_STOCK_SHARE = 0.2  # a product is low on stock below 20 % of its opening stock
 RAW_MAX_AGE_S = 300.0  # the freshness check's limit, as shown on the page
+CUSTOMERS = "customer_activity"
 Panel = dict[str, Any]
 
 
-def collect_metrics(settings: Settings, engine: SqlEngine) -> dict[str, Any]:
+class RollupReads:
+    """Panels read from one build of a rollup, kept until the rollup has a newer build.
+
+    The customers panel reads customer_activity whole (one row per customer of the last 30 days:
+    it grows with the shop's customer base), and that table changes once an hour
+    (rollups.HOURLY_ROLLUPS), not at each refresh. It reads the build its state names, by version,
+    so the figures kept are exactly that build's; checking for a newer one is one S3 GET, no SQL.
+    """
+
+    def __init__(self) -> None:
+        self._customers: tuple[str, dict[str, dict[str, Any]]] | None = None  # (version, panel)
+
+    def customers(self, settings: Settings, engine: SqlEngine) -> dict[str, dict[str, Any]]:
+        build = running_build(settings, CUSTOMERS)
+        if build is None:
+            raise MissingTableError(CUSTOMERS, f"{CUSTOMERS} has no build yet")
+        if self._customers is None or self._customers[0] != build.version:
+            self._customers = (build.version, _customers(engine, build.version))
+        return self._customers[1]
+
+
+def collect_metrics(
+    settings: Settings, engine: SqlEngine, reads: RollupReads | None = None
+) -> dict[str, Any]:
     """Every panel's data, computed now. The panels about orders now come from one statement
-    (dashboard_live.sql): one read of orders_live, so they agree with each other."""
+    (dashboard_live.sql): one read of orders_live, so they agree with each other. `reads`: the
+    rollup panels kept from earlier refreshes (MetricsCache keeps one); None reads them afresh."""
+    reads = reads or RollupReads()
     started = time.monotonic()
     now = datetime.now(UTC)
     live = _panel(lambda: _live_groups(settings, engine))
@@ -55,7 +84,7 @@ def collect_metrics(settings: Settings, engine: SqlEngine) -> dict[str, Any]:
         "by_category": _derive(live, lambda groups: _dimension(groups, "category")),
         "by_channel": _derive(live, lambda groups: _dimension(groups, "channel")),
         "by_region": _derive(live, lambda groups: _dimension(groups, "region")),
-        "customers": _panel(lambda: _customers(engine), NO_ROLLUP),
+        "customers": _panel(lambda: reads.customers(settings, engine), NO_ROLLUP),
         "inventory": _panel(lambda: _inventory(engine), NO_ROLLUP),
         "failed_records": _panel(lambda: _failed_records(settings)),
         "freshness": _derive(live, lambda groups: _freshness(groups, now)),
@@ -90,6 +119,7 @@ class MetricsCache:
         self._lock = threading.Lock()
         self._value: dict[str, Any] | None = None
         self._at = 0.0
+        self._reads = RollupReads()
 
     def get(self) -> dict[str, Any]:
         with self._lock:
@@ -97,7 +127,7 @@ class MetricsCache:
                 require_reachable(self.settings)
                 if self._engine is None:
                     self._engine = self._engine_factory(self.settings)
-                self._value = collect_metrics(self.settings, self._engine)
+                self._value = collect_metrics(self.settings, self._engine, self._reads)
                 self._at = time.monotonic()
             return self._value
 
@@ -207,6 +237,7 @@ def _headline(groups: dict[str, list[dict]]) -> dict[str, Any]:
         "orders_today": int(row["orders_today"]),
         "sales_last_hour": money(row["sales_last_hour"]),
         "orders_last_hour": int(row["orders_last_hour"]),
+        "customers_last_hour": int(row["customers_last_hour"]),
     }
 
 
@@ -223,14 +254,12 @@ def _orders_per_minute(groups: dict[str, list[dict]], now: datetime) -> dict[str
     return series
 
 
-def _customers(engine: SqlEngine) -> dict[str, dict[str, Any]]:
-    segments: dict[str, dict[str, Any]] = {"new": {}, "returning": {}} | {
-        r["segment"]: r for r in engine.named("dashboard_customers").as_dicts()
-    }
+def _customers(engine: SqlEngine, version: str) -> dict[str, dict[str, Any]]:
+    rows = engine.named("dashboard_customers", version=version).as_dicts()
+    segments: dict[str, dict[str, Any]] = {"new": {}, "returning": {}} | {r["segment"]: r for r in rows}
     return {
         name: {
             "customers": int(row.get("customers") or 0),
-            "active_last_hour": int(row.get("active_last_hour") or 0),
             "orders": int(row.get("orders") or 0),
             "spend": float(row.get("spend") or 0),
         }

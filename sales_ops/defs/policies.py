@@ -84,6 +84,18 @@ ROLLUP = (
     dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 ).with_label("eager, after blocking checks passed")
 
+# The rollups over a window of days (rollups.HOURLY_ROLLUPS, docs/design.md §2.7): hourly, not
+# after each compaction; at once while missing (a new deployment), unless that attempt failed.
+HOURLY_ROLLUP = (
+    (
+        dg.AutomationCondition.cron_tick_passed(HOURLY).since_last_handled()  # type: ignore[misc]
+        | (dg.AutomationCondition.missing() & ~dg.AutomationCondition.execution_failed())
+    )
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.in_progress()
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("hourly (and when missing), after blocking checks passed")
+
 # Checks that validate a new materialization run with it (requested in the same tick).
 WITH_ASSET = dg.AutomationCondition.eager().with_label("with each update of the asset")
 

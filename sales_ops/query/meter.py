@@ -25,7 +25,18 @@ from sales_ops.query.templates import render_named
 from sales_ops.settings import Settings
 
 # One cycle's stages, in the order the automation runs them (docs/deploy-aws.md, "Cost notes").
-CYCLE_STAGES = ("compact", "rollups", "checks", "reconciliation", "dashboard")
+# The hourly ones run once an hour, not each cycle: the rollups over a window of days
+# (rollups.HOURLY_ROLLUPS), and the dashboard's read of their new build (metrics.RollupReads).
+CYCLE_STAGES = (
+    "compact",
+    "rollups",
+    "hourly_rollups",
+    "checks",
+    "reconciliation",
+    "hourly_dashboard",
+    "dashboard",
+)
+HOURLY_STAGES = ("hourly_rollups", "hourly_dashboard")
 # Athena bills no DDL (CREATE/ALTER/DROP TABLE, partition statements), but does bill a CTAS.
 _DDL = re.compile(r"^\s*(ALTER|DROP|MSCK|SHOW|DESCRIBE|CREATE(?!\s+TABLE\s.*\bAS\b))\b", re.I | re.S)
 
@@ -137,12 +148,13 @@ class MeteredEngine:
 
 def run_cycle(settings: Settings, engine: SqlEngine, meter: Meter, reconcile: bool = True) -> dict[str, Any]:
     """One automation cycle through the stages' public entry points, each metered as its own stage:
-    compaction, the rollups, the checks that run with each orders_latest update (no
-    reconciliation), the sampled reconciliation (hourly on aws) and one dashboard refresh.
-    Returns each stage's own result (reports, outcomes, panels)."""
+    compaction, the rollups (those of each cycle, then the hourly ones), the checks that run with
+    each orders_latest update (no reconciliation), the sampled reconciliation (hourly on aws), the
+    dashboard's read of the hourly rollups' new builds, and one dashboard refresh (which reuses
+    that read). Returns each stage's own result (reports, outcomes, panels)."""
     from sales_ops.curated.compaction import compact
-    from sales_ops.curated.rollups import build_rollups
-    from sales_ops.dashboard.metrics import collect_metrics
+    from sales_ops.curated.rollups import CYCLE_ROLLUPS, HOURLY_ROLLUPS, build_rollups
+    from sales_ops.dashboard.metrics import RollupReads, collect_metrics
     from sales_ops.quality.checks import run_checks
     from sales_ops.quality.reconciliation import check_reconciliation
 
@@ -151,12 +163,17 @@ def run_cycle(settings: Settings, engine: SqlEngine, meter: Meter, reconcile: bo
     with meter.stage("compact"):
         out["compact"] = compact(settings, metered)
     with meter.stage("rollups"):
-        out["rollups"] = build_rollups(settings, metered)
+        out["rollups"] = build_rollups(settings, metered, names=CYCLE_ROLLUPS)
+    with meter.stage("hourly_rollups"):
+        out["hourly_rollups"] = build_rollups(settings, metered, names=HOURLY_ROLLUPS)
     with meter.stage("checks"):
         out["checks"] = run_checks(settings, metered, reconcile=False)
     if reconcile:
         with meter.stage("reconciliation"):
             out["reconciliation"] = check_reconciliation(settings, metered, source="sample")
+    reads = RollupReads()
+    with meter.stage("hourly_dashboard"):
+        out["hourly_dashboard"] = reads.customers(settings, metered)
     with meter.stage("dashboard"):
-        out["dashboard"] = collect_metrics(settings, metered)
+        out["dashboard"] = collect_metrics(settings, metered, reads)
     return out

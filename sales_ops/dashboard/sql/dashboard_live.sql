@@ -2,8 +2,9 @@
 -- compacted tables and of the raw tail, so no card of a refresh contradicts another (the total,
 -- today, the last hour, the per-minute chart, the top products and the dimensions all count the
 -- same orders). One row per group, told apart by `kind`:
---   'all'      one row: the headline figures (live orders, sales all time, today, last hour) and
---              the newest change the live state reflects;
+--   'all'      one row: the headline figures (live orders, sales all time, today, last hour,
+--              customers with a live order created in the last hour) and the newest change the
+--              live state reflects;
 --   'product', 'category', 'channel', 'region': sales per value (a group with no sale has 0 orders);
 --   'minute'   the last 60 minutes by creation (value = minutes ago, 0 = this minute; orders counts
 --              every live order created then, sales their sales): the headline's "last hour".
@@ -42,6 +43,7 @@ read_now AS (
         count(CASE WHEN is_sale AND order_date = current_date THEN 1 END) AS orders_today,
         coalesce(sum(CASE WHEN is_sale AND minutes_ago IS NOT NULL THEN order_total END), 0) AS sales_last_hour,
         count(CASE WHEN is_sale AND minutes_ago IS NOT NULL THEN 1 END) AS orders_last_hour,
+        count(DISTINCT CASE WHEN minutes_ago IS NOT NULL THEN customer_id END) AS customers_last_hour,
         max(last_event_time) AS newest_event_time
     FROM live
     GROUP BY GROUPING SETS ((product_name), (category), (channel), (region), (minutes_ago), ())
@@ -60,11 +62,12 @@ SELECT
     sum(orders_today) AS orders_today,
     sum(sales_last_hour) AS sales_last_hour,
     sum(orders_last_hour) AS orders_last_hour,
+    sum(customers_last_hour) AS customers_last_hour,
     max(newest_event_time) AS newest_event_time
 FROM (
     SELECT * FROM read_now
     UNION ALL
-    SELECT kind, value, live_orders, orders, units, total_sales, 0, 0, 0, 0, newest_event_time
+    SELECT kind, value, live_orders, orders, units, total_sales, 0, 0, 0, 0, 0, newest_event_time
     FROM settled
 ) AS every_source
 GROUP BY kind, value

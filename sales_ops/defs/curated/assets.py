@@ -6,7 +6,13 @@ from typing import Any
 import dagster as dg
 from sales_ops.catalog import glue
 from sales_ops.curated.compaction import compact
-from sales_ops.curated.rollups import ROLLUP_COLUMNS, ROLLUPS, build_rollup, rollup_descriptions
+from sales_ops.curated.rollups import (
+    HOURLY_ROLLUPS,
+    ROLLUP_COLUMNS,
+    ROLLUPS,
+    build_rollup,
+    rollup_descriptions,
+)
 from sales_ops.curated.tables import COLUMNS
 from sales_ops.defs import policies
 from sales_ops.defs.resources import CatalogResource, PipelineResource, SqlEngineResource
@@ -113,16 +119,17 @@ def top_products(engine: SqlEngine, limit: int = TOP_PRODUCTS) -> str:
 def _rollup_asset(name: str) -> dg.AssetsDefinition:
     columns = [(column, type_) for column, type_, _ in ROLLUP_COLUMNS[name]]
     descriptions = rollup_descriptions(name)
+    hourly = name in HOURLY_ROLLUPS
 
     @dg.asset(
         name=name,
         deps=[orders_latest],
         group_name="curated",
         kinds={"sql", "parquet"},
-        description=f"Rollup `{name}` rebuilt from orders_latest.",
+        description=f"Rollup `{name}` rebuilt from orders_latest{' every hour' if hourly else ''}.",
         pool=policies.WRITER_POOL,
         retry_policy=policies.WRITER_RETRY,
-        automation_condition=policies.ROLLUP,
+        automation_condition=policies.HOURLY_ROLLUP if hourly else policies.ROLLUP,
         freshness_policy=policies.CURATED_FRESHNESS,
         owners=policies.OWNERS,
         metadata=table_metadata(name, columns, descriptions),
