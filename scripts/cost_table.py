@@ -492,11 +492,13 @@ def notes(
             + "."
         )
     benched = {s: len(h) for s, h in figures["histories"][-1]["statements"].items()}
-    stale = [s for s, n in counts["cycle"].items() if benched.get(s, 0) != n]
-    if stale:
+    differ = {s: (benched.get(s, 0), n) for s, n in counts["cycle"].items() if benched.get(s, 0) != n}
+    if differ:
         out.append(
-            f"- **The bench's figures are stale** for {', '.join(stale)} (another statement count than "
-            "measured): rerun `bench/bench_history.py --write`; meanwhile those statements count 10 MB each."
+            "- The bench's cycle and the measured one differ in statements for "
+            + ", ".join(f"{s} ({b} benched, {n} measured)" for s, (b, n) in differ.items())
+            + ": the bench's cycle always folds (a fold's statements are not billed per cycle here), "
+            "and a measured statement the bench has no figure for counts 10 MB."
         )
     cut = {label: a.over_cutoff for label, _, a in cols if a.over_cutoff}
     if cut:

@@ -146,12 +146,19 @@ class MeteredEngine:
         return result
 
 
-def run_cycle(settings: Settings, engine: SqlEngine, meter: Meter, reconcile: bool = True) -> dict[str, Any]:
+def run_cycle(
+    settings: Settings,
+    engine: SqlEngine,
+    meter: Meter,
+    reconcile: bool = True,
+    fold_fraction: float | None = None,
+) -> dict[str, Any]:
     """One automation cycle through the stages' public entry points, each metered as its own stage:
     compaction, the rollups (those of each cycle, then the hourly ones), the checks that run with
     each orders_latest update (no reconciliation), the sampled reconciliation (hourly on aws), the
     dashboard's read of the hourly rollups' new builds, and one dashboard refresh (which reuses
-    that read). Returns each stage's own result (reports, outcomes, panels)."""
+    that read). `fold_fraction`: compaction's (0: a cycle that folds whatever its history).
+    Returns each stage's own result (reports, outcomes, panels)."""
     from sales_ops.curated.compaction import compact
     from sales_ops.curated.rollups import CYCLE_ROLLUPS, HOURLY_ROLLUPS, build_rollups
     from sales_ops.dashboard.metrics import RollupReads, collect_metrics
@@ -161,7 +168,8 @@ def run_cycle(settings: Settings, engine: SqlEngine, meter: Meter, reconcile: bo
     metered = meter.engine(engine)
     out: dict[str, Any] = {}
     with meter.stage("compact"):
-        out["compact"] = compact(settings, metered)
+        folding = {} if fold_fraction is None else {"fold_fraction": fold_fraction}
+        out["compact"] = compact(settings, metered, **folding)
     with meter.stage("rollups"):
         out["rollups"] = build_rollups(settings, metered, names=CYCLE_ROLLUPS)
     with meter.stage("hourly_rollups"):
