@@ -105,6 +105,40 @@ def test_partition_filters_prune_files_and_bytes_are_exact(space: Settings, engi
     assert none.rows == [(0,)] and none.bytes_scanned == 0
 
 
+def test_a_statement_reads_a_tables_catalog_and_files_once_however_often_it_names_it(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    """As Athena plans a query once: three mentions of raw_orders, one GetTable, one GetPartitions
+    and one listing; the next statement reads them again (test_only_catalogued_partitions_are_visible
+    shows it sees a new partition)."""
+    calls: list[str] = []
+
+    def record(model: object, **_: object) -> None:
+        calls.append(model.name)  # type: ignore[attr-defined]
+
+    for client in (engine.glue, engine.s3):
+        client.meta.events.register("before-call", record)
+    try:
+        t = f"{space.database}.raw_orders"
+        three = engine.query(
+            f"SELECT (SELECT count(*) FROM {t}) + (SELECT count(*) FROM {t} WHERE dt = '2026-01-01') "
+            f"+ (SELECT count(*) FROM {t})"
+        )
+        once = sorted(calls)
+        calls.clear()
+        engine.query(f"SELECT count(*) FROM {t}")
+    finally:
+        for client in (engine.glue, engine.s3):
+            client.meta.events.unregister("before-call", record)
+    assert (
+        three.rows[0][0]
+        == 4 + engine.query(f"SELECT count(*) FROM {t} WHERE dt = '2026-01-01'").rows[0][0] + 4
+    )
+    assert once.count("GetTable") == 1 and once.count("GetPartitions") == 1, once
+    assert once.count("ListObjectsV2") == 2, once  # all files, and those of dt = 2026-01-01
+    assert sorted(calls) == ["GetPartitions", "GetTable", "ListObjectsV2"], "the next statement reads again"
+
+
 def test_path_names_the_file_and_selects_files(space: Settings, engine: DuckDBEngine) -> None:
     uri = f"s3://{space.bucket}/{RAW_PREFIX}dt=2026-01-01/hour=00/a"
     result = engine.query(

@@ -127,6 +127,7 @@ def install_patches() -> None:
     _safe_kinesis_shards()
     _fast_kinesis_put_records()
     _backend_per_host_once()
+    _serializer_memos()
     export.install()  # ExportTableToPointInTime writing AWS's real layout (sales_ops/local/export.py)
     glue_versions.install()  # UpdateTable's SkipArchive and the per-table version limit
 
@@ -279,6 +280,68 @@ def _backend_per_host_once() -> None:
         return backend
 
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+SERIALIZER_MEMO_KEPT = 65536  # answers kept per memo below (small tuples and strings)
+
+
+def _serializer_memos() -> None:
+    """Two answers of moto's response serializer worked out once, not for every value it writes.
+
+    moto serializes each response member by asking its attribute picker which keys may hold the
+    value (six alias providers, each built afresh and asked in turn) and by parsing each stored
+    timestamp string back into a datetime (dateutil) before formatting it: 80 % of a GetPartitions
+    or ListObjectsV2 answer's time, measured (a listing of 50 objects 16-30 ms). The keys depend
+    only on the picker, the object's class, the member's name and its shape (name, parent, the
+    service's model; the providers read nothing else), and a timestamp's text only on the value and
+    the format: both are kept, up to SERIALIZER_MEMO_KEPT each, the rest worked out as before.
+    """
+    from moto.core import serialize
+
+    def memo_keys(cls: type) -> None:
+        keys_of = cls.get_possible_keys
+        kept: dict[tuple, tuple[str, ...]] = {}
+
+        def get_possible_keys(self: Any, context: Any) -> Any:
+            shape = context.shape
+            parent = getattr(shape, "parent", None)
+            key = (
+                cls,
+                tuple(self.alias_providers),
+                type(context.obj),
+                context.key,
+                context.service_model.service_name if context.service_model else None,
+                getattr(shape, "name", None),
+                getattr(parent, "name", None),
+            )
+            found = kept.get(key)
+            if found is None:
+                found = tuple(keys_of(self, context))
+                if len(kept) < SERIALIZER_MEMO_KEPT:
+                    kept[key] = found
+            return found
+
+        cls.get_possible_keys = get_possible_keys
+
+    # The subclass's own method calls the base's through super(): memoized on its own class too.
+    memo_keys(serialize.AttributePicker)
+    memo_keys(serialize.XFormedAttributePicker)
+
+    convert = serialize.TimestampSerializer._convert_timestamp_to_str
+    texts: dict[tuple, Any] = {}
+
+    def convert_timestamp(self: Any, value: Any, timestamp_format: str) -> Any:
+        if not isinstance(value, str | int | float):  # a datetime: no parsing to save
+            return convert(self, value, timestamp_format)
+        key = (type(value), value, timestamp_format)
+        found = texts.get(key)
+        if found is None:
+            found = convert(self, value, timestamp_format)
+            if len(texts) < SERIALIZER_MEMO_KEPT:
+                texts[key] = found
+        return found
+
+    serialize.TimestampSerializer._convert_timestamp_to_str = convert_timestamp  # type: ignore[method-assign]
 
 
 ALLOWED_ORIGINS_ENV = "SALES_OPS_ALLOWED_ORIGINS"

@@ -135,6 +135,10 @@ class DuckDBEngine(_EngineBase):
         self.con = duckdb.connect(config=config)
         self._lock = threading.RLock()
         self._views = 0
+        # The catalog as one statement sees it: each table's Glue entry, partitions and files read
+        # once per statement however often it names them (as Athena plans a query once). Emptied
+        # after each statement: the next one sees what changed.
+        self._catalog_seen: dict[tuple, Any] = {}
         self.con.execute(f"LOAD '{httpfs_extension_path()}'")
         self.con.execute(self._secret_sql())
         self.con.execute("SET TimeZone = 'UTC'")  # Athena's sessions are UTC too
@@ -210,6 +214,7 @@ class DuckDBEngine(_EngineBase):
             except duckdb.Error as exc:
                 raise _duckdb_error(exc, views, sql) from None
             finally:
+                self._catalog_seen.clear()
                 for view in views:
                     self.con.execute(f"DROP VIEW IF EXISTS {quoted(view)}")
         result.seconds = time.monotonic() - started
@@ -431,12 +436,12 @@ class DuckDBEngine(_EngineBase):
             name = ref.name.lower()
             if not ref.db and name in ctes:
                 continue
-            entry = catalog_entry(self.settings, ref.db or database or self.settings.database, name)
+            entry = self._entry(ref.db or database or self.settings.database, name)
             definition = glue.view_sql(entry)
             if definition is not None:
                 self._inline_view(ref, entry, definition, views, depth)
                 continue
-            table = self._table(entry["DatabaseName"], name, entry)
+            table = self._loaded(entry, name)
             view = self._view(table, path_filter(ref), wants_path, lower_bounds(ref, table.key_names))
             views[view] = table.qualified
             alias = ref.alias or name
@@ -463,6 +468,30 @@ class DuckDBEngine(_EngineBase):
         alias = exp.TableAlias(this=exp.to_identifier(ref.alias or ref.name.lower()))
         ref.replace(exp.Subquery(this=body, alias=alias))
 
+    # Each once per statement (see `_catalog_seen`).
+    def _entry(self, database: str, name: str) -> dict[str, Any]:
+        key = ("entry", database.lower(), name)
+        if key not in self._catalog_seen:
+            self._catalog_seen[key] = catalog_entry(self.settings, database, name)
+        return self._catalog_seen[key]
+
+    def _loaded(self, entry: dict[str, Any], name: str) -> CatalogTable:
+        key = ("table", entry["DatabaseName"], name)
+        if key not in self._catalog_seen:
+            self._catalog_seen[key] = self._table(entry["DatabaseName"], name, entry)
+        return self._catalog_seen[key]
+
+    def _files(self, table: CatalogTable, only: set[str] | None, bounds: dict[str, str] | None) -> list[str]:
+        key = (
+            "files",
+            table.qualified,
+            None if only is None else frozenset(only),
+            str(sorted((bounds or {}).items())),
+        )
+        if key not in self._catalog_seen:
+            self._catalog_seen[key] = table_files(self.s3, table, only, bounds)
+        return self._catalog_seen[key]
+
     def _table(self, database: str, name: str, glue_table: dict[str, Any] | None = None) -> CatalogTable:
         return load_table(self.settings, glue_table or catalog_entry(self.settings, database, name), name)
 
@@ -475,7 +504,7 @@ class DuckDBEngine(_EngineBase):
     ) -> str:
         self._views += 1
         view = f"__{table.name}_{self._views}"
-        body = files_select(table, table_files(self.s3, table, only, bounds), with_path)
+        body = files_select(table, self._files(table, only, bounds), with_path)
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quoted(view)} AS {body}")
         return view
 
