@@ -148,10 +148,15 @@ def synthetic_lake(stack: Settings, state_dir: Path, days: int, orders: int, see
 
 def test_sample_bytes_do_not_grow_with_the_history(local_stack: Settings, tmp_path: Path) -> None:
     """The same shop, 4 days and 40 days of history: the sample reads a bounded number of
-    partitions (at most 1.5 times the bytes) where the full comparison reads all of them."""
+    partitions (at most 1.5 times the bytes) where the full comparison reads all of them.
+
+    Four orders a day: each raw hour is an object the compaction reads and registers, so the
+    40-day lake's cost is its events (8 a day took half again as long); the partitions of
+    orders_latest, which the sample and the full comparison read, are one a day either way
+    (measured: sample 40 d / 4 d at most 1.28 with 4 a day, 1.34 with 8; full 37 and 19 times)."""
     scanned: dict[int, dict[str, int]] = {}
     for days in (4, 40):
-        settings = synthetic_lake(local_stack, tmp_path / str(days), days, orders=8 * days, seed=days)
+        settings = synthetic_lake(local_stack, tmp_path / str(days), days, orders=4 * days, seed=days)
         try:
             with DuckDBEngine(settings) as engine:
                 sample = check_reconciliation(settings, engine, "sample")
