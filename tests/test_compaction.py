@@ -470,15 +470,17 @@ def test_a_lake_past_the_scan_cutoff_is_compacted_in_passes(space: Settings, eng
 def test_a_resumed_pass_never_reads_the_files_its_failed_attempt_left(space: Settings) -> None:
     """Issue 21, item 6. A rebuild dies after its first pass; the resumed second pass fails after
     writing (HIVE_TOO_MANY_OPEN_PARTITIONS: more dates and their tombstones in one INSERT than the
-    limit, Athena's 100 made 10 here so that a dozen days reach it) and, as Athena may, leaves its
-    files behind; the next run resumes again. Each attempt writes under a fresh name, so every
-    order is there once."""
+    limit, Athena's 100 made 4 here so that five days reach it; two dates a write stay within it)
+    and, as Athena may, leaves its files behind; the next run resumes again. Each attempt writes
+    under a fresh name, so every order is there once."""
     stream = ChangeStream(seed=7)
-    deliver(space, stream, plan_changes(60, END - timedelta(days=12), END, seed=7))
+    # Five days: at least five order dates (four whole ones and the longer partial end), each
+    # raw hour an object every statement of the passes reads.
+    deliver(space, stream, plan_changes(60, END - timedelta(days=5), END, seed=7))
     sizes = keys(space, RAW_PREFIX)
     first_partition = min(k.rsplit("/", 1)[0] for k in sizes)
     budget = sum(size for k, size in sizes.items() if k.startswith(first_partition + "/"))
-    with DuckDBEngine(space, leave_failed_writes=True, max_partitions_per_write=10) as engine:
+    with DuckDBEngine(space, leave_failed_writes=True, max_partitions_per_write=4) as engine:
         with pytest.raises(Crash):  # pass 1 is the first hour; the rest is the next pass
             compact(space, engine, full=True, window_bytes=budget, progress=crash_at("pass 2/"))
         first_pass = keys(space, LATEST_PREFIX)
@@ -486,7 +488,7 @@ def test_a_resumed_pass_never_reads_the_files_its_failed_attempt_left(space: Set
             Compaction(space, engine, dates_per_write=500, listing_margin_s=0).run()
         left = set(keys(space, LATEST_PREFIX)) - set(first_pass)
         assert left, "the failed write left no file"
-        report = Compaction(space, engine, dates_per_write=5, listing_margin_s=0).run()
+        report = Compaction(space, engine, dates_per_write=2, listing_margin_s=0).run()
         assert report.full and report.passes == 2
         rows = engine.query(f"SELECT order_id FROM {space.database}.orders_latest").rows
         assert len(rows) == len({r[0] for r in rows})  # each order once
