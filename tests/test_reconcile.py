@@ -68,7 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
     try:
         run_load(settings, orders=40, rate=0, seed=20)
         put_order(settings, REJECTED, deep=deep_value(DEPTH))
-        wait_delivered(settings, timeout=120)
+        wait_delivered(settings, timeout=120, poll=0.1)
         crawler_for(settings).run()
         with DuckDBEngine(settings) as engine:
             compact(settings, engine)
@@ -114,7 +114,7 @@ def test_the_sample_finds_a_missing_an_extra_and_a_different_order(
         ExpressionAttributeValues={":s": {"S": "RETURNED"}},
     )
     ddb.delete_item(TableName=settings.table, Key={"order_id": {"S": deleted}})  # extra in the lake
-    wait_delivered(settings, timeout=60)
+    wait_delivered(settings, timeout=60, poll=0.1)
 
     outcome = check_reconciliation(settings, engine, "sample")
     assert not outcome.passed
