@@ -298,7 +298,7 @@ def _serializer_memos() -> None:
     """
     from moto.core import serialize
 
-    def memo_keys(cls: type) -> None:
+    def memo_keys(cls: Any) -> None:
         keys_of = cls.get_possible_keys
         kept: dict[tuple, tuple[str, ...]] = {}
 
@@ -336,7 +336,7 @@ def _serializer_memos() -> None:
         key = (type(value), value, timestamp_format)
         found = texts.get(key)
         if found is None:
-            found = convert(self, value, timestamp_format)
+            found = convert(self, value, timestamp_format)  # type: ignore[arg-type]
             if len(texts) < SERIALIZER_MEMO_KEPT:
                 texts[key] = found
         return found

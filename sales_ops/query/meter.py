@@ -159,7 +159,7 @@ def run_cycle(
     dashboard's read of the hourly rollups' new builds, and one dashboard refresh (which reuses
     that read). `fold_fraction`: compaction's (0: a cycle that folds whatever its history).
     Returns each stage's own result (reports, outcomes, panels)."""
-    from sales_ops.curated.compaction import compact
+    from sales_ops.curated.compaction import FOLD_FRACTION, compact
     from sales_ops.curated.rollups import CYCLE_ROLLUPS, HOURLY_ROLLUPS, build_rollups
     from sales_ops.dashboard.metrics import RollupReads, collect_metrics
     from sales_ops.quality.checks import run_checks
@@ -168,8 +168,8 @@ def run_cycle(
     metered = meter.engine(engine)
     out: dict[str, Any] = {}
     with meter.stage("compact"):
-        folding = {} if fold_fraction is None else {"fold_fraction": fold_fraction}
-        out["compact"] = compact(settings, metered, **folding)
+        fraction = FOLD_FRACTION if fold_fraction is None else fold_fraction
+        out["compact"] = compact(settings, metered, fold_fraction=fraction)
     with meter.stage("rollups"):
         out["rollups"] = build_rollups(settings, metered, names=CYCLE_ROLLUPS)
     with meter.stage("hourly_rollups"):
