@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -188,8 +189,10 @@ def test_duplicated_and_reordered_events_change_nothing(space: Settings, engine:
     expected = table(engine, space)
 
     # Every raw object again under a new key, its lines reversed (at-least-once delivery, reordered).
-    s3 = space.client("s3")
-    for key in keys(space, RAW_PREFIX):
+    # Eight at a time, as write_lines delivers: one per raw hour, each a GET and a PUT.
+    s3 = space.client("s3", max_pool_connections=16)
+
+    def replay(key: str) -> None:
         body = decode_body(s3.get_object(Bucket=space.bucket, Key=key)["Body"].read())
         reordered = b"".join(reversed(body.splitlines(keepends=True)))
         s3.put_object(
@@ -197,6 +200,9 @@ def test_duplicated_and_reordered_events_change_nothing(space: Settings, engine:
             Key=f"{key.rsplit('/', 1)[0]}/orders-raw-1-replay-{uuid.uuid4()}",
             Body=reordered,
         )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(replay, keys(space, RAW_PREFIX)))
     # And older events of deleted orders, delivered late: they must not bring those orders back.
     deleted = {json.loads(x)["order_id"] for _, x in lines if json.loads(x)["is_deleted"]}
     stale = [
