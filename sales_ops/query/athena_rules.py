@@ -46,17 +46,12 @@ PARQUET_COMPRESSIONS = ("snappy", "zstd", "gzip", "uncompressed", "lz4")
 PARTITION_FILE_PATTERN = "part-{uuid}"  # DuckDB's COPY … PARTITION_BY names each file so
 
 
-def refuse_duckdb_only_functions(sql: str) -> None:
-    """QueryError naming the first DuckDB-only function called in `sql` (strings and comments aside)."""
-    import sqlglot
-    from sqlglot.errors import TokenError
+def refuse_duckdb_only_functions(tokens: list[Any] | None) -> None:
+    """QueryError naming the first DuckDB-only function called in a statement, from its Trino
+    `tokens` (strings and comments aside); None (it does not tokenize): the parser reports it."""
     from sqlglot.tokens import TokenType
 
-    try:
-        tokens = sqlglot.Dialect.get_or_raise("trino").tokenize(sql)
-    except TokenError:
-        return  # the parser reports it, with its position
-    for token, after in itertools.pairwise(tokens):
+    for token, after in itertools.pairwise(tokens or []):
         name = token.text.lower()
         if after.token_type == TokenType.L_PAREN and name in DUCKDB_ONLY_FUNCTIONS:
             if token.token_type in (TokenType.STRING, TokenType.IDENTIFIER):

@@ -81,14 +81,9 @@ def lock_down(con: Any, allowed: list[str]) -> None:
     con.execute("SET lock_configuration = true")
 
 
-def first_word(sql: str) -> str:
-    """The statement's keyword as written (INSTALL, SHOW…), for refusals; sqlglot may misname it."""
-    import sqlglot
-
-    try:
-        tokens = sqlglot.tokenize(sql, read="trino")
-    except Exception:  # a refusal message must not fail itself
-        return "this"
+def first_word(tokens: list[Any] | None) -> str:
+    """The statement's keyword as written (INSTALL, SHOW…), for refusals; sqlglot may misname it.
+    `tokens`: the statement's Trino tokens, None when it does not tokenize."""
     return tokens[0].text.upper() if tokens else "this"
 
 
