@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -65,7 +64,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 def pipeline(local_stack: Settings) -> Iterator[tuple[Settings, SqlEngine]]:
     """The stack after a load, a crawl, a compaction and the rollups: every dashboard table exists."""
     run_load(local_stack, orders=300, rate=0, seed=8050)
-    wait_delivered(local_stack, timeout=120)
+    wait_delivered(local_stack, timeout=120, poll=0.1)
     crawler_for(local_stack).run()
     engine = engine_for(local_stack)
     compact(local_stack, engine)
@@ -145,9 +144,13 @@ def assert_one_moment(body: dict) -> None:
 
 def test_every_refresh_during_a_live_load_agrees_with_itself(pipeline: tuple[Settings, SqlEngine]) -> None:
     """While orders stream in (each refresh sees a different tail), the cards of one refresh still
-    agree: all time ≥ today ≥ last hour, the dimensions and the per-minute chart sum to their card."""
+    agree: all time ≥ today ≥ last hour, the dimensions and the per-minute chart sum to their card.
+
+    Refreshes run back to back while the load runs (~6 s of changes at 40/s), so about as many
+    seconds are spent inside a refresh while deliveries land as with 10 s of load and a pause
+    between refreshes: it is a delivery landing between two panels' reads that this catches."""
     settings, engine = pipeline
-    load = threading.Thread(target=run_load, args=(settings,), kwargs={"orders": 120, "rate": 40, "seed": 22})
+    load = threading.Thread(target=run_load, args=(settings,), kwargs={"orders": 80, "rate": 40, "seed": 22})
     load.start()
     totals = []
     try:
@@ -156,8 +159,7 @@ def test_every_refresh_during_a_live_load_agrees_with_itself(pipeline: tuple[Set
             assert {p["status"] for p in body["panels"].values()} == {"ok"}, body["panels"]
             assert_one_moment(body)
             totals.append(body["panels"]["total"]["data"]["total_sales"])
-            time.sleep(0.5)
-        wait_delivered(settings, timeout=120)
+        wait_delivered(settings, timeout=120, poll=0.1)
         final = collect_metrics(settings, engine)
         assert_one_moment(final)
         totals.append(final["panels"]["total"]["data"]["total_sales"])
@@ -227,20 +229,36 @@ def test_dashboard_says_when_its_port_is_taken() -> None:
 # --- the page in a real browser ------------------------------------------------------------------
 
 
-@pytest.fixture()
-def dashboard_url(pipeline: tuple[Settings, SqlEngine], tmp_path: Path) -> Iterator[str]:
-    """`sales-ops dashboard` as a user starts it, on a free port."""
+@pytest.fixture(scope="module")
+def dashboard_url(
+    pipeline: tuple[Settings, SqlEngine], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`sales-ops dashboard` as a user starts it, on a free port; one for the module's page tests
+    (each loads the page afresh, and its metrics are cached 2 s only)."""
     settings, _ = pipeline
     port = free_port()
     cmd = [sys.executable, "-m", "sales_ops.cli", "dashboard", "--port", str(port)]
     url = f"http://127.0.0.1:{port}/"
-    with running_server("sales-ops dashboard", cmd, stack_env(settings), url, tmp_path / "dashboard.log", 60):
+    log = tmp_path_factory.mktemp("dashboard") / "dashboard.log"
+    with running_server("sales-ops dashboard", cmd, stack_env(settings), url, log, 60):
         yield url
 
 
 @pytest.fixture()
-def browser(tmp_path: Path) -> Iterator:
-    """Debian's headless Chromium through its chromedriver (Selenium Manager never downloads)."""
+def browser(chromium) -> Iterator:
+    """The module's Chromium for one test: its console log starts empty, and its page is left for
+    a blank one afterwards (an open dashboard page would go on refreshing between tests)."""
+    chromium.get_log("browser")  # read entries are gone: only this test's pages are in the log
+    try:
+        yield chromium
+    finally:
+        chromium.get("about:blank")
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Debian's headless Chromium through its chromedriver (Selenium Manager never downloads),
+    started once per module (each test loads its page afresh through `browser`)."""
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
     from selenium import webdriver
@@ -257,7 +275,7 @@ def browser(tmp_path: Path) -> Iterator:
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium'}",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
         "--window-size=1400,1000",
     ):
         options.add_argument(arg)
@@ -332,7 +350,7 @@ def test_markup_in_the_data_is_shown_as_text_in_every_chart(
         order_total={"N": "899991.00"},
     )
     settings.client("dynamodb").put_item(TableName=settings.table, Item=item)
-    wait_delivered(settings, timeout=120)
+    wait_delivered(settings, timeout=120, poll=0.1)
     compact(settings, engine)
     build_rollups(settings, engine)
 
@@ -390,7 +408,7 @@ def test_the_customers_panel_is_read_once_per_customer_activity_build(
     assert (first_reads, again_reads) == (1, 0) and again == first
 
     run_load(settings, orders=20, rate=0, seed=8051)
-    wait_delivered(settings, timeout=120)
+    wait_delivered(settings, timeout=120, poll=0.1)
     compact(settings, engine)
     stale, stale_reads = refresh()
     assert (stale, stale_reads) == (first, 0), "no newer build: the kept read"
