@@ -562,7 +562,7 @@ def test_load_streams_and_stops_promptly_on_ctrl_c(cli_env, local_stack):
         deadline = time.monotonic() + 40  # interpreter start-up is slow on a busy 2-core machine
         while items() == before and time.monotonic() < deadline:
             assert proc.poll() is None, proc.communicate()
-            time.sleep(0.5)
+            time.sleep(0.1)
         assert items() > before, "nothing written: the 50M-order plan is not streamed"
         time.sleep(3)
         with open(f"/proc/{proc.pid}/status") as fh:
@@ -907,7 +907,8 @@ def test_backfill_at_an_impossible_time_is_one_clear_line(cli_env, at, words):
 
 @pytest.fixture(scope="module")
 def exported(local_stack):
-    """A lake with orders and a completed export of the table, in the stack's own bucket."""
+    """A lake with orders and a completed export of the table, in the stack's own bucket; and
+    orders_latest's count once compacted, which no refused backfill below may change."""
     from sales_ops.backfill.export import start_export, wait_export
     from sales_ops.curated.compaction import compact
     from sales_ops.load.shop import run_load
@@ -915,11 +916,15 @@ def exported(local_stack):
     from sales_ops.targets import crawler_for, engine_for
 
     run_load(local_stack, orders=12, rate=0, seed=2323)
-    wait_delivered(local_stack, timeout=300)
+    wait_delivered(local_stack, timeout=300, poll=0.1)
     crawler_for(local_stack).run()
     with engine_for(local_stack) as engine:
         compact(local_stack, engine)
-    return wait_export(local_stack, start_export(local_stack).arn, timeout=120)
+        orders = engine.query(ORDERS_LATEST_COUNT.format(database=local_stack.database)).rows
+    return wait_export(local_stack, start_export(local_stack).arn, timeout=120), orders
+
+
+ORDERS_LATEST_COUNT = "SELECT count(*) FROM {database}.orders_latest"
 
 
 def _export_object(settings, info, name: str) -> str:
@@ -964,6 +969,7 @@ def test_backfill_refuses_an_export_that_is_not_what_its_manifests_say(
 
     from sales_ops.targets import engine_for
 
+    exported, before = exported
     s3 = local_stack.client("s3")
     key = _export_object(local_stack, exported, name)
     original = s3.get_object(Bucket=exported.bucket, Key=key)["Body"].read()
@@ -973,9 +979,6 @@ def test_backfill_refuses_an_export_that_is_not_what_its_manifests_say(
         body = gzip.compress(b'{"order_id": "o-1"}\n' * 12)
     elif body == "bomb":
         body = _gzip_of_zeros(256 << 20)  # 256 MiB of zeros in ~250 KB: memory stays bounded
-    count = f"SELECT count(*) FROM {local_stack.database}.orders_latest"
-    with engine_for(local_stack) as engine:
-        before = engine.query(count).rows
     s3.put_object(Bucket=exported.bucket, Key=key, Body=body)
     try:
         result = _cli("backfill", "--export", exported.arn, env=stack_env_of(local_stack), timeout=300)
@@ -985,7 +988,8 @@ def test_backfill_refuses_an_export_that_is_not_what_its_manifests_say(
     assert result.returncode == 1, result.stdout + result.stderr
     said = " ".join(result.stderr.split())  # one line, however the console wraps it
     assert said.startswith("error: ") and said.count("error: ") == 1 and words in said, result.stderr
-    with engine_for(local_stack) as engine:
+    count = ORDERS_LATEST_COUNT.format(database=local_stack.database)
+    with engine_for(local_stack) as engine:  # a new engine: what the lake holds now
         assert engine.query(count).rows == before  # nothing applied: the lake keeps its orders
         assert before[0][0] > 0
 
@@ -1005,7 +1009,7 @@ def test_check_still_passes_after_the_hostile_probes(local_stack):
     from sales_ops.targets import crawler_for, engine_for
 
     run_load(local_stack, orders=20, rate=0, seed=1515)
-    wait_delivered(local_stack, timeout=300)
+    wait_delivered(local_stack, timeout=300, poll=0.1)
     crawler_for(local_stack).run()
     with engine_for(local_stack) as engine:
         compact(local_stack, engine)
@@ -1027,7 +1031,7 @@ def test_a_record_kinesis_refuses_is_dead_lettered_and_the_pipe_goes_on(fresh_st
     ddb.put_item(TableName=fresh_stack.table, Item=big)
     ddb.put_item(TableName=fresh_stack.table, Item={**big, "status": {"S": "SHIPPED"}})
     ddb.put_item(TableName=fresh_stack.table, Item=order_item("o-after"))
-    wait_delivered(fresh_stack, timeout=180)
+    wait_delivered(fresh_stack, timeout=180, poll=0.1)
     delivered = {e["order_id"] for e in raw_events(fresh_stack)}
     assert "o-after" in delivered and long_id not in delivered  # the records behind it went on
 
