@@ -9,6 +9,7 @@ independent Python computation over a DynamoDB scan.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ from sales_ops.catalog import glue
 from sales_ops.cli import app
 from sales_ops.curated.compaction import compact
 from sales_ops.curated.rollups import build_rollups
-from sales_ops.curated.tables import LATEST_PREFIX, current_versions
+from sales_ops.curated.tables import LATEST_PREFIX, current_versions, live_deltas
 from sales_ops.load.shop import LoadSummary, catalogue, run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import wait_delivered
@@ -58,6 +59,17 @@ class Loaded:
     compactions: int
 
 
+# 500 orders: ~1,600 changes (updates and deletes among them) at 300/s.
+LOAD_ORDERS, LOAD_RATE = 500, 300
+# Two compactions run while the load is under way (each folds its delta into the base): the load
+# waits at every PACE_CHANGES changes written until that many have run, so orders change before,
+# between and after them however slow the machine. The rest of the load goes into one last delta,
+# not folded (orders_latest merges it with the base on read): both ways of merging an order's
+# changes from different compactions are read by the tests below.
+PACE_CHANGES, PACED_COMPACTIONS = 500, 2
+POLL_S = 0.1  # delivery polled every 0.1 s (`load --wait` polls every 0.5 s): Firehose flushes each 1 s
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     settings = stack_settings(tmp_path_factory.mktemp("queries"))
@@ -65,24 +77,35 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     try:
         engine = DuckDBEngine(settings)
         result: dict = {}
+        counts: Counter = Counter()
+        turn = threading.Condition()
+
+        def pace(written: int) -> None:  # the load's on_progress, in its writer threads
+            with turn:
+                counts["changes"] += written
+                due = min(counts["changes"] // PACE_CHANGES, PACED_COMPACTIONS)
+                if not counts["unpaced"] and not turn.wait_for(lambda: counts["compactions"] >= due, 120):
+                    counts["unpaced"] = 1  # no compaction counted: the test below fails, nothing hangs
+
         load = threading.Thread(
-            # ~30 s of changes: several compactions (each a crawl, deltas, maybe a fold) run meanwhile
-            target=lambda: result.update(summary=run_load(settings, orders=1200, rate=300, seed=5))
+            target=lambda: result.update(
+                summary=run_load(settings, orders=LOAD_ORDERS, rate=LOAD_RATE, seed=5, on_progress=pace)
+            )
         )
         load.start()
-        compactions = 0
-        time.sleep(2)
-        while load.is_alive():  # compact while orders are still changing
+        while load.is_alive() and counts["compactions"] < PACED_COMPACTIONS:  # while orders change
             crawler_for(settings).run()
             if glue.get_table(settings, glue.RAW_TABLE):  # nothing to compact before the first object
                 report = compact(settings, engine)
-                compactions += bool(report.partitions_rewritten or report.deltas_written)
-            time.sleep(1)
+                with turn:
+                    counts["compactions"] += bool(report.partitions_rewritten or report.deltas_written)
+                    turn.notify_all()
+            time.sleep(0.3)
         load.join()
-        wait_delivered(settings, timeout=120)
+        wait_delivered(settings, timeout=120, poll=POLL_S)
         crawler_for(settings).run()
-        compact(settings, engine)
-        yield Loaded(settings, engine, result["summary"], compactions)
+        compact(settings, engine, fold_fraction=math.inf)  # never folds: its delta stays live
+        yield Loaded(settings, engine, result["summary"], counts["compactions"])
         engine.close()
     finally:
         supervisor.down(settings, log=lambda *_: None)
@@ -114,6 +137,7 @@ def expected_total_sales_by_product(orders: dict[str, dict]) -> list[tuple]:
 def test_the_load_had_updates_and_deletes_spanning_compactions(loaded: Loaded, orders: dict) -> None:
     assert loaded.summary.updates > loaded.summary.orders and loaded.summary.deletes > 0
     assert loaded.compactions >= 2
+    assert live_deltas(loaded.settings)  # the last one's delta, merged on read
     assert 0 < len(orders) < loaded.summary.orders
 
 
@@ -345,7 +369,7 @@ def test_reconciliation_sees_changes_not_compacted_yet(loaded: Loaded) -> None:
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":s": {"S": "RETURNED"}},
     )
-    wait_delivered(settings, timeout=60)
+    wait_delivered(settings, timeout=60, poll=POLL_S)
     outcome = check_reconciliation(settings, loaded.engine)
     assert not outcome.passed
     assert outcome.details["different"] == 1 and outcome.details["missing"] == outcome.details["extra"] == 0
@@ -372,7 +396,7 @@ def test_amounts_check_names_an_inconsistent_order(loaded: Loaded) -> None:
         "updated_at": {"S": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")},
     }
     settings.client("dynamodb").put_item(TableName=settings.table, Item=item)
-    wait_delivered(settings, timeout=60)
+    wait_delivered(settings, timeout=60, poll=POLL_S)
     compact(settings, loaded.engine)
     outcome = check_amounts(loaded.engine)
     assert not outcome.passed and outcome.details["inconsistent_total"] == 1
@@ -380,7 +404,7 @@ def test_amounts_check_names_an_inconsistent_order(loaded: Loaded) -> None:
     settings.client("dynamodb").delete_item(
         TableName=settings.table, Key={"order_id": {"S": "ord-bad-total"}}
     )
-    wait_delivered(settings, timeout=60)
+    wait_delivered(settings, timeout=60, poll=POLL_S)
     compact(settings, loaded.engine)
     assert check_amounts(loaded.engine).passed
 
@@ -406,7 +430,7 @@ def test_processing_failed_records_fail_the_check_with_the_reason(loaded: Loaded
     kinesis = settings.client("kinesis")
     for data in (b"not json at all", b'{"eventName": "UPSERT"}'):
         kinesis.put_record(StreamName=settings.kinesis_stream, Data=data, PartitionKey="bad")
-    wait_delivered(settings, timeout=60)
+    wait_delivered(settings, timeout=60, poll=POLL_S)
     outcome = check_no_processing_failed(settings)
     assert not outcome.passed and outcome.details["records"] == 2
     assert {r["errorCode"] for r in outcome.details["reasons"]} == {"Lambda.ProcessingFailedStatus"}
