@@ -39,35 +39,12 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-# The longest modules (seconds of their tests in a full run, 2026-12-04), handed out first:
-# pytest-xdist's `--dist loadscope` gives workers whole modules in collection order, so a long
-# module collected last (alphabetically) ran on alone at the end while the other workers idled.
-# Longest first is the classic greedy schedule; a stale list only schedules worse, nothing else.
-LONGEST_FIRST = (
-    "test_curated_cycle.py",
-    "test_compaction.py",
-    "test_backfill.py",
-    "test_hostile.py",
-    "test_queries.py",
-    "test_dashboard.py",
-    "test_dagster_checks.py",
-    "test_dagster_automation.py",
-    "test_pipeline.py",
-    "test_live.py",
-    "test_reconcile.py",
-    "test_durability.py",
-)
-
-
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `slow` every test that needs an emulator fixture, directly or through another fixture;
-    put the longest modules first (LONGEST_FIRST), each module's tests in their own order."""
+    """Mark `slow` every test that needs an emulator fixture, directly or through another fixture."""
     for item in items:
         if EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest as collected
 
 
 def _guarded(item: pytest.Item) -> AbstractContextManager[None]:
