@@ -42,6 +42,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Tests wait for delivery polling every 0.1 s (`load --wait` polls every 0.5 s): Firehose's
+# stand-in flushes each second, so a wait ends within a tenth of a second of it.
+DELIVERY_POLL_S = 0.1
+
 # --- how long to wait for a start, under load ---------------------------------------------------
 START_TIMEOUT_ENV = "SALES_OPS_TEST_START_TIMEOUT"  # seconds; overrides the load-aware figure
 MAX_START_TIMEOUT = 600.0

@@ -33,13 +33,12 @@ from sales_ops.quality.reconciliation import check_reconciliation
 from sales_ops.query import DuckDBEngine
 from sales_ops.schema import NOT_SALE_STATUSES, ORDER_VALUE_FIELDS
 from sales_ops.settings import RAW_PREFIX, Settings
-from tests.harness import ROOT, stack_env, stack_settings
+from tests.harness import DELIVERY_POLL_S, ROOT, stack_env, stack_settings
 from tests.helpers import dynamodb_items, list_keys
 
 pytestmark = pytest.mark.slow
 # Delivery is polled more often than `load --wait` does (0.5 s): each wait here ends within a tenth
 # of a second of Firehose's flush (1 s buffer), not up to half a second after it.
-POLL_S = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     try:
         for part in range(3):  # three deliveries: several raw objects, so a third of them is a real part
             run_load(settings, 50, rate=0, seed=31 + 100 * part)
-            wait_delivered(settings, timeout=120, poll=POLL_S)
+            wait_delivered(settings, timeout=120, poll=DELIVERY_POLL_S)
         yield settings
     finally:
         supervisor.down(settings, log=lambda *_: None)
@@ -75,7 +74,7 @@ def sales_ops(settings: Settings, *args: str) -> subprocess.CompletedProcess:
 
 
 def refresh(settings: Settings, engine: DuckDBEngine, full: bool = False) -> None:
-    wait_delivered(settings, timeout=120, poll=POLL_S)
+    wait_delivered(settings, timeout=120, poll=DELIVERY_POLL_S)
     LocalCrawler(settings).run()
     compact(settings, engine, full=full)
 

@@ -28,13 +28,12 @@ from sales_ops.local.progress import wait_delivered
 from sales_ops.quality.checks import Written
 from sales_ops.raw_objects import decode_body
 from sales_ops.settings import RAW_PREFIX, Settings
-from tests.harness import stack_settings
+from tests.harness import DELIVERY_POLL_S, stack_settings
 from tests.webhook import webhook_receiver
 
 pytestmark = pytest.mark.slow  # starts a stack of its own (module fixture)
 
 Evaluations = dict[str, dg.AssetCheckEvaluation]
-POLL_S = 0.1  # delivery polled every 0.1 s (`load --wait` polls every 0.5 s): Firehose flushes each 1 s
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +42,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     supervisor.up(settings, log=lambda *_: None)
     try:
         run_load(settings, 60, rate=0, seed=21)
-        wait_delivered(settings, timeout=60, poll=POLL_S)
+        wait_delivered(settings, timeout=60, poll=DELIVERY_POLL_S)
         yield settings
     finally:
         supervisor.down(settings, log=lambda *_: None)
@@ -104,7 +103,7 @@ def check(
 def refresh(stack: Settings, defs: dg.Definitions, instance: dg.DagsterInstance, *only: str) -> Evaluations:
     """Crawl, compact, check: what the automation requests once new raw data is observed; with
     `only`, just those checks run after the crawl and the compaction (a test reading one check)."""
-    wait_delivered(stack, timeout=60, poll=POLL_S)
+    wait_delivered(stack, timeout=60, poll=DELIVERY_POLL_S)
     if not only:
         return run(defs, instance, refresh_job.name)
     ops = ["raw_orders_table", "orders_latest", *(CHECK_OPS[name] for name in only)]
@@ -239,7 +238,7 @@ def test_reconciliation_warns_while_changes_are_in_flight_and_errors_once_caught
         finally:
             supervisor.up(stack, log=lambda *_: None)
         # Delivered to S3 but not compacted: the pipeline has caught up and still disagrees.
-        wait_delivered(stack, timeout=60, poll=POLL_S)
+        wait_delivered(stack, timeout=60, poll=DELIVERY_POLL_S)
         caught_up = check(defs, instance, "reconciliation")
         assert not caught_up.passed
         assert caught_up.severity == dg.AssetCheckSeverity.ERROR
@@ -308,7 +307,7 @@ def test_poison_record_triggers_the_failing_check_with_its_reason(stack: Setting
     stack.client("kinesis").put_record(
         StreamName=stack.kinesis_stream, PartitionKey="poison", Data=b"{not json"
     )
-    wait_delivered(stack, timeout=60, poll=POLL_S)
+    wait_delivered(stack, timeout=60, poll=DELIVERY_POLL_S)
 
     with dg.build_sensor_context(instance=instance, resources=resources_for(stack)) as context:
         tick = processing_failed_sensor.evaluate_tick(context)

@@ -16,9 +16,8 @@ from sales_ops.load.shop import run_load
 from sales_ops.local import supervisor
 from sales_ops.local.progress import pipeline_lag, wait_delivered
 from sales_ops.raw_objects import decode_body, is_gzip
+from tests.harness import DELIVERY_POLL_S
 from tests.helpers import assert_replay_matches_dynamodb, error_records, raw_events
-
-POLL_S = 0.1  # delivery polled every 0.1 s (`load --wait` polls every 0.5 s): Firehose flushes each 1 s
 
 
 def test_load_with_updates_and_deletes_replays_to_dynamodb(local_stack):
@@ -27,7 +26,7 @@ def test_load_with_updates_and_deletes_replays_to_dynamodb(local_stack):
     assert summary.orders == 500
     assert summary.updates > summary.orders  # lifecycles: several status changes per order
     assert summary.deletes > 0
-    wait_delivered(local_stack, timeout=180, poll=POLL_S)
+    wait_delivered(local_stack, timeout=180, poll=DELIVERY_POLL_S)
 
     orders = assert_replay_matches_dynamodb(local_stack)
     assert orders >= 500 - summary.deletes
@@ -41,7 +40,7 @@ def test_load_with_updates_and_deletes_replays_to_dynamodb(local_stack):
 
 def test_partitions_follow_event_time(local_stack):
     run_load(local_stack, orders=20, rate=0, seed=12)
-    wait_delivered(local_stack, timeout=60, poll=POLL_S)
+    wait_delivered(local_stack, timeout=60, poll=DELIVERY_POLL_S)
     keys = local_stack.client("s3").list_objects_v2(Bucket=local_stack.bucket, Prefix="raw/orders/")
     for obj in keys["Contents"]:
         body = local_stack.client("s3").get_object(Bucket=local_stack.bucket, Key=obj["Key"])["Body"].read()
@@ -58,7 +57,7 @@ def _put_raw_on_kinesis(settings, data: bytes, key: str = "poison") -> None:
 def test_poison_record_goes_to_errors_and_holds_nothing_up(fresh_stack):
     _put_raw_on_kinesis(fresh_stack, b"this is not json")
     run_load(fresh_stack, orders=30, rate=0, seed=13)  # real changes behind the poison
-    wait_delivered(fresh_stack, timeout=60, poll=POLL_S)
+    wait_delivered(fresh_stack, timeout=60, poll=DELIVERY_POLL_S)
 
     errors = error_records(fresh_stack)
     assert len(errors) == 1
@@ -102,7 +101,7 @@ def test_sigkill_mid_load_resumes_from_checkpoints(fresh_stack):
     assert sum(lag.pending for lag in pipeline_lag(settings)) > 0  # work was left behind
 
     supervisor.up(settings, log=lambda *_: None)  # restarts just the dead worker
-    wait_delivered(settings, timeout=180, poll=POLL_S)
+    wait_delivered(settings, timeout=180, poll=DELIVERY_POLL_S)
     assert_replay_matches_dynamodb(settings)
     by_sequence = collections.defaultdict(set)
     for event in raw_events(settings):
@@ -118,7 +117,7 @@ def raw_events_started(settings) -> bool:
 def test_down_then_up_keeps_data_and_resumes(fresh_stack):
     settings = fresh_stack
     run_load(settings, orders=100, rate=0, seed=15)
-    wait_delivered(settings, timeout=60, poll=POLL_S)
+    wait_delivered(settings, timeout=60, poll=DELIVERY_POLL_S)
     before = len(raw_events(settings))
     supervisor.down(settings, log=lambda *_: None)
     assert not supervisor.port_open(settings.port)
@@ -129,7 +128,7 @@ def test_down_then_up_keeps_data_and_resumes(fresh_stack):
     glue = settings.client("glue").get_database(Name=settings.database)
     assert glue["Database"]["Name"] == settings.database
     run_load(settings, orders=50, rate=0, seed=16)
-    wait_delivered(settings, timeout=60, poll=POLL_S)
+    wait_delivered(settings, timeout=60, poll=DELIVERY_POLL_S)
     assert_replay_matches_dynamodb(settings)
     ids = [e["event_id"] for e in raw_events(settings)]
     assert len(ids) == len(set(ids)), "restart re-delivered changes that were already in S3"

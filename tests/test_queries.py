@@ -45,7 +45,7 @@ from sales_ops.quality import (
 from sales_ops.query import DuckDBEngine
 from sales_ops.settings import Settings
 from sales_ops.targets import crawler_for
-from tests.harness import stack_env, stack_settings
+from tests.harness import DELIVERY_POLL_S, stack_env, stack_settings
 
 pytestmark = pytest.mark.slow  # starts a stack of its own (module fixture)
 NOT_SALES = ("CANCELLED", "RETURNED")
@@ -67,7 +67,6 @@ LOAD_ORDERS, LOAD_RATE = 500, 300
 # not folded (orders_latest merges it with the base on read): both ways of merging an order's
 # changes from different compactions are read by the tests below.
 PACE_CHANGES, PACED_COMPACTIONS = 500, 2
-POLL_S = 0.1  # delivery polled every 0.1 s (`load --wait` polls every 0.5 s): Firehose flushes each 1 s
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +101,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
                     turn.notify_all()
             time.sleep(0.3)
         load.join()
-        wait_delivered(settings, timeout=120, poll=POLL_S)
+        wait_delivered(settings, timeout=120, poll=DELIVERY_POLL_S)
         crawler_for(settings).run()
         compact(settings, engine, fold_fraction=math.inf)  # never folds: its delta stays live
         yield Loaded(settings, engine, result["summary"], counts["compactions"])
@@ -369,7 +368,7 @@ def test_reconciliation_sees_changes_not_compacted_yet(loaded: Loaded) -> None:
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":s": {"S": "RETURNED"}},
     )
-    wait_delivered(settings, timeout=60, poll=POLL_S)
+    wait_delivered(settings, timeout=60, poll=DELIVERY_POLL_S)
     outcome = check_reconciliation(settings, loaded.engine)
     assert not outcome.passed
     assert outcome.details["different"] == 1 and outcome.details["missing"] == outcome.details["extra"] == 0
@@ -396,7 +395,7 @@ def test_amounts_check_names_an_inconsistent_order(loaded: Loaded) -> None:
         "updated_at": {"S": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")},
     }
     settings.client("dynamodb").put_item(TableName=settings.table, Item=item)
-    wait_delivered(settings, timeout=60, poll=POLL_S)
+    wait_delivered(settings, timeout=60, poll=DELIVERY_POLL_S)
     compact(settings, loaded.engine)
     outcome = check_amounts(loaded.engine)
     assert not outcome.passed and outcome.details["inconsistent_total"] == 1
@@ -404,7 +403,7 @@ def test_amounts_check_names_an_inconsistent_order(loaded: Loaded) -> None:
     settings.client("dynamodb").delete_item(
         TableName=settings.table, Key={"order_id": {"S": "ord-bad-total"}}
     )
-    wait_delivered(settings, timeout=60, poll=POLL_S)
+    wait_delivered(settings, timeout=60, poll=DELIVERY_POLL_S)
     compact(settings, loaded.engine)
     assert check_amounts(loaded.engine).passed
 
@@ -430,7 +429,7 @@ def test_processing_failed_records_fail_the_check_with_the_reason(loaded: Loaded
     kinesis = settings.client("kinesis")
     for data in (b"not json at all", b'{"eventName": "UPSERT"}'):
         kinesis.put_record(StreamName=settings.kinesis_stream, Data=data, PartitionKey="bad")
-    wait_delivered(settings, timeout=60, poll=POLL_S)
+    wait_delivered(settings, timeout=60, poll=DELIVERY_POLL_S)
     outcome = check_no_processing_failed(settings)
     assert not outcome.passed and outcome.details["records"] == 2
     assert {r["errorCode"] for r in outcome.details["reasons"]} == {"Lambda.ProcessingFailedStatus"}
