@@ -246,7 +246,7 @@ def print_histories(histories: list[dict[str, Any]]) -> None:
         if stage == "total":
             sizes, counts = totals, [sum(len(s) for s in h["statements"].values()) for h in histories]
         else:
-            sizes = [sum(b for _, b in h["statements"][stage]) for h in histories]
+            sizes = [cycle_bytes(h, [stage]) for h in histories]
             counts = [len(h["statements"][stage]) for h in histories]
             totals = [t + s for t, s in zip(totals, sizes, strict=True)]
         cells = [f"{mib(b)} ({n})" for b, n in zip(sizes, counts, strict=True)]

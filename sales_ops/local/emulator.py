@@ -19,7 +19,7 @@ import pickle
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -253,6 +253,17 @@ def _fast_kinesis_put_records() -> None:
     KinesisResponse.put_records = put_records  # type: ignore[method-assign,assignment]  # a body string
 
 
+def _remembered(memo: dict, key: Any, work: Callable[[], Any], limit: int) -> Any:
+    """`work()`'s answer for `key`, kept in `memo` while it holds fewer than `limit` answers (past
+    that, worked out each time as before the patch)."""
+    if key in memo:
+        return memo[key]
+    answer = work()
+    if len(memo) < limit:
+        memo[key] = answer
+    return answer
+
+
 BACKEND_HOSTS_KEPT = 256  # host names whose backend is remembered (a few are ever seen)
 
 
@@ -272,12 +283,7 @@ def _backend_per_host_once() -> None:
 
     def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
         known: dict[str | None, Any] = self.__dict__.setdefault("_sales_ops_backends", {})
-        if host in known:
-            return known[host]
-        backend = lookup(self, host)
-        if len(known) < BACKEND_HOSTS_KEPT:
-            known[host] = backend
-        return backend
+        return _remembered(known, host, lambda: lookup(self, host), BACKEND_HOSTS_KEPT)
 
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
 
@@ -314,12 +320,7 @@ def _serializer_memos() -> None:
                 getattr(shape, "name", None),
                 getattr(parent, "name", None),
             )
-            found = kept.get(key)
-            if found is None:
-                found = tuple(keys_of(self, context))
-                if len(kept) < SERIALIZER_MEMO_KEPT:
-                    kept[key] = found
-            return found
+            return _remembered(kept, key, lambda: tuple(keys_of(self, context)), SERIALIZER_MEMO_KEPT)
 
         cls.get_possible_keys = get_possible_keys
 
@@ -334,12 +335,11 @@ def _serializer_memos() -> None:
         if not isinstance(value, str | int | float):  # a datetime: no parsing to save
             return convert(self, value, timestamp_format)
         key = (type(value), value, timestamp_format)
-        found = texts.get(key)
-        if found is None:
-            found = convert(self, value, timestamp_format)  # type: ignore[arg-type]
-            if len(texts) < SERIALIZER_MEMO_KEPT:
-                texts[key] = found
-        return found
+
+        def text() -> Any:
+            return convert(self, value, timestamp_format)  # type: ignore[arg-type]  # a float too
+
+        return _remembered(texts, key, text, SERIALIZER_MEMO_KEPT)
 
     serialize.TimestampSerializer._convert_timestamp_to_str = convert_timestamp  # type: ignore[method-assign]
 

@@ -474,29 +474,25 @@ class DuckDBEngine(_EngineBase):
         alias = exp.TableAlias(this=exp.to_identifier(ref.alias or ref.name.lower()))
         ref.replace(exp.Subquery(this=body, alias=alias))
 
-    # Each once per statement (see `_catalog_seen`).
-    def _entry(self, database: str, name: str) -> dict[str, Any]:
-        key = ("entry", database.lower(), name)
+    # The catalog reads of a statement, each once (see `_catalog_seen`).
+    def _once(self, key: tuple, read: Callable[[], Any]) -> Any:
         if key not in self._catalog_seen:
-            self._catalog_seen[key] = catalog_entry(self.settings, database, name)
+            self._catalog_seen[key] = read()
         return self._catalog_seen[key]
+
+    def _entry(self, database: str, name: str) -> dict[str, Any]:
+        return self._once(
+            ("entry", database.lower(), name), lambda: catalog_entry(self.settings, database, name)
+        )
 
     def _loaded(self, entry: dict[str, Any], name: str) -> CatalogTable:
-        key = ("table", entry["DatabaseName"], name)
-        if key not in self._catalog_seen:
-            self._catalog_seen[key] = self._table(entry["DatabaseName"], name, entry)
-        return self._catalog_seen[key]
+        database = entry["DatabaseName"]
+        return self._once(("table", database, name), lambda: self._table(database, name, entry))
 
     def _files(self, table: CatalogTable, only: set[str] | None, bounds: dict[str, str] | None) -> list[str]:
-        key = (
-            "files",
-            table.qualified,
-            None if only is None else frozenset(only),
-            str(sorted((bounds or {}).items())),
-        )
-        if key not in self._catalog_seen:
-            self._catalog_seen[key] = table_files(self.s3, table, only, bounds)
-        return self._catalog_seen[key]
+        chosen = None if only is None else frozenset(only)
+        key = ("files", table.qualified, chosen, str(sorted((bounds or {}).items())))
+        return self._once(key, lambda: table_files(self.s3, table, only, bounds))
 
     def _table(self, database: str, name: str, glue_table: dict[str, Any] | None = None) -> CatalogTable:
         return load_table(self.settings, glue_table or catalog_entry(self.settings, database, name), name)
