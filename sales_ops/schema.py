@@ -195,4 +195,12 @@ SQL_RULES: dict[str, str] = {
     "reject_reason": _reject_reason(),
     "checked_order_date": f"CAST(({_timestamp('created_at')}) AT TIME ZONE 'UTC' AS DATE)",
     "sequence_order": SEQUENCE_ORDER,
+    # A customer's bucket before the modulo: the first byte of md5(customer_id), 0-255. Written
+    # with functions both Athena (Trino: md5, to_hex's upper-case hex, strpos) and the local engine
+    # have, so that a customer falls in the same bucket on either (sales_ops/curated/customers.py).
+    "customer_hash": " + ".join(
+        f"(strpos('0123456789ABCDEF', substr(to_hex(md5(to_utf8(coalesce(customer_id, '')))), {i}, 1)) - 1)"
+        + (" * 16" if i == 1 else "")
+        for i in (1, 2)
+    ),
 }

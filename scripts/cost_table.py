@@ -52,6 +52,27 @@ LAMBDA_LOG_KB = 0.6  # START, END, REPORT and the handler's one summary line per
 DASHBOARD_HOURS_PER_DAY = 8
 ATHENA_GETS_PER_OBJECT = 2  # a Parquet object read: its footer, then its column chunks
 GLUE_CALLS_PER_STATEMENT = 3  # GetTable, GetPartitions (a page per 1,000), GetDatabase
+# What a statement reads besides its growth with the history. Most read orders (or customers) of
+# the dates a cycle touches, or of the open dates, or of the window: that follows the order
+# density, a day's orders at the rate, so the bench's figure (taken at its own, scaled-down
+# density) is scaled by the ratio of the two. These read rows per product or per dashboard group
+# (the catalogue's size, whatever the rate), and compaction's raw reads follow the rate (`p`, the
+# partitions, is measured apart).
+FOLLOWS_CATALOGUE = frozenset(
+    {"INSERT INTO inventory_status__build", "INSERT INTO sales_totals__build", "dashboard_inventory"}
+)
+# Statements the code splits to read at most a third of the cutoff each: by-date writes by date
+# (sales_ops.curated.rollup_store.write_chunks: a date is the smallest unit) and customer_activity's
+# passes and their summaries by customer bucket (sales_ops.curated.customers, at most 256).
+BY_DATE_WRITES = frozenset(
+    {
+        "INSERT INTO sales_by_product_hourly__versions",
+        "INSERT INTO sales_daily__versions",
+        "INSERT INTO customer_activity_daily__versions",
+    }
+)
+BY_BUCKET = frozenset({"INSERT INTO customer_activity__build", "INSERT INTO customer_segments__versions"})
+MAX_BUCKETS = 256
 PRICES = {
     "kinesis_shard_hour": 0.015,
     "kinesis_put_unit_million": 0.014,
@@ -186,6 +207,12 @@ class Shop:
     changes_per_order: float
     live_share: float  # live orders / orders created (the rest were deleted)
     touched_days: float  # date partitions one cycle rewrites (measured by the bench)
+    bench_orders_per_day: float  # the density of the bench's history
+
+    @property
+    def density(self) -> float:
+        """A day's orders at this rate over the bench history's: what scales a statement's fixed part."""
+        return self.orders_per_day / self.bench_orders_per_day
 
     @property
     def days(self) -> float:
@@ -211,10 +238,30 @@ class Shop:
 
 def statement_bytes(fit: Fit, shop: Shop, reference_rate: float, stage: str) -> float:
     """A statement's bytes this month: the change set's part follows the rate (compaction reads
-    the cycle's raw objects), the history's part follows the history."""
-    fixed = fit.a * (shop.rate / reference_rate if stage == "compact" else 1.0)
+    the cycle's raw objects) or the order density (the dates it reads hold a day's orders each),
+    the history's part follows the history."""
+    if stage == "compact":
+        scale = shop.rate / reference_rate
+    else:
+        scale = 1.0 if fit.label in FOLLOWS_CATALOGUE else shop.density
+    fixed = fit.a * scale
     partitions = fit.p * shop.orders_per_day + fit.older * shop.older_rewritten_orders
     return fixed + fit.g * shop.history + partitions
+
+
+def split(label: str, nbytes: float, shop: Shop, cutoff: float) -> list[float]:
+    """The statements one benched statement becomes where the code splits it (a third of the
+    cutoff each, BY_DATE_WRITES and BY_BUCKET), each one's bytes."""
+    budget = cutoff / 3
+    if nbytes <= budget or label not in BY_DATE_WRITES | BY_BUCKET:
+        return [nbytes]
+    if label in BY_BUCKET:
+        n = min(math.ceil(nbytes / budget), MAX_BUCKETS)
+        return [nbytes / n] * n
+    dates = max(1, round(min(shop.touched_days, shop.days)))
+    per_statement = max(1, math.floor(budget / (nbytes / dates)))
+    n = math.ceil(dates / per_statement)
+    return [nbytes / n] * n
 
 
 def billed(nbytes: float, cutoff: float) -> tuple[float, bool]:
@@ -259,12 +306,15 @@ def athena_month(
         n = counts[kind].get(stage, 0)
         stage_fits = (models.get(stage, []) + [Fit("(not benched)", 0, 0)] * n)[:n]
         total = 0.0
+        statements = 0
         for fit in stage_fits:
-            nbytes = statement_bytes(fit, shop, reference_rate, stage)
-            bill, cut = billed(nbytes, cutoff)
-            total += bill
-            if cut and stage not in out.over_cutoff:
-                out.over_cutoff.append(stage)
+            pieces = split(fit.label, statement_bytes(fit, shop, reference_rate, stage), shop, cutoff)
+            statements += len(pieces)
+            for nbytes in pieces:
+                bill, cut = billed(nbytes, cutoff)
+                total += bill
+                if cut and stage not in out.over_cutoff:
+                    out.over_cutoff.append(stage)
             # Partitions (and objects) a statement reads: one a day of history if it reads it all.
             parts = 1.0
             if shop.rate and fit.grows:
@@ -274,7 +324,7 @@ def athena_month(
             out.objects_read += parts * per_month
             out.listings += parts * per_month
         out.dollars[stage] = total * per_month / 1024**4 * PRICES["athena_tb"]
-        out.statements += n * per_month
+        out.statements += statements * per_month
     return out
 
 
@@ -379,6 +429,7 @@ def shop_of(figures: dict[str, Any], rate: float, month: int) -> Shop:
         changes_per_order=biggest["history_changes"] / biggest["orders"],
         live_share=biggest["live_orders"] / biggest["orders"],
         touched_days=float(biggest.get("partitions_rewritten") or 1),
+        bench_orders_per_day=biggest["orders"] / biggest["days"],
     )
 
 

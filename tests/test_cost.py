@@ -107,6 +107,27 @@ def test_model_follows_the_template_and_the_rates(cost: ModuleType) -> None:
     assert m12["DynamoDB storage + PITR"] > m1["DynamoDB storage + PITR"]
 
 
+def test_the_model_scales_reads_of_orders_by_density_and_splits_what_the_code_splits(
+    cost: ModuleType,
+) -> None:
+    """A statement's fixed part reads orders of the dates it touches: at 100x the bench's orders a
+    day it reads 100x, unless it reads rows per product; what the code splits (by date, by
+    customer bucket) is billed as the statements it becomes, a date the smallest."""
+    shop = cost.Shop(10.0, 12, 3.0, 1.0, 4.0, bench_orders_per_day=10 * 86400 / 3.0 / 100)
+    assert shop.density == pytest.approx(100)
+    orders, products = cost.Fit("check_unique_order_id", 1000, 0), cost.Fit("dashboard_inventory", 1000, 0)
+    assert cost.statement_bytes(orders, shop, 10.0, "checks") == pytest.approx(100_000)
+    assert cost.statement_bytes(products, shop, 10.0, "dashboard") == pytest.approx(1000)
+    cutoff = 3000.0
+    assert cost.split("check_unique_order_id", 9000, shop, cutoff) == [9000]  # not split: past it
+    assert cost.split("INSERT INTO sales_daily__versions", 900, shop, cutoff) == [900]
+    # 4 dates of 1,000 bytes, 1,000 a statement at most: one date each; a date past the cutoff stays.
+    assert cost.split("INSERT INTO sales_daily__versions", 4000, shop, cutoff) == [1000.0] * 4
+    assert cost.split("INSERT INTO sales_daily__versions", 40000, shop, cutoff) == [10000.0] * 4
+    assert cost.split("INSERT INTO customer_activity__build", 4500, shop, cutoff) == [900.0] * 5
+    assert len(cost.split("INSERT INTO customer_activity__build", 10**9, shop, cutoff)) == cost.MAX_BUCKETS
+
+
 def test_a_statement_reading_all_history_grows_in_the_model(cost: ModuleType) -> None:
     figures = {
         "rate": 10.0,
@@ -118,7 +139,7 @@ def test_a_statement_reading_all_history_grows_in_the_model(cost: ModuleType) ->
     flat, whole = cost.fits(figures)["checks"]
     assert (flat.g, flat.grows) == (0.0, False) and flat.a == pytest.approx(100)
     assert whole.g == pytest.approx(1.0) and whole.grows
-    shop = cost.Shop(10.0, 12, 3.2, 1.0, 1.0)
+    shop = cost.Shop(10.0, 12, 3.2, 1.0, 1.0, bench_orders_per_day=100.0)
     assert cost.statement_bytes(whole, shop, 10.0, "checks") == pytest.approx(shop.history)
     # At least 10 MB billed; past the cutoff: the cutoff, and flagged.
     assert cost.billed(1, 2**30) == (10 * 2**20, False)

@@ -6,6 +6,7 @@ Real emulator, real handler output (sales_ops.load.synthetic), real DuckDB; no m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
@@ -21,18 +22,21 @@ import pytest
 from sales_ops.catalog import glue
 from sales_ops.catalog.crawlers import LocalCrawler
 from sales_ops.curated.compaction import compact
-from sales_ops.curated.rollups import ROLLUPS, build_rollup, build_rollups
+from sales_ops.curated.rollup_store import load_state
+from sales_ops.curated.rollups import ROLLUPS, build_rollup, build_rollups, running_build, window_start
 from sales_ops.curated.tables import DELTA_COLUMNS, DELTA_PREFIX, DELTA_TABLE, list_sizes, live_deltas
 from sales_ops.dashboard.snapshot import all_of_orders_live, live_query
 from sales_ops.load.shop import write_catalogue
 from sales_ops.load.synthetic import ChangeStream, TimedChange, plan_changes, raw_lines, write_lines
 from sales_ops.quality.checks import check_amounts, check_rejected, check_unique_order_id
 from sales_ops.query import DuckDBEngine
+from sales_ops.query.errors import ScanCutoffError
 from sales_ops.query.meter import Meter
 from sales_ops.schema import ORDER_VALUE_FIELDS
 from sales_ops.settings import Settings
 from tests.harness import drop_bucket, own_space
 
+CUSTOMER_ORDERS = 1200  # enough customers that a bucket's partials are more than Parquet footers
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 
 
@@ -273,8 +277,10 @@ def scratch(engine: DuckDBEngine, settings: Settings, customer_days: int = 30) -
         f"sum(CASE WHEN {sale} THEN quantity ELSE 0 END), "
         f"sum(CASE WHEN {sale} THEN order_total ELSE 0 END) FROM {db}.orders_latest GROUP BY 1, 2, 3, 4"
     )
+    created = "CAST(from_iso8601_timestamp(created_at) AS TIMESTAMP)"
     customers = engine.query(
-        f"SELECT customer_id, count(*), count_if({sale}), sum(CASE WHEN {sale} THEN order_total ELSE 0 END) "
+        f"SELECT customer_id, count(*), count_if({sale}), sum(CASE WHEN {sale} THEN order_total ELSE 0 END), "
+        f"min({created}), max({created}) "
         f"FROM {db}.orders_latest WHERE order_date > current_date - INTERVAL '{customer_days}' DAY "
         "GROUP BY customer_id"
     )
@@ -313,7 +319,9 @@ def maintained(engine: DuckDBEngine, settings: Settings) -> dict[str, set]:
         f"SELECT order_hour, product_id, product_name, category, orders, sales, units, total_sales "
         f"FROM {db}.sales_by_product_hourly"
     )
-    customers = engine.query(f"SELECT customer_id, orders, sales, spend FROM {db}.customer_activity")
+    customers = engine.query(
+        f"SELECT customer_id, orders, sales, spend, first_order_at, last_order_at FROM {db}.customer_activity"
+    )
     units = engine.query(f"SELECT product_id, units_sold FROM {db}.inventory_status WHERE units_sold <> 0")
     totals = engine.query(
         f"SELECT kind, value, live_orders, orders, units, total_sales FROM {db}.sales_totals"
@@ -362,18 +370,79 @@ def test_rollups_from_what_changed_equal_a_computation_from_scratch(
 def test_customer_activity_covers_its_window_and_dates_leaving_it_come_off(
     space: Settings, engine: DuckDBEngine
 ) -> None:
-    """customer_activity is a running total over the last 30 days (WINDOW_DAYS): a build whose
-    window shrank takes the partials of the dates that left it off, as days passing does."""
+    """customer_activity sums the partials of the last 30 days (WINDOW_DAYS): a build whose window
+    shrank leaves the dates that left it out, as days passing does, and drops their partials."""
     write_catalogue(space)
     stream = ChangeStream(seed=50)
     deliver(space, list(raw_lines(plan_changes(60, END - timedelta(days=16), END, seed=50), stream)))
     compact(space, engine)
-    query = f"SELECT customer_id, orders, sales, spend FROM {space.database}.customer_activity"
+    query = (
+        "SELECT customer_id, orders, sales, spend, first_order_at, last_order_at "
+        f"FROM {space.database}.customer_activity"
+    )
     for days in (17, 10, 5):  # the first build over every date; then dates leave the window
         report = build_rollup(space, engine, "customer_activity", window_days=days)
         assert set(engine.query(query).rows) == scratch(engine, space, days)["customer_activity"], days
-        assert report.full == (days == 17), "a shrinking window is subtracted, not added up again"
+        assert not report.dates_rebuilt or days == 17, "no date's orders changed: no partial rebuilt"
+        partials = glue.list_partitions(space, "customer_activity_daily")
+        assert min(p["Values"][0] for p in partials) >= window_start(days), "dates out of the window dropped"
     assert set(engine.query(query).rows) != scratch(engine, space, 17)["customer_activity"]
+
+
+def test_customer_activity_is_built_in_passes_by_customer_bucket_under_the_cutoff(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    """At 1,000 changes/s the window's customers pass the 1 GiB cutoff (issue 20). Here the build
+    is planned for a cutoff that cancels one statement over the window's partials (as Athena would):
+    the partials are written in more buckets and the build goes in passes of buckets, each pass
+    and its segment figures under that cutoff, with the same table as one statement, and the
+    dashboard's figures (written per pass) equal to those of the whole table. (The partials' own
+    INSERTs read a date of orders_latest each: a date is what they cannot split, and here a small
+    date's Parquet footers outweigh a bucket's partials, so they run without the cutoff.)"""
+    write_catalogue(space)
+    stream = ChangeStream(seed=51)
+    changes = plan_changes(CUSTOMER_ORDERS, END - timedelta(hours=20), END, seed=51)
+    deliver(space, list(raw_lines(changes, stream)))
+    compact(space, engine, fold_fraction=0)
+    meter = Meter()
+    one = build_rollup(space, meter.engine(engine), "customer_activity")
+    assert one.statements == 3, "at a small shop: one partials INSERT, one pass and its segments"
+    db = space.database
+    query = (
+        f"SELECT customer_id, orders, sales, spend, first_order_at, last_order_at FROM {db}.customer_activity"
+    )
+    expected = scratch(engine, space)["customer_activity"]
+    assert set(engine.query(query).rows) == expected
+
+    built, summary = "INSERT INTO customer_activity__build", "INSERT INTO customer_segments__versions"
+    (one_pass,) = [s.bytes_scanned for s in meter.statements if s.label == built]
+    capped = replace(space, scan_cutoff_bytes=one_pass * 2 // 3)
+    with DuckDBEngine(capped) as small, pytest.raises(ScanCutoffError):  # as Athena would cancel it
+        small.query(
+            "SELECT customer_id, sum(orders), sum(sales), sum(spend), min(first_order_at), "
+            f"max(last_order_at) FROM {db}.customer_activity_daily GROUP BY 1"
+        )
+    meter = Meter()
+    passes = build_rollup(capped, meter.engine(engine), "customer_activity")
+    buckets = load_state(capped, "customer_activity_daily")["buckets"]
+    assert buckets > 1
+    dates = {p["Values"][0] for p in glue.list_partitions(space, "customer_activity_daily")}
+    assert sorted(passes.dates_rebuilt) == sorted(dates), "a new bucket count: every date anew"
+    customers = [s for s in meter.statements if s.label in (built, summary)]
+    assert len(customers) >= 4, "built in passes, each with its segment figures"
+    assert max(s.bytes_scanned for s in customers) <= capped.scan_cutoff_bytes
+    assert set(engine.query(query).rows) == expected
+    placed = engine.query(f"SELECT DISTINCT customer_id, bucket FROM {db}.customer_activity_daily").rows
+    # Each customer in the bucket of md5's first byte, as Athena computes it too.
+    assert {b for _, b in placed} == set(range(buckets))
+    assert all(hashlib.md5(c.encode()).digest()[0] % buckets == b for c, b in placed)
+    version = running_build(capped, "customer_activity").version
+    segments = {r[0]: r[1:] for r in engine.named("dashboard_customers", version=version).rows}
+    whole = engine.query(
+        "SELECT CASE WHEN orders > 1 THEN 'returning' ELSE 'new' END, count(*), sum(orders), sum(spend) "
+        f"FROM {db}.customer_activity GROUP BY 1"
+    ).rows
+    assert segments == {r[0]: r[1:] for r in whole}
 
 
 # --- issue 20: the dashboard from the running totals plus the open dates equals orders_live --------

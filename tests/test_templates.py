@@ -172,7 +172,7 @@ CALLERS = callers()
 
 def test_the_callers_are_found() -> None:
     assert CALLERS["compact_orders"] and "new_events" in CALLERS["compact_orders"][0]
-    assert {"rollup_total_customer_activity", "dashboard_live", "check_amounts"} <= set(CALLERS)
+    assert {"customer_activity_pass", "dashboard_live", "check_amounts"} <= set(CALLERS)
     assert set(CALLERS) <= {p.stem for p in SQL_FILES}, "code runs SQL that no file holds"
 
 

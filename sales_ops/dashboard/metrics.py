@@ -4,7 +4,7 @@ Each panel comes from the SQL of `sales_ops/dashboard/sql/dashboard_*.sql`. The 
 orders now come from one statement, `dashboard_live` (one moment, so no card contradicts another),
 over the sales_totals rollup plus orders_live of the dates that may have changed since its build
 (`snapshot.py`, issue 20), or over all of orders_live before the first build. The customers panel
-reads one build of the hourly customer_activity rollup and is reused until the next build
+reads the segment figures of one build of the hourly customer_activity rollup, reused until the next build
 (`RollupReads`). The only numbers not
 from SQL are the failed-records count (the data-quality check's own count) and the
 age of the newest raw object: the data-quality checks' own (sales_ops.quality).
@@ -48,8 +48,8 @@ Panel = dict[str, Any]
 class RollupReads:
     """Panels read from one build of a rollup, kept until the rollup has a newer build.
 
-    The customers panel reads customer_activity whole (one row per customer of the last 30 days:
-    it grows with the shop's customer base), and that table changes once an hour
+    The customers panel reads the segment figures a customer_activity build wrote (a few rows per
+    pass of the build, sales_ops/curated/customers.py), and that table changes once an hour
     (rollups.HOURLY_ROLLUPS), not at each refresh. It reads the build its state names, by version,
     so the figures kept are exactly that build's; checking for a newer one is one S3 GET, no SQL.
     """
