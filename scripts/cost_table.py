@@ -61,6 +61,11 @@ GLUE_CALLS_PER_STATEMENT = 3  # GetTable, GetPartitions (a page per 1,000), GetD
 FOLLOWS_CATALOGUE = frozenset(
     {"INSERT INTO inventory_status__build", "INSERT INTO sales_totals__build", "dashboard_inventory"}
 )
+# Statements that read a fixed number of dates by construction: the sampled reconciliation reads
+# RECONCILE_DATES (4) dates drawn at random (sales_ops/quality/reconciliation.py), so what differs
+# between the bench's histories is which dates the draw picked (a short history has more of its
+# small, recent days), not a growth: no slope is fitted to it.
+BOUNDED = frozenset({"lake_rows"})
 # Statements the code splits to read at most a third of the cutoff each: by-date writes by date
 # (sales_ops.curated.rollup_store.write_chunks: a date is the smallest unit) and customer_activity's
 # passes and their summaries by customer bucket (sales_ops.curated.customers, at most 256).
@@ -181,6 +186,8 @@ def fits(figures: dict[str, Any]) -> dict[str, list[Fit]]:
                 else []
             )
             a, g = _line(points or [(histories[-1]["history_changes"], last)])
+            if label in BOUNDED:  # the mean of the runs beyond the window, no growth
+                a, g = sum(y for _, y in points or [(0, last)]) / len(points or [0]), 0.0
             first = runs[0][i][1] if same else last
             stage_fits.append(Fit(label, a, g, grows=same and last >= 2 * max(first, 1)))
         out[stage] = stage_fits
@@ -329,6 +336,29 @@ def athena_month(
 
 
 # --- the rest of the stack ------------------------------------------------------------------------
+def highest_rate_within_cutoff(
+    counts: dict[str, dict[str, int]], figures: dict[str, Any], params: dict[str, float], month: int = 12
+) -> tuple[float, list[str]]:
+    """The highest rate (changes/s, to 1) at which no statement of the model passes the cutoff, and
+    the stages that pass it just above."""
+    from sales_ops.dashboard.app import ATHENA_CACHE_SECONDS
+
+    models = fits(figures)
+
+    def over(rate: float) -> list[str]:
+        shop = shop_of(figures, rate, month)
+        cutoff = params["AthenaBytesScannedCutoff"]
+        cycle_s = cycle_seconds(params)
+        use = athena_month(shop, counts, models, figures["rate"], cutoff, ATHENA_CACHE_SECONDS, cycle_s)
+        return use.over_cutoff
+
+    low, high = 0.0, 100_000.0
+    while high - low > 1:
+        middle = (low + high) / 2
+        low, high = (low, middle) if over(middle) else (middle, high)
+    return low, over(high)
+
+
 def sensor_lists_per_month() -> float:
     """S3 ListObjectsV2 calls of the sensors and checks that poll S3 while nothing happens."""
     ticks = SECONDS / _sensor_interval()
@@ -525,7 +555,13 @@ def notes(
         f"{figures['rate'] * figures['scale']:g} changes/s), month m's history is the middle of the month; "
         "compaction also grows with the day partition a cycle's new orders land in (measured "
         f"against its size: a full day's orders at the rate) and reads the Parquet of the other "
-        f"dates it rewrites ({touched} in all, measured).",
+        f"dates it rewrites ({touched} in all, measured). The other statements' fixed part reads "
+        "orders (or customers) of the dates a cycle touches, the open dates or the 30-day window, "
+        "and is scaled by the order density (a day's orders at the rate over the bench history's), "
+        "except those reading rows per product or dashboard group. Statements the code splits to a "
+        "third of the cutoff are billed as the statements they become: by-date rollup writes by "
+        "date (a date is the smallest), customer_activity's passes and their segment figures by "
+        "customer bucket (sales_ops/curated/customers.py).",
     ]
     athena = {label: sum(a.dollars.values()) for label, _, a in cols}
     out.append(
@@ -557,6 +593,16 @@ def notes(
             "- **Past the 1 GiB per-statement cutoff** (cancelled every run, billed 1 GiB each, the stage "
             "fails): " + "; ".join(f"{label}: {', '.join(stages)}" for label, stages in cut.items()) + "."
         )
+    highest, first = highest_rate_within_cutoff(counts, figures, params)
+    out.append(
+        f"- The highest rate at which no statement passes the cutoff, month 12: about {highest:,.0f} "
+        f"changes/s (the model, bisected; just above it: {', '.join(first)}). It is a rate, not a "
+        "history: each statement past it reads "
+        "whole dates of orders_latest (a by-date write reads at least one; the per-cycle checks, the "
+        "sampled reconciliation and the dashboard read the touched or open dates in one statement, "
+        "the dashboard so that its panels are one moment). Beyond it orders_base would need "
+        "partitions below a date (docs/design.md §2.7)."
+    )
     out += [
         f"- Kinesis: a shard takes 1,000 records/s and 1 MB/s; at 1,000 changes/s of up to "
         f"{RECORD_KB_MAX} KB that is {math.ceil(1000 * RECORD_KB_MAX / 1024)} shards (the template "
