@@ -172,11 +172,15 @@ def partition_keys(table: dict[str, Any]) -> list[tuple[str, str]]:
     return [(c["Name"], c["Type"]) for c in table.get("PartitionKeys", [])]
 
 
-def list_partitions(settings: Settings, table: str, database: str | None = None) -> list[dict[str, Any]]:
-    """Every partition of the table (Values, StorageDescriptor.Location, Parameters)."""
+def list_partitions(
+    settings: Settings, table: str, database: str | None = None, expression: str | None = None
+) -> list[dict[str, Any]]:
+    """Every partition of the table (Values, StorageDescriptor.Location, Parameters), or those that
+    `expression` selects (GetPartitions' filter on partition keys, e.g. `v = 'x'`)."""
     paginator = settings.client("glue").get_paginator("get_partitions")
+    kwargs = {"Expression": expression} if expression else {}
     out: list[dict[str, Any]] = []
-    for page in paginator.paginate(DatabaseName=database or settings.database, TableName=table):
+    for page in paginator.paginate(DatabaseName=database or settings.database, TableName=table, **kwargs):
         out += page["Partitions"]
     return out
 

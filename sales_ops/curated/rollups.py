@@ -221,9 +221,8 @@ def _swap_dates(
     write per partition), and drop the ones it has no rows for (a date, or a bucket, emptied)."""
     prefix = f"{CURATED_PREFIX}{table['Name']}/"
     entries = []
-    for values in (p["Values"] for p in glue.list_partitions(settings, versions_table)):
-        if values[1] != version:  # (order_date, v[, bucket])
-            continue
+    written = glue.list_partitions(settings, versions_table, expression=f"v = '{version}'")
+    for values in (p["Values"] for p in written if p["Values"][1] == version):  # (order_date, v[, bucket])
         buckets = "".join(f"bucket={b}/" for b in values[2:])
         location = settings.s3_uri(f"{prefix}order_date={values[0]}/v={version}/{buckets}")
         entries.append(glue.partition_input(table, [values[0], *values[2:]], location))
