@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -33,7 +31,7 @@ from sales_ops.quality.reconciliation import check_reconciliation
 from sales_ops.query import DuckDBEngine
 from sales_ops.schema import NOT_SALE_STATUSES, ORDER_VALUE_FIELDS
 from sales_ops.settings import RAW_PREFIX, Settings
-from tests.harness import DELIVERY_POLL_S, ROOT, stack_env, stack_settings
+from tests.harness import DELIVERY_POLL_S, CliOutcome, run_cli, stack_env, stack_settings
 from tests.helpers import dynamodb_items, list_keys
 
 pytestmark = pytest.mark.slow
@@ -62,15 +60,9 @@ def engine(stack: Settings) -> Iterator[DuckDBEngine]:
         yield eng
 
 
-def sales_ops(settings: Settings, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sales_ops.cli", *args],
-        cwd=ROOT,
-        env=stack_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def sales_ops(settings: Settings, *args: str) -> CliOutcome:
+    """`sales-ops ARGS` on this stack, in this process (what it prints and its exit code)."""
+    return run_cli(*args, env=stack_env(settings))
 
 
 def refresh(settings: Settings, engine: DuckDBEngine, full: bool = False) -> None:

@@ -12,13 +12,10 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 import pytest
-from typer.testing import CliRunner
 
-from sales_ops.cli import app
-from tests.harness import free_port, stack_env
+from tests.harness import free_port, run_cli, stack_env
 
 CLI = [sys.executable, "-m", "sales_ops.cli"]
 
@@ -29,22 +26,6 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-@dataclass
-class Outcome:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Outcome:
-    """The app run in this process, with `env` as the whole environment (as a process would get)."""
-    unset = dict.fromkeys(os.environ, None) if env is not None else {}
-    result = CliRunner().invoke(app, list(args), env={**unset, **(env or {})}, catch_exceptions=True)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception  # a traceback a user would see: the test fails with it
-    return Outcome(result.exit_code, result.stdout, result.stderr)
-
-
 def test_the_entry_point_runs_as_a_process():
     result = run("--help")
     assert result.returncode == 0, result.stderr
@@ -53,25 +34,25 @@ def test_the_entry_point_runs_as_a_process():
 
 @pytest.mark.parametrize("command", [[], ["local"], ["local", "up"], ["load"]])
 def test_every_command_has_help(command):
-    result = invoke(*command, "--help")
+    result = run_cli(*command, "--help")
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
 
 
 def test_negative_rate_is_refused():
-    result = invoke("load", "--orders", "10", "--rate", "-5")
+    result = run_cli("load", "--orders", "10", "--rate", "-5")
     assert result.returncode == 2
     assert "--rate must be ≥ 0" in result.stderr
 
 
 def test_negative_orders_is_refused():
-    result = invoke("load", "--orders", "-1")
+    result = run_cli("load", "--orders", "-1")
     assert result.returncode == 2
     assert "greater than or equal to 0" in result.stderr
 
 
 def test_unknown_target_is_refused():
-    result = invoke("--target", "mars", "local", "status")
+    result = run_cli("--target", "mars", "local", "status")
     assert result.returncode == 1
     assert "unknown target 'mars'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -83,12 +64,12 @@ def test_emulator_not_running_says_how_to_start_it(tmp_path):
         "SALES_OPS_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "SALES_OPS_STATE_DIR": str(tmp_path),
     }
-    result = invoke("load", "--orders", "1", env=env)
+    result = run_cli("load", "--orders", "1", env=env)
     assert result.returncode == 1
     assert "sales-ops local up" in result.stderr
     assert "Traceback" not in result.stderr
 
-    status = invoke("local", "status", env=env)
+    status = run_cli("local", "status", env=env)
     assert status.returncode == 1
     assert "stopped" in status.stdout
 
@@ -142,14 +123,14 @@ def test_aws_commands_without_credentials_say_so(command, tmp_path):
         "AWS_EC2_METADATA_DISABLED": "true",
         "SALES_OPS_STATE_DIR": str(tmp_path),
     }
-    result = invoke(*command, env=env)
+    result = run_cli(*command, env=env)
     assert result.returncode == 1
     assert "No AWS credentials found" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_deploy_rejects_malformed_parameter():
-    result = invoke("deploy", "--parameter", "novalue")
+    result = run_cli("deploy", "--parameter", "novalue")
     assert result.returncode == 2
     assert "KEY=VALUE" in result.stderr
 

@@ -16,7 +16,7 @@ import pytest
 
 from sales_ops.local import supervisor
 from sales_ops.settings import Settings
-from tests.harness import ROOT, free_port, stack_env, stack_settings, stop_process
+from tests.harness import ROOT, CliOutcome, free_port, run_cli, stack_env, stack_settings, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +28,9 @@ def _wait(what: str, predicate, timeout: float = 180) -> None:
         time.sleep(0.5)
 
 
-def _status(settings: Settings, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "sales_ops.cli", "local", "status", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=stack_env(settings), capture_output=True, text=True, timeout=120)
+def _status(settings: Settings, *args: str) -> CliOutcome:
+    """`sales-ops local status ARGS`, in this process (what it says is the point, not its start-up)."""
+    return run_cli("local", "status", *args, env=stack_env(settings))
 
 
 def test_every_process_of_make_run_is_restarted_and_counted(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Adversarial probes: what a hostile web page, a careless operator or odd data can send.
 
 Each test drives the real part (the emulator process, the dashboard app, DuckDB, the CLI) and
-asserts it refuses clearly, or does the right thing, with no traceback.
+asserts it refuses clearly, or does the right thing, with no traceback. The CLI runs in this process
+(click's runner, tests/harness.py: run_cli) except where only a fresh process shows it: start-up
+time, Ctrl-C, and the state dir anchored when the settings are imported.
 """
 
 from __future__ import annotations
@@ -321,12 +323,22 @@ def test_a_trailing_semicolon_is_fine(engine):
 
 
 # --- the CLI -----------------------------------------------------------------------------------
-def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
+def _cli(*args: str, env: dict[str, str] | None = None):
+    """`sales-ops ARGS` in this process (tests/harness.py: run_cli): what the CLI says and its exit
+    code, as a process reports them; a traceback fails the test."""
     import os
+
+    from tests.harness import run_cli
+
+    return run_cli(*args, env={**(env or os.environ), "COLUMNS": "200"})
+
+
+def _cli_process(*args: str, env: dict[str, str], timeout: float = 120):
+    """`python -m sales_ops.cli ARGS` as a process: for what only a fresh process shows."""
     import subprocess
     import sys
 
-    env = {**(env or os.environ), "COLUMNS": "200", "PYTHONWARNINGS": "ignore"}
+    env = {**env, "COLUMNS": "200", "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
         [sys.executable, "-m", "sales_ops.cli", *args],
         capture_output=True,
@@ -522,7 +534,7 @@ def test_check_fails_fast_when_the_emulator_is_down(tmp_path):
         "SALES_OPS_STATE_DIR": str(tmp_path),
     }
     started = time.monotonic()
-    result = _cli("check", env=env)
+    result = _cli_process("check", env=env)  # start-up included
     elapsed = time.monotonic() - started
     assert result.returncode == 1 and "embedded AWS not running" in result.stderr
     _no_traceback(result)
@@ -981,7 +993,7 @@ def test_backfill_refuses_an_export_that_is_not_what_its_manifests_say(
         body = _gzip_of_zeros(256 << 20)  # 256 MiB of zeros in ~250 KB: memory stays bounded
     s3.put_object(Bucket=exported.bucket, Key=key, Body=body)
     try:
-        result = _cli("backfill", "--export", exported.arn, env=stack_env_of(local_stack), timeout=300)
+        result = _cli("backfill", "--export", exported.arn, env=stack_env_of(local_stack))
     finally:
         s3.put_object(Bucket=exported.bucket, Key=key, Body=original)
     _no_traceback(result)

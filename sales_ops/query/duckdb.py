@@ -278,7 +278,8 @@ class DuckDBEngine(_EngineBase):
         body = statement.expression
         self._resolve(body, views)
         columns = table.columns + table.partition_keys
-        source = self.con.sql(self._duck(body))
+        body_sql = self._duck(body)
+        source = self.con.sql(body_sql)
         wanted = names or [c for c, _ in columns]
         if len(source.columns) != len(wanted):
             raise QueryError(
@@ -291,7 +292,7 @@ class DuckDBEngine(_EngineBase):
             f"CAST({f'c{position[c]}' if c in position else 'NULL'} AS {hive_to_duckdb(t)}) AS {quoted(c)}"
             for c, t in columns
         )
-        select = f"SELECT {projection} FROM ({self._duck(body)}) AS __src({aliases})"
+        select = f"SELECT {projection} FROM ({body_sql}) AS __src({aliases})"
         count = self._copy(select, table.location, [c for c, _ in table.partition_keys], table)
         return ["rows"], [(count,)]
 
@@ -320,7 +321,8 @@ class DuckDBEngine(_EngineBase):
             )
         body = statement.expression
         self._resolve(body, views)
-        source = self.con.sql(self._duck(body))
+        body_sql = self._duck(body)
+        source = self.con.sql(body_sql)
         hive = [(c.lower(), duckdb_to_hive(t)) for c, t in zip(source.columns, source.types, strict=True)]
         partitioned = [p.lower() for p in props.get("partitioned_by", [])]
         if partitioned and [c for c, _ in hive[-len(partitioned) :]] != partitioned:
@@ -334,7 +336,7 @@ class DuckDBEngine(_EngineBase):
             f"CAST({quoted(c)} AS {hive_to_duckdb(t)}) AS {quoted(c)}" for c, t in data_columns + keys
         )
         try:
-            select = f"SELECT {projection} FROM ({self._duck(body)})"
+            select = f"SELECT {projection} FROM ({body_sql})"
             count = self._copy(select, location, partitioned, table, props.get("write_compression"))
         except BaseException:  # as Athena: a failed CTAS leaves no table behind
             glue.delete_table(self.settings, name, database)
@@ -422,9 +424,12 @@ class DuckDBEngine(_EngineBase):
 
     # resolution -------------------------------------------------------------------------------
     def _duck(self, node: Any) -> str:
+        """The statement (or its body) in DuckDB's dialect, generated once per statement. In place
+        (`copy=False`, as sqlglot's own transpile does): the tree is not used again, and the copy the
+        generator would otherwise make of it cost as much as the generation."""
         from sqlglot.errors import ErrorLevel
 
-        return node.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
+        return node.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE, copy=False)
 
     def _resolve(self, node: Any, views: dict[str, str], database: str | None = None, depth: int = 0) -> None:
         """Point every catalog table the statement reads at a temporary view over its S3 files.
