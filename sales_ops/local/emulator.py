@@ -30,7 +30,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from sales_ops.guard import foreign_origin, loopback_host, normal_origin
-from sales_ops.local import export, glue_versions
+from sales_ops.local import export, fastpath, glue_versions
 from sales_ops.local.faults import ENV_FLAG, FaultInjector, faults_path
 from sales_ops.local.journal import (
     JOURNAL_DIR,
@@ -129,6 +129,8 @@ def install_patches() -> None:
     _fast_kinesis_put_records()
     _backend_per_host_once()
     _serializer_memos()
+    if os.environ.get(fastpath.ENV_FLAG) != "0":
+        fastpath.install()  # the hot catalog reads' responses without moto's serializer (same bytes)
     export.install()  # ExportTableToPointInTime writing AWS's real layout (sales_ops/local/export.py)
     glue_versions.install()  # UpdateTable's SkipArchive and the per-table version limit
 
@@ -523,6 +525,7 @@ def serve(
         _snapshot_logged(state_dir, journaled)
     server.closing = True  # type: ignore[attr-defined]  # keep-alive connections close after their request
     server.shutdown()
+    log.info("%s", fastpath.summary())
     _snapshot_logged(state_dir, journaled)
     if journaled:
         journaled.journal.close()

@@ -45,7 +45,8 @@ class KeepAliveHandler(MotoRequestHandler):
         environ = super().make_environ()
         if not environ.get("wsgi.input_terminated"):  # chunked input is already framed by werkzeug
             length = environ.get("CONTENT_LENGTH", "")
-            environ["wsgi.input"] = LimitedStream(self.rfile, int(length) if length.isdigit() else 0)
+            size = int(length) if length.isdigit() else 0
+            environ["wsgi.input"] = LimitedStream(self.rfile, size)  # type: ignore[arg-type]  # a BufferedReader
         self._body = environ["wsgi.input"]
         return environ
 
@@ -155,19 +156,19 @@ class _Response:
             self.chunked = True
             h.send_header("Transfer-Encoding", "chunked")
         closing = bool(getattr(h.server, "closing", False)) or not h.body_read()
-        if closing and not h.close_connection:
-            h.send_header("Connection", "close")
-        h.close_connection = h.close_connection or closing
+        h.close_connection = h.close_connection or closing  # or the client's or the app's wish
+        if h.close_connection and "connection" not in keys:
+            h.send_header("Connection", "close")  # as werkzeug said on every response
         # http.server's end_headers() without its flush: the head goes out with the first data.
-        h._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
+        h._headers_buffer.append(b"\r\n")
 
     def write(self, data: bytes) -> None:
         h = self.handler
         if self.status_sent is None:
             self.send_headers()
         assert isinstance(data, bytes), "applications must write bytes"
-        out = b"".join(h._headers_buffer)  # type: ignore[attr-defined]  # empty after the first write
-        h._headers_buffer = []  # type: ignore[attr-defined]
+        out = b"".join(h._headers_buffer)  # empty after the first write
+        h._headers_buffer = []  # type: ignore[attr-defined]  # http.server makes it in send_response
         if data and not self.bodiless:
             out += b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
             self.written += len(data)
