@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore import handlers
 
 from sales_ops.catalog import glue
 from sales_ops.local.supervisor import port_open
@@ -86,46 +88,104 @@ def _populate(settings: Settings) -> None:
     glue.put_partitions(settings, table, entries[:5])  # repointed: BatchUpdatePartition
 
 
-def _requests(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
-    """(operation, parameters) of the calls compared, errors included."""
+BUCKET = "fast-bucket"
+KEYS = [
+    f"raw/orders/dt=2026-01-{d:02d}/hour={h:02d}/part-{n}.json.gz"
+    for d in (1, 2)
+    for h in range(12)
+    for n in range(3)
+]
+KEYS += [f"raw/odd/{name}" for name in ("ü.json", "日本 語.json", "a+b c.json", "<&>'\".json", "tab\t.json")]
+KEYS += ["curated/latest/part-0.parquet", "top-level.txt"]
+
+
+def _populate_bucket(settings: Settings) -> None:
+    s3 = settings.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.create_bucket(Bucket="fast-empty")
+    for i, key in enumerate(KEYS):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"x" * i, Metadata={"n": str(i)})
+
+
+def _requests() -> list[tuple[str, str, dict[str, Any]]]:
+    """(service, operation, parameters) of the calls compared, errors included."""
     raw = {"DatabaseName": DB, "TableName": glue.RAW_TABLE}
+    tables = [
+        ("glue", "get_table", {"DatabaseName": DB, "Name": n})
+        for n in (glue.RAW_TABLE, "orders_latest", "v_orders")
+    ]
+    odd = {**raw, "PartitionsToGet": [{"Values": [o, "00"]} for o in (*ODD, "nope")]}
+    listing = [
+        {},
+        {"Prefix": "raw/"},
+        {"Prefix": "raw/", "Delimiter": "/"},
+        {"Prefix": "raw/orders/dt=2026-01-02/", "Delimiter": "/"},
+        {"Delimiter": "/"},
+        {"Prefix": "raw/odd/"},
+        {"Prefix": "nothing/"},
+        {"MaxKeys": 7},
+        {"MaxKeys": 7, "StartAfter": "raw/orders/dt=2026-01-01/hour=05/part-1.json.gz"},
+        {"FetchOwner": True, "Prefix": "raw/odd/"},
+        {"MaxKeys": 0},
+    ]
     return [
-        ("get_database", {"Name": DB}),
-        ("get_database", {"Name": "bare_db"}),
-        ("get_database", {"Name": "missing_db"}),
-        ("get_databases", {}),
+        ("glue", "get_database", {"Name": DB}),
+        ("glue", "get_database", {"Name": "bare_db"}),
+        ("glue", "get_database", {"Name": "missing_db"}),
+        ("glue", "get_databases", {}),
+        *tables,
+        ("glue", "get_table", {"DatabaseName": DB, "Name": "missing"}),
+        ("glue", "get_tables", {"DatabaseName": DB}),
+        ("glue", "get_tables", {"DatabaseName": DB, "Expression": "orders.*"}),
+        ("glue", "get_partitions", raw),
+        ("glue", "get_partitions", {**raw, "Expression": "dt = '2026-01-03'"}),
+        ("glue", "get_partition", {**raw, "PartitionValues": ["2026-01-01", "03"]}),
+        ("glue", "get_partition", {**raw, "PartitionValues": ["日本 語", "00"]}),
+        ("glue", "get_partition", {**raw, "PartitionValues": ["1999-01-01", "00"]}),
+        ("glue", "batch_get_partition", odd),
+        *[("s3", "list_objects_v2", {"Bucket": BUCKET, **params}) for params in listing],
+        *[("s3-raw", "list_objects_v2", {"Bucket": BUCKET, **params}) for params in listing[:6]],
+        ("s3-raw", "list_objects", {"Bucket": BUCKET, "Prefix": "raw/odd/"}),
         *[
-            ("get_table", {"DatabaseName": DB, "Name": n})
-            for n in (glue.RAW_TABLE, "orders_latest", "v_orders")
+            ("s3", "list_objects", {"Bucket": BUCKET, **params})
+            for params in listing
+            if "StartAfter" not in params and "FetchOwner" not in params
         ],
-        ("get_table", {"DatabaseName": DB, "Name": "missing"}),
-        ("get_tables", {"DatabaseName": DB}),
-        ("get_tables", {"DatabaseName": DB, "Expression": "orders.*"}),
-        ("get_partitions", raw),
-        ("get_partitions", {**raw, "Expression": "dt = '2026-01-03'"}),
-        ("get_partition", {**raw, "PartitionValues": ["2026-01-01", "03"]}),
-        ("get_partition", {**raw, "PartitionValues": ["日本 語", "00"]}),
-        ("get_partition", {**raw, "PartitionValues": ["1999-01-01", "00"]}),
-        (
-            "batch_get_partition",
-            {**raw, "PartitionsToGet": [{"Values": [o, "00"]} for o in (*ODD, "nope")]},
-        ),
+        ("s3", "list_objects", {"Bucket": BUCKET, "Marker": "raw/odd/", "MaxKeys": 4}),
+        ("s3", "list_objects_v2", {"Bucket": "fast-empty"}),
+        ("s3", "list_objects_v2", {"Bucket": "missing-bucket"}),
     ]
 
 
 def _answers(settings: Settings) -> list[tuple[int, dict[str, str], bytes]]:
-    """Status, headers and body of each request, as the server sent them."""
-    g = settings.client("glue")
+    """Status, headers and body of each request, as the server sent them; ListObjectsV2 also
+    page by page over the whole bucket (continuation tokens)."""
     seen: list[tuple[int, dict[str, str], bytes]] = []
 
     def keep(http_response: Any, **_: Any) -> None:
         headers = {k.lower(): v for k, v in http_response.headers.items() if k.lower() not in PER_REQUEST}
-        seen.append((http_response.status_code, headers, http_response.content))
+        body = re.sub(rb"<RequestId>[^<]*</RequestId>", b"<RequestId/>", http_response.content)  # per request
+        seen.append((http_response.status_code, headers, body))
 
-    g.meta.events.register("after-call.glue", keep)
-    for operation, params in _requests(settings):
-        with suppress(g.exceptions.EntityNotFoundException):
-            getattr(g, operation)(**params)
+    clients = {name: settings.client(name) for name in ("glue", "s3")}
+    # Keys as they are in the XML (what DuckDB's httpfs asks for), not botocore's encoding-type=url.
+    clients["s3-raw"] = settings.client("s3", connect_timeout=61)
+    for event in ("ListObjects", "ListObjectsV2"):
+        clients["s3-raw"].meta.events.unregister(
+            f"before-parameter-build.s3.{event}", handlers.set_list_objects_encoding_type_url
+        )
+    for name, client in clients.items():
+        client.meta.events.register(f"after-call.{name.split('-')[0]}", keep)
+    for service, operation, params in _requests():
+        client = clients[service]
+        with suppress(client.exceptions.ClientError):
+            getattr(client, operation)(**params)
+    pages = (
+        clients["s3"]
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=BUCKET, PaginationConfig={"PageSize": 10})
+    )
+    assert sum(len(page["Contents"]) for page in pages) == len(KEYS)
     return seen
 
 
@@ -135,6 +195,7 @@ def recovered(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
     root = tmp_path_factory.mktemp("fastpath")
     with emulator(root / "origin") as (settings, proc):
         _populate(settings)
+        _populate_bucket(settings)
         proc.send_signal(signal.SIGKILL)  # the journal, not a snapshot, carries the state
     copies = iter(range(100))
 
@@ -146,15 +207,18 @@ def recovered(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
     return start
 
 
-def test_glue_reads_are_byte_for_byte_motos_answers(recovered):
+def test_catalog_reads_and_listings_are_byte_for_byte_motos_answers(recovered):
     with recovered() as (fast, _):
         fast_answers = _answers(fast)
     with recovered(SALES_OPS_FASTPATH="0") as (moto, _):
         moto_answers = _answers(moto)
-    assert len(fast_answers) == len(moto_answers) == len(_requests(fast))
-    for (operation, params), mine, theirs in zip(_requests(fast), fast_answers, moto_answers, strict=True):
+    pages = -(-len(KEYS) // 10)
+    assert len(fast_answers) == len(moto_answers) == len(_requests()) + pages
+    calls = [*_requests(), *[("s3", "list_objects_v2 page", {"page": n}) for n in range(pages)]]
+    for (_, operation, params), mine, theirs in zip(calls, fast_answers, moto_answers, strict=True):
         assert mine == theirs, f"{operation}({params}) differs"
     assert any(b"2026-01-01" in body and len(body) > 100_000 for _, _, body in fast_answers)
+    assert any("日本".encode() in body and b"<Key>" in body for _, _, body in fast_answers)
     log = (fast.state_dir.parent / f"{fast.state_dir.name}.log").read_text()
     ok = sum(1 for status, _, _ in fast_answers if status == 200)
     assert f"fast path: {ok} responses, 0 handed to moto's serializer" in log

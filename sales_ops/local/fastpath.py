@@ -28,16 +28,19 @@ from moto.core.serialize import (
     AttributePickerContext,
     BaseJSONSerializer,
     JSONSerializer,
+    S3Serializer,
     TimestampSerializer,
     XFormedAttributePicker,
 )
 from moto.utilities.aws_headers import gen_amzn_requestid_long
+from xmltodict import unparse  # type: ignore[import-untyped]  # moto's own XML writer
 
-# (service, operation) pairs served by the fast path: the pipeline's hot catalog reads.
+# (service, operation) pairs served by the fast path: the pipeline's hot catalog reads and listings.
+GLUE_READS = ("GetDatabase", "GetDatabases", "GetTable", "GetTables", "GetPartition", "GetPartitions")
 FAST_OPERATIONS = frozenset(
-    ("glue", op)
-    for op in ("GetDatabase", "GetDatabases", "GetTable", "GetTables", "GetPartition", "GetPartitions")
-) | {("glue", "BatchGetPartition")}
+    {("glue", op) for op in (*GLUE_READS, "BatchGetPartition")}
+    | {("s3", "ListObjectsV2"), ("s3", "ListObjects")}
+)
 
 Encoder = Callable[[Any], Any]
 
@@ -79,6 +82,69 @@ def install() -> None:
     execute_result._sales_ops_fast = True  # type: ignore[attr-defined]
     ActionResult.execute_result = execute_result  # type: ignore[method-assign]
     _request_id_only_in_xml()
+    _method_names_once()
+    _debug_files_class_once()
+
+
+def _method_names_once() -> None:
+    """List a response class's methods once, not on every request.
+
+    moto's call_action asks `inspect.getmembers` for every function of the handler class on each
+    request, to see whether the action is one of them (10 % of a GetTable's CPU). A class's
+    functions are fixed once the emulator's patches are in (they replace methods, add none after
+    serving starts), so the list is kept per class; it is only read (`action in names`).
+    """
+    import moto.core.responses as responses
+
+    listed = responses.method_names_from_class
+    kept: dict[object, list[str]] = {}
+
+    def method_names_from_class(clazz: object) -> list[str]:
+        if clazz not in kept:
+            kept[clazz] = listed(clazz)
+        return kept[clazz]
+
+    responses.method_names_from_class = method_names_from_class
+
+
+def _debug_files_class_once() -> None:
+    """Flask's debug helper (moto's apps run with debug on) without a new class per request.
+
+    On every request without files, Flask in debug mode swaps `request.files`'s class for a
+    subclass made on the spot, whose `__getitem__` explains a missing multipart enctype: a class
+    creation a request (4 % of a HeadObject's CPU). The subclass is made once per original class
+    here and finds its request on the instance; it raises the same errors.
+    """
+    from flask import debughelpers
+
+    made: dict[type, type] = {}
+
+    def attach_enctype_error_multidict(request: Any) -> None:
+        files = request.files
+        if files.__class__ not in made:
+            made[files.__class__] = _explaining_files_class(files.__class__)
+        files.__dict__["_sales_ops_request"] = request
+        files.__class__ = made[files.__class__]
+
+    debughelpers.attach_enctype_error_multidict = attach_enctype_error_multidict
+
+
+def _explaining_files_class(oldcls: type) -> type:
+    from flask.debughelpers import DebugFilesKeyError
+
+    class newcls(oldcls):  # Flask's own subclass, made once per class
+        def __getitem__(self, key: str) -> Any:
+            try:
+                return super().__getitem__(key)
+            except KeyError as e:
+                request = self.__dict__["_sales_ops_request"]
+                if key not in request.form:
+                    raise
+                raise DebugFilesKeyError(request, key).with_traceback(e.__traceback__) from None
+
+    newcls.__name__ = oldcls.__name__
+    newcls.__module__ = oldcls.__module__
+    return newcls
 
 
 def _request_id_only_in_xml() -> None:
@@ -105,7 +171,7 @@ def eligible(context: Any) -> bool:
     """A plain JSON-protocol answer of a listed operation, with nothing that changes moto's output."""
     service = context.service_model.service_name
     return (
-        context.serializer_class is JSONSerializer
+        context.serializer_class in (JSONSerializer, S3Serializer)
         and (service, context.operation_model.name) in FAST_OPERATIONS
         and not moto_settings.PRETTIFY_RESPONSES
         and not getattr(context.response, "RESPONSE_KEY_PATH_TO_TRANSFORMER", None)
@@ -113,7 +179,9 @@ def eligible(context: Any) -> bool:
 
 
 def respond(context: Any, result: dict) -> tuple[int, dict[str, str], str]:
-    """Status, headers and body as moto's JSONSerializer.serialize gives them for this result."""
+    """Status, headers and body as moto's serializer gives them for this result."""
+    if context.serializer_class is S3Serializer:
+        return respond_xml(context, result)
     operation = context.operation_model
     shape = operation.output_shape
     body = encoder(context.service_model.service_name, shape)(result) if shape is not None else {}
@@ -262,4 +330,121 @@ _SCALARS: dict[str, Encoder] = {
     "double": _double,
     "boolean": _boolean,
     "blob": _blob,
+}
+
+
+# --- S3's REST-XML listings ------------------------------------------------------------------
+# moto's RestXMLSerializer builds a dict of the same shape walk (booleans as "true"/"false",
+# flattened lists under the member's name, the namespace last) and hands it to xmltodict: the
+# walk is reproduced here and the same dict goes to the same `unparse` call (S3Serializer's).
+OMIT = object()  # an encoder's answer for "no element at all" (an empty flattened list)
+
+
+def respond_xml(context: Any, result: dict) -> tuple[int, dict[str, str], str]:
+    operation = context.operation_model
+    shape = operation.output_shape
+    body: dict[str, Any] = {}
+    for keys, name, member, encode_member in _xml_plan(context.service_model.service_name, shape):
+        value = _pick(result, keys)
+        if value is None:
+            continue
+        if member.is_not_bound_to_body:  # a header member (RequestCharged): moto's header serializer
+            raise Unusual(name)
+        out = encode_member(value)
+        if out is not OMIT:
+            body[name] = out
+    if "xmlNamespace" in operation.metadata:
+        body["@xmlns"] = operation.metadata["xmlNamespace"]
+    wrapper = {shape.serialization.get("resultWrapper", f"{operation.name}Response"): body}
+    text = unparse(wrapper, full_document=True, pretty=False, short_empty_elements=True)
+    return operation.http.get("responseCode", 200), {"Content-Type": S3Serializer.CONTENT_TYPE}, text
+
+
+def _pick(value: dict, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if key in value:
+            return value[key]
+    return None
+
+
+def _xml_plan(service: str, shape: Any) -> list[tuple[tuple[str, ...], str, Any, Encoder]]:
+    """Per member: the keys moto's picker tries, the element name, the shape and its encoder."""
+    key = ("xml", f"{service}:{shape.name}")
+    if key not in _xml_plans:
+        plan = []
+        for name, member in shape.members.items():
+            member.parent = shape
+            plain = not ({"xmlNamespace", "xmlAttribute"} & set(member.serialization))
+            encode = _xml_encoder(service, member) if plain else _refuse
+            plan.append((_picked_keys(member, name), member.serialization.get("name", name), member, encode))
+        _xml_plans[key] = plan
+    return _xml_plans[key]
+
+
+_xml_plans: dict[tuple[str, str], list] = {}
+
+
+def _xml_encoder(service: str, shape: Any) -> Encoder:
+    kind = shape.type_name
+    if kind == "structure":
+        return _xml_structure(service, shape)
+    if kind == "list":
+        return _xml_list(service, shape)
+    if kind == "timestamp":
+        fmt = shape.serialization.get("timestampFormat", S3Serializer.DEFAULT_TIMESTAMP_FORMAT)
+        stamps = TimestampSerializer(S3Serializer.DEFAULT_TIMESTAMP_FORMAT)
+        return lambda value: stamps._convert_timestamp_to_str(value, fmt)
+    return _XML_SCALARS.get(kind, _refuse)
+
+
+def _xml_structure(service: str, shape: Any) -> Encoder:
+    def encode(value: Any) -> dict:
+        if type(value) is not dict:
+            raise Unusual(type(value).__name__)
+        out: dict[str, Any] = {}
+        for keys, name, member, encode_member in _xml_plan(service, shape):
+            item = _pick(value, keys)
+            if item is not None:
+                if member.is_not_bound_to_body:
+                    raise Unusual(name)
+                encoded = encode_member(item)
+                if encoded is not OMIT:
+                    out[name] = encoded
+        return out
+
+    return encode
+
+
+def _xml_list(service: str, shape: Any) -> Encoder:
+    member = shape.member
+    if not shape.is_flattened or {"xmlNamespace", "xmlAttribute", "name"} & set(member.serialization):
+        return _refuse  # S3's lists are flattened: the wrapped kind is left to moto
+    encode_item = _xml_encoder(service, member)
+
+    def encode(value: Any) -> Any:
+        if type(value) is not list or None in value:
+            raise Unusual("not a list of values")
+        items = [out for out in map(encode_item, value) if out is not OMIT and out != {}]
+        return items or OMIT  # moto writes no element for an empty flattened list
+
+    return encode
+
+
+def _xml_string(value: Any) -> str:
+    if type(value) is not str:
+        raise Unusual(type(value).__name__)
+    return value
+
+
+def _xml_boolean(value: Any) -> str:
+    if type(value) not in (bool, str):
+        raise Unusual(type(value).__name__)
+    return "true" if value is True or str(value).lower() == "true" else "false"
+
+
+_XML_SCALARS: dict[str, Encoder] = {
+    "string": _xml_string,
+    "integer": _integer,
+    "long": _integer,
+    "boolean": _xml_boolean,
 }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import selectors
 import socket
+import time
 from typing import Any
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
@@ -34,6 +35,7 @@ class KeepAliveHandler(MotoRequestHandler):
 
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT_S
+    _date: tuple[int, str] = (-1, "")  # the last second's Date header text
 
     def setup(self) -> None:
         super().setup()
@@ -97,6 +99,18 @@ class KeepAliveHandler(MotoRequestHandler):
                 total += len(data)
                 if not data or total >= 10_000_000_000:
                     break
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header, formatted once a second rather than for every response (same text:
+        # http.server's formatdate drops the fraction).
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        now = int(time.time())
+        second, text = KeepAliveHandler._date  # one tuple, replaced whole: safe across threads
+        if second != now:
+            text = super().date_time_string(now)
+            KeepAliveHandler._date = (now, text)
+        return text
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # werkzeug formats each request line (IRI decoding, escaping) before its logger drops it:
