@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from sales_ops.guard import foreign_origin, loopback_host, normal_origin
-from sales_ops.local import export, glue_versions
+from sales_ops.local import export, fastpath, glue_versions
 from sales_ops.local.faults import ENV_FLAG, FaultInjector, faults_path
 from sales_ops.local.journal import (
     JOURNAL_DIR,
@@ -40,6 +40,7 @@ from sales_ops.local.journal import (
     install_determinism,
     read_entries,
 )
+from sales_ops.local.keepalive import KeepAliveHandler
 from sales_ops.settings import DEFAULT_STATE_DIR
 
 log = logging.getLogger("sales_ops.emulator")
@@ -128,6 +129,8 @@ def install_patches() -> None:
     _fast_kinesis_put_records()
     _backend_per_host_once()
     _serializer_memos()
+    if os.environ.get(fastpath.ENV_FLAG) != "0":
+        fastpath.install()  # the hot catalog reads' responses without moto's serializer (same bytes)
     export.install()  # ExportTableToPointInTime writing AWS's real layout (sales_ops/local/export.py)
     glue_versions.install()  # UpdateTable's SkipArchive and the per-table version limit
 
@@ -463,10 +466,13 @@ def bind_server(port: int, app: WSGIApplication | None = None) -> BaseWSGIServer
     so that a refused request is never journaled).
 
     Bound here rather than through moto's ThreadedMotoServer, whose start() waits without a
-    timeout for a thread that dies when the port is taken, leaving the process hanging.
+    timeout for a thread that dies when the port is taken, leaving the process hanging. Served
+    with HTTP/1.1 keep-alive (`keepalive.py`): werkzeug's own handler closes every connection.
     """
     app = LocalOnlyMiddleware(app or DomainDispatcherApplication(create_backend_app))
-    return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=KeepAliveHandler)
+    server.block_on_close = False  # type: ignore[attr-defined]  # idle keep-alive threads: not waited for
+    return server
 
 
 def recover(state_dir: Path, fsync: bool = True) -> JournaledApp:
@@ -517,7 +523,9 @@ def serve(
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(snapshot_every):
         _snapshot_logged(state_dir, journaled)
+    server.closing = True  # type: ignore[attr-defined]  # keep-alive connections close after their request
     server.shutdown()
+    log.info("%s", fastpath.summary())
     _snapshot_logged(state_dir, journaled)
     if journaled:
         journaled.journal.close()
