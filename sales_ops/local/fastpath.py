@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,8 @@ class Unusual(Exception):
 
 
 _plans: dict[tuple[str, str], Encoder] = {}  # (service, shape name) → encoder; shapes are fixed
+_planning = threading.RLock()
+_in_progress: set[tuple[str, str]] = set()  # shapes being planned by the thread holding _planning
 # Eligible responses answered here and handed back to moto (`Unusual`), logged when the emulator
 # stops: the evidence that the fast path is used (tests/test_fastpath.py reads it).
 COUNTS = {"fast": 0, "moto": 0}
@@ -196,8 +199,15 @@ def encoder(service: str, shape: Any) -> Encoder:
     if kind == "structure":
         key = (service, shape.name)
         if key not in _plans:
-            _plans[key] = _unplanned(key)  # a recursive shape finds itself while being planned
-            _plans[key] = _structure(service, shape)
+            with _planning:  # one thread plans; others see only finished plans
+                if key in _in_progress:  # a recursive shape meets itself: look it up when used
+                    return lambda value: _plans[key](value)
+                if key not in _plans:
+                    _in_progress.add(key)
+                    try:
+                        _plans[key] = _structure(service, shape)
+                    finally:
+                        _in_progress.discard(key)
         return _plans[key]
     if kind == "list":
         return _list(service, shape)
@@ -206,10 +216,6 @@ def encoder(service: str, shape: Any) -> Encoder:
     if kind == "timestamp":
         return _timestamp(shape)
     return _SCALARS.get(kind, _refuse)
-
-
-def _unplanned(key: tuple[str, str]) -> Encoder:
-    return lambda value: _plans[key](value)
 
 
 def _structure(service: str, shape: Any) -> Encoder:
