@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.utils import parse_timestamp
+from dateutil.tz import tzutc
 
 TARGETS = ("local", "aws")
 
@@ -167,10 +172,8 @@ class Settings:
     def _session(self) -> boto3.session.Session:
         if self.is_local:
             key, secret = LOCAL_CREDENTIALS
-            return boto3.session.Session(
-                aws_access_key_id=key, aws_secret_access_key=secret, region_name=self.region
-            )
-        return boto3.session.Session(region_name=self.region)
+            return _boto_session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=self.region)
+        return _boto_session(region_name=self.region)
 
     # Paths under the state dir: pidfiles, logs, checkpoints and the emulator snapshot.
     def state_path(self, *parts: str) -> Path:
@@ -263,6 +266,27 @@ SETTINGS_OUTPUTS = {
 
 class StackError(SettingsError):
     """Deploying or destroying the stack failed; the message says why and what to do."""
+
+
+# S3's XML responses give each object's LastModified as ISO-8601 UTC (2026-12-04T11:12:37.000Z).
+_ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z")
+
+
+def response_timestamp(value: Any) -> datetime:
+    """botocore's parse_timestamp, without dateutil's general parser for ISO-8601 UTC (~75 µs a
+    value: a listing of a thousand objects spent a tenth of a second on its LastModified alone).
+    The same instant, in tzutc() (dateutil says tzlocal() instead where the machine's zone is
+    UTC); any other form goes to botocore's."""
+    if isinstance(value, str) and _ISO_UTC.fullmatch(value):
+        return datetime.fromisoformat(value[:-1]).replace(tzinfo=tzutc())
+    return parse_timestamp(value)
+
+
+def _boto_session(**kwargs: Any) -> boto3.session.Session:
+    """A boto3 session whose clients parse response timestamps with `response_timestamp`."""
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=response_timestamp)
+    return boto3.session.Session(botocore_session=core, **kwargs)
 
 
 def make_clients(

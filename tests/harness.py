@@ -205,20 +205,29 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None) -> CliOutcome:
     of interpreter start-up and imports less per call than `python -m sales_ops.cli`.
 
     A log record of WARNING or above lands on stderr, as in a process (pytest's own handler would
-    otherwise take it). An exception the CLI lets escape (the traceback a user would see) is
-    raised: the test fails with it. Start-up, signals and a process's own cwd need a real process.
+    otherwise take it), and the consoles are as wide as `env`'s COLUMNS says (a process's consoles
+    read it when they are made; these were made at import, under pytest-xdist with COLUMNS=80).
+    An exception the CLI lets escape (the traceback a user would see) is raised: the test fails
+    with it. Start-up, signals and a process's own cwd need a real process.
     """
     from typer.testing import CliRunner
 
+    from sales_ops import cli_common
     from sales_ops.cli import app
 
     unset = dict.fromkeys(os.environ, None) if env is not None else {}
+    columns = (os.environ if env is None else env).get("COLUMNS", "")
+    consoles = [(c, c._width) for c in (cli_common.console, cli_common.err)]
     handler, root = _LastResort(), logging.getLogger()
     root.addHandler(handler)
     try:
+        for console, _ in consoles:
+            console._width = int(columns) if columns.isdigit() else None  # as Console() sets it
         result = CliRunner().invoke(app, list(args), env={**unset, **(env or {})}, catch_exceptions=True)
     finally:
         root.removeHandler(handler)
+        for console, width in consoles:
+            console._width = width
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return CliOutcome(result.exit_code, result.stdout, result.stderr)
