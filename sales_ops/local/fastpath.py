@@ -436,12 +436,6 @@ def _xml_list(service: str, shape: Any) -> Encoder:
     return encode
 
 
-def _xml_string(value: Any) -> str:
-    if type(value) is not str:
-        raise Unusual(type(value).__name__)
-    return value
-
-
 def _xml_boolean(value: Any) -> str:
     if type(value) not in (bool, str):
         raise Unusual(type(value).__name__)
@@ -449,7 +443,7 @@ def _xml_boolean(value: Any) -> str:
 
 
 _XML_SCALARS: dict[str, Encoder] = {
-    "string": _xml_string,
+    "string": _string,  # the same check as for JSON
     "integer": _integer,
     "long": _integer,
     "boolean": _xml_boolean,
