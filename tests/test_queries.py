@@ -327,7 +327,12 @@ def test_cli_crawl_compact_rollup_check(loaded: Loaded) -> None:
     crawl = cli(loaded, "crawl", "--wait", "--json")
     assert crawl.exit_code == 0 and json.loads(crawl.stdout)["tables_created"] == 0
     compacted = cli(loaded, "compact", "--json")
-    assert compacted.exit_code == 0 and json.loads(compacted.stdout)["partitions_rewritten"] == []
+    assert compacted.exit_code == 0, compacted.stdout
+    report = json.loads(compacted.stdout)
+    # Nothing new to merge (the fixture compacted it all); a fold of the fixture's live deltas may
+    # be due (whether one ran already depends on which tests ran before): it rewrites their dates.
+    assert report["new_objects"] == 0 and report["deltas_written"] == []
+    assert bool(report["partitions_rewritten"]) == bool(report["folded"]), report
     rollup = cli(loaded, "rollup", "--name", "customer_activity", "--json")
     assert rollup.exit_code == 0 and json.loads(rollup.stdout)[0]["name"] == "customer_activity"
     check = cli(loaded, "check", "--json")
