@@ -61,7 +61,8 @@ def bucket_count(settings: Settings, window_rows: int, previous: int) -> int:
 
 def bucket_passes(sizes: dict[int, int], buckets: int, budget: int) -> list[tuple[int, int]]:
     """Ranges of buckets (first, last) whose partials' bytes fit the budget; a bucket bigger than
-    the budget alone is a pass of its own (the next build takes more buckets)."""
+    the budget alone is a pass of its own (bucket_count's estimate, at about twice the measured
+    bytes a row, is there so that none is)."""
     passes: list[tuple[int, int]] = []
     start, total = 0, 0
     for bucket in range(buckets):
