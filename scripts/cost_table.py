@@ -31,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sales_ops.curated.customers import MAX_BUCKETS  # noqa: E402
 from sales_ops.deploy import read_template  # noqa: E402
 
 DOC = ROOT / "docs" / "deploy-aws.md"
@@ -77,7 +78,6 @@ BY_DATE_WRITES = frozenset(
     }
 )
 BY_BUCKET = frozenset({"INSERT INTO customer_activity__build", "INSERT INTO customer_segments__versions"})
-MAX_BUCKETS = 256
 PRICES = {
     "kinesis_shard_hour": 0.015,
     "kinesis_put_unit_million": 0.014,
@@ -187,7 +187,8 @@ def fits(figures: dict[str, Any]) -> dict[str, list[Fit]]:
             )
             a, g = _line(points or [(histories[-1]["history_changes"], last)])
             if label in BOUNDED:  # the mean of the runs beyond the window, no growth
-                a, g = sum(y for _, y in points or [(0, last)]) / len(points or [0]), 0.0
+                sizes = [y for _, y in points] or [last]
+                a, g = sum(sizes) / len(sizes), 0.0
             first = runs[0][i][1] if same else last
             stage_fits.append(Fit(label, a, g, grows=same and last >= 2 * max(first, 1)))
         out[stage] = stage_fits
@@ -263,7 +264,7 @@ def split(label: str, nbytes: float, shop: Shop, cutoff: float) -> list[float]:
     if nbytes <= budget or label not in BY_DATE_WRITES | BY_BUCKET:
         return [nbytes]
     if label in BY_BUCKET:
-        n = min(math.ceil(nbytes / budget), MAX_BUCKETS)
+        n = min(math.ceil(nbytes / budget), MAX_BUCKETS)  # sales_ops.curated.customers
         return [nbytes / n] * n
     dates = max(1, round(min(shop.touched_days, shop.days)))
     per_statement = max(1, math.floor(budget / (nbytes / dates)))

@@ -48,6 +48,7 @@ from sales_ops.curated.planning import (
     Window,
     merged_before,
     new_objects,
+    pass_budget,
     passes,
     raw_bytes,
     register_raw_partitions,
@@ -143,7 +144,7 @@ class Compaction:
         self.dates_per_write = dates_per_write
         # A third of the cutoff for raw JSON (read whole; the rebuild's touched-dates query reads it
         # twice); the rest is for the Parquet a statement also reads.
-        self.window_bytes = window_bytes or settings.scan_cutoff_bytes // 3
+        self.window_bytes = window_bytes or pass_budget(settings)
         self.fold_fraction = fold_fraction
         self.max_deltas = max_deltas
         self.bytes_read = 0

@@ -24,12 +24,12 @@ import math
 from datetime import timedelta
 
 from sales_ops.catalog import glue
+from sales_ops.curated.planning import pass_budget
 from sales_ops.curated.rollup_store import (
     ROLLUP_COLUMNS,
     Counted,
     RollupReport,
     list_objects,
-    pass_budget,
     remove_old_versions,
     version_in,
     version_pairs,

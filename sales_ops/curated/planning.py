@@ -28,6 +28,13 @@ NOTHING = Sql("FALSE")  # a selector that picks no row
 LISTING_MARGIN_S = 300
 
 
+def pass_budget(settings: Settings) -> int:
+    """What one statement of work split under the workgroup's per-query cutoff may read: a third of
+    it (compaction's passes, a rollup's writes and passes; the rest is margin for what a statement
+    reads besides, and for estimates)."""
+    return settings.scan_cutoff_bytes // 3
+
+
 @dataclass
 class Window:
     """Raw objects merged by one pass: a statement scanning them stays under the per-query cutoff."""

@@ -105,12 +105,6 @@ ROLLUP_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
 }
 
 
-def pass_budget(settings: Settings) -> int:
-    """What one statement of a build in parts may read: a third of the workgroup's cutoff, as
-    compaction's passes (the rest is margin for the estimate)."""
-    return settings.scan_cutoff_bytes // 3
-
-
 def write_chunks(
     dates: list[date], buckets: int, rows: dict[date, int], budget: int
 ) -> list[tuple[list[date], int, int]]:
@@ -296,7 +290,7 @@ def remove_old_versions(settings: Settings, name: str, current: str, retention: 
         part = key[len(prefix) :].split("/", 1)[0]
         if part.startswith("v="):
             by_version.setdefault(part[2:], []).append(key)
-    keep = current.rstrip("/").rsplit("v=", 1)[-1]
+    keep = version_in(current)
     versions = sorted(by_version)
     doomed = []
     for i, version in enumerate(versions):

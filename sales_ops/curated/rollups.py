@@ -7,10 +7,12 @@
   version or set of live deltas differs from what the rollup's state recorded
   (`curated/_state/rollup-<name>.json`), reading those dates of orders_latest only; then each
   date's partition is swapped (one atomic Glue write per partition).
-- **Running totals** (`inventory_status`, `customer_activity`): unpartitioned, one version per
+- **Running totals** (`inventory_status`, `sales_totals`): unpartitioned, one version per
   build; each build is the previous version plus the by-date rollup's partitions rebuilt since,
   minus what those partitions held before (a ledger of date → version in the state says which).
   When an old version is gone (retention), the build adds up every date instead.
+- **`customer_activity`**: the sum of its window's partials, in passes by customer bucket
+  (sales_ops/curated/customers.py).
 
 Writes go through `INSERT INTO` a table registered at a fresh location, never a CTAS with
 `external_location`: the stack's workgroup enforces its configuration, and Athena then fails any
@@ -29,13 +31,13 @@ from typing import Any
 from sales_ops.catalog import glue
 from sales_ops.curated import customers
 from sales_ops.curated.lock import S3Lock
+from sales_ops.curated.planning import pass_budget
 from sales_ops.curated.rollup_store import (
     ROLLUP_COLUMNS,
     Counted,
     RollupReport,
     list_objects,
     load_state,
-    pass_budget,
     remove_old_date_versions,
     rollup_descriptions,
     rows_written,
@@ -62,25 +64,23 @@ PRODUCT_COLUMNS = [
     ("opening_stock", "int"),
 ]
 
-# Rollups partitioned by order_date, rebuilt date by date; and the running totals over them.
-BY_DATE = ("sales_by_product_hourly", "customer_activity_daily", "sales_daily")
+# The running totals and the by-date rollup each adds up (customer_activity is not one: it sums
+# its window's partials each build, customers.py).
 RUNNING = {
     "inventory_status": "sales_by_product_hourly",
-    "customer_activity": "customer_activity_daily",
     "sales_totals": "sales_daily",  # the dashboard's all-time figures (docs/design.md §8)
 }
 # Partitioned by a bucket of customer_id too, so that customer_activity is built in passes
 # (sales_ops/curated/customers.py).
 BUCKETED = (customers.PARTIALS,)
-# Running totals over the orders created in the last N days only (today included): a per-customer
-# table over all of history grows with every new customer (a third of the mock shop's orders), and
-# each build reads the previous one whole: 693 MB a build in month 12 at 10 changes/s, past the
-# 1 GiB cutoff within two years (issue 20). Over a window it is bounded by the rate.
+# customer_activity covers the orders created in the last N days only (today included): a
+# per-customer table over all of history grows with every new customer (a third of the mock shop's
+# orders), past the 1 GiB cutoff within two years at 10 changes/s (issue 20). Over a window it is
+# bounded by the rate.
 WINDOW_DAYS = {"customer_activity": 30}
 # Rebuilt hourly, not after each compaction: a 30-day figure per customer gains nothing from five
-# minutes' freshness, and each build reads the window's customers whole (one row per customer who
-# ordered in it), which grows with the shop's customer base, not with the change set: at 10
-# changes/s about 200 MB a build by month 12 (docs/design.md §2.7). The dashboard's customer
+# minutes' freshness, and each build reads the window's partials whole, which grow with the
+# shop's customer base, not with the change set (docs/design.md §2.7). The dashboard's customer
 # panel reuses its read of a build until the next one (sales_ops/dashboard/metrics.py).
 HOURLY_ROLLUPS = ("customer_activity",)
 CYCLE_ROLLUPS = tuple(name for name in ROLLUPS if name not in HOURLY_ROLLUPS)
