@@ -31,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sales_ops.curated.compaction import FOLD_FRACTION, MAX_DELTAS  # noqa: E402
 from sales_ops.curated.customers import MAX_BUCKETS  # noqa: E402
 from sales_ops.deploy import read_template  # noqa: E402
 
@@ -78,6 +79,9 @@ BY_DATE_WRITES = frozenset(
     }
 )
 BY_BUCKET = frozenset({"INSERT INTO customer_activity__build", "INSERT INTO customer_segments__versions"})
+# A fold's merge, in batches of dates each under the whole cutoff less the raw it merges
+# (sales_ops.curated.compaction.Compaction._batches): a date is the smallest.
+FOLD_WRITES = frozenset({"compact_orders"})
 PRICES = {
     "kinesis_shard_hour": 0.015,
     "kinesis_put_unit_million": 0.014,
@@ -259,9 +263,9 @@ def statement_bytes(fit: Fit, shop: Shop, reference_rate: float, stage: str) -> 
 
 def split(label: str, nbytes: float, shop: Shop, cutoff: float) -> list[float]:
     """The statements one benched statement becomes where the code splits it (a third of the
-    cutoff each, BY_DATE_WRITES and BY_BUCKET), each one's bytes."""
-    budget = cutoff / 3
-    if nbytes <= budget or label not in BY_DATE_WRITES | BY_BUCKET:
+    cutoff each, BY_DATE_WRITES and BY_BUCKET; the whole cutoff, FOLD_WRITES), each one's bytes."""
+    budget = cutoff if label in FOLD_WRITES else cutoff / 3
+    if nbytes <= budget or label not in BY_DATE_WRITES | BY_BUCKET | FOLD_WRITES:
         return [nbytes]
     if label in BY_BUCKET:
         n = min(math.ceil(nbytes / budget), MAX_BUCKETS)  # sales_ops.curated.customers
@@ -309,10 +313,14 @@ def athena_month(
         "hourly_dashboard": ("cycle", DASHBOARD_HOURS_PER_DAY * DAYS),
         "dashboard": ("cycle", DASHBOARD_HOURS_PER_DAY * 3600 / cache_s * DAYS),
     }
-    out = Athena({}, 0.0, 0.0, 0.0, [])
+    models = with_fold(models, counts)
+    planned = {}
     for stage, (kind, per_month) in runs.items():
         n = counts[kind].get(stage, 0)
-        stage_fits = (models.get(stage, []) + [Fit("(not benched)", 0, 0)] * n)[:n]
+        planned[stage] = ((models.get(stage, []) + [Fit("(not benched)", 0, 0)] * n)[:n], per_month)
+    planned["fold"] = (models["fold"], SECONDS / cycle_s / cycles_per_fold(shop, cycle_s) if busy else 0.0)
+    out = Athena({}, 0.0, 0.0, 0.0, [])
+    for stage, (stage_fits, per_month) in planned.items():
         total = 0.0
         statements = 0
         for fit in stage_fits:
@@ -336,12 +344,33 @@ def athena_month(
     return out
 
 
+def with_fold(models: dict[str, list[Fit]], counts: dict[str, dict[str, int]]) -> dict[str, list[Fit]]:
+    """The bench's cycle always folds: its compaction statements beyond the measured cycle's are
+    a fold's, billed as a stage of their own (`fold`), once every `cycles_per_fold` cycles."""
+    n = counts["cycle"].get("compact", 0)
+    compact = models.get("compact", [])
+    return {**models, "compact": compact[:n], "fold": compact[n:]}
+
+
+def cycles_per_fold(shop: Shop, cycle_s: float) -> float:
+    """Cycles between two folds (sales_ops.curated.compaction.Compaction.fold_due): once the live
+    deltas hold FOLD_FRACTION of the base rows of the dates they touch, or MAX_DELTAS of them (a
+    cycle writes one per pass). A cycle's delta rows are taken as its changes (at most that many
+    orders), so this folds no less often than the code."""
+    base_rows = FOLD_FRACTION * min(shop.touched_days, shop.days) * shop.orders_per_day
+    return max(1.0, min(float(MAX_DELTAS), math.ceil(base_rows / (shop.rate * cycle_s))))
+
+
 # --- the rest of the stack ------------------------------------------------------------------------
 def highest_rate_within_cutoff(
-    counts: dict[str, dict[str, int]], figures: dict[str, Any], params: dict[str, float], month: int = 12
+    counts: dict[str, dict[str, int]],
+    figures: dict[str, Any],
+    params: dict[str, float],
+    month: int = 12,
+    stage: str | None = None,
 ) -> tuple[float, list[str]]:
-    """The highest rate (changes/s, to 1) at which no statement of the model passes the cutoff, and
-    the stages that pass it just above."""
+    """The highest rate (changes/s, to 1) at which no statement of the model (of `stage` only, if
+    given) passes the cutoff, and the stages that pass it just above."""
     from sales_ops.dashboard.app import ATHENA_CACHE_SECONDS
 
     models = fits(figures)
@@ -351,7 +380,7 @@ def highest_rate_within_cutoff(
         cutoff = params["AthenaBytesScannedCutoff"]
         cycle_s = cycle_seconds(params)
         use = athena_month(shop, counts, models, figures["rate"], cutoff, ATHENA_CACHE_SECONDS, cycle_s)
-        return use.over_cutoff
+        return [s for s in use.over_cutoff if stage in (None, s)]
 
     low, high = 0.0, 100_000.0
     while high - low > 1:
@@ -519,7 +548,7 @@ def growth(figures: dict[str, Any], rate: float = 10.0) -> list[tuple[str, str, 
     1.5x in month 12 at `rate`: what still grows with the history."""
     first, last = (shop_of(figures, rate, m) for m in (MONTHS[0], MONTHS[-1]))
     out = []
-    for stage, stage_fits in fits(figures).items():
+    for stage, stage_fits in with_fold(fits(figures), measured()[0]).items():
         for fit in stage_fits:
             a, b = (statement_bytes(fit, shop, figures["rate"], stage) for shop in (first, last))
             if b > 1.5 * max(a, 1.0):
@@ -585,8 +614,9 @@ def notes(
         out.append(
             "- The bench's cycle and the measured one differ in statements for "
             + ", ".join(f"{s} ({b} benched, {n} measured)" for s, (b, n) in differ.items())
-            + ": the bench's cycle always folds (a fold's statements are not billed per cycle here), "
-            "and a measured statement the bench has no figure for counts 10 MB."
+            + ": the bench's cycle always folds (the statements beyond the measured cycle's are "
+            "billed as the `fold` stage), and a measured statement the bench has no figure for "
+            "counts 10 MB."
         )
     cut = {label: a.over_cutoff for label, _, a in cols if a.over_cutoff}
     if cut:
@@ -603,6 +633,16 @@ def notes(
         "sampled reconciliation and the dashboard read the touched or open dates in one statement, "
         "the dashboard so that its panels are one moment). Beyond it orders_base would need "
         "partitions below a date (docs/design.md §2.7)."
+    )
+    fold_rate, _ = highest_rate_within_cutoff(counts, figures, params, stage="fold")
+    ten = shop_of(figures, 10.0, MONTHS[-1])
+    out.append(
+        f"- Folds (the `fold` stage): once every {cycles_per_fold(ten, cycle_seconds(params)):.0f} "
+        f"cycles at 10 changes/s (the live deltas reach {FOLD_FRACTION:g} of their dates' base rows, "
+        f"or {MAX_DELTAS} deltas), each merging the touched dates' Parquet in batches under the "
+        f"cutoff, a date the smallest: one date's merge passes the cutoff from about {fold_rate:,.0f} "
+        "changes/s (month 12): from then on each cycle writes its deltas and fails at the fold, "
+        "the deltas pile up and every read of orders_latest ranks more of them."
     )
     out += [
         f"- Kinesis: a shard takes 1,000 records/s and 1 MB/s; at 1,000 changes/s of up to "

@@ -144,3 +144,33 @@ def test_a_statement_reading_all_history_grows_in_the_model(cost: ModuleType) ->
     # At least 10 MB billed; past the cutoff: the cutoff, and flagged.
     assert cost.billed(1, 2**30) == (10 * 2**20, False)
     assert cost.billed(2**31, 2**30) == (2**30, True)
+
+
+def test_folds_are_billed_as_their_own_stage_as_often_as_the_code_folds(cost: ModuleType) -> None:
+    """The bench's cycle always folds: its compaction statements beyond the measured cycle's are a
+    fold's, billed once every `cycles_per_fold` cycles (FOLD_FRACTION of the touched dates' base
+    rows, or MAX_DELTAS), their merge split by date under the whole cutoff."""
+    counts = {"cycle": {"compact": 2}, "idle": {"compact": 0}}
+    models = {
+        "compact": [
+            cost.Fit(label, 1000, 0) for label in ("delta", "rows", "compact_touched", "compact_orders")
+        ]
+    }
+    split = cost.with_fold(models, counts)
+    assert [f.label for f in split["compact"]] == ["delta", "rows"]
+    assert [f.label for f in split["fold"]] == ["compact_touched", "compact_orders"]
+    # 100 changes/s at 3 an order: 2,880,000 orders a day; a quarter of 4 touched dates' rows is
+    # 2,880,000, 30,000 changes a 300 s cycle → 96 cycles, past MAX_DELTAS (64).
+    busy = cost.Shop(100.0, 12, 3.0, 1.0, 4.0, bench_orders_per_day=1.0)
+    assert cost.cycles_per_fold(busy, 300.0) == cost.MAX_DELTAS
+    # Few base rows (a young shop, one touched date): every cycle folds, but never more than once a cycle.
+    young = cost.Shop(100.0, 1, 3.0, 1.0, 0.01, bench_orders_per_day=1.0)
+    assert cost.cycles_per_fold(young, 300.0) == 1
+    # The merge: one statement per batch under the whole cutoff (not a third), a date the smallest.
+    shop = cost.Shop(10.0, 12, 3.0, 1.0, 4.0, bench_orders_per_day=1.0)
+    assert cost.split("compact_orders", 2500, shop, 3000.0) == [2500]
+    assert cost.split("compact_orders", 40000, shop, 3000.0) == [10000.0] * 4
+    # In the table: a fold stage that costs something while changes flow and nothing when idle.
+    cols = {label: c for label, c, _ in cost.columns()}
+    assert cols["idle, month 1"]["Athena: fold"] == 0
+    assert 0 < cols["10/s, month 1"]["Athena: fold"] < cols["1,000/s, month 1"]["Athena: fold"]
