@@ -21,7 +21,7 @@ import pytest
 from sales_ops import deploy
 from tests import iam_policy
 from tests.iam_policy import Stack
-from tests.test_infra import CHECKOV, SKIP_BLOCK, checkov_failures
+from tests.test_infra import CHECKOV, assert_checkov_passes_and_every_skip_is_needed
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "infra" / "dagster.yaml"
@@ -44,14 +44,10 @@ def test_cfn_lint_is_clean() -> None:
     assert [str(m) for m in lint_file(TEMPLATE)] == []
 
 
-@pytest.mark.slow  # two checkov scans
+@pytest.mark.slow  # a checkov scan of two files
 @pytest.mark.skipif(not CHECKOV.exists(), reason="checkov lives in .venv-tools/ (`make tools` creates it)")
 def test_checkov_passes_and_every_skip_is_needed(tmp_path: Path) -> None:
-    failed, skipped = checkov_failures(TEMPLATE)
-    assert failed == set()
-    (tmp_path / "bare.yaml").write_text(re.sub(SKIP_BLOCK, "", TEMPLATE.read_text()))
-    failed_bare, _ = checkov_failures(tmp_path / "bare.yaml")
-    assert failed_bare == skipped
+    assert_checkov_passes_and_every_skip_is_needed(TEMPLATE, tmp_path)
 
 
 def test_nothing_is_reachable_from_outside(template: dict[str, Any]) -> None:
