@@ -579,7 +579,8 @@ def compact(
             fold_fraction=fold_fraction,
         )
         report = job.run()
-    put_live_view(settings, job.state)  # orders_live's raw tail starts at the new watermark
+    # orders_live's raw tail starts at the new watermark (the run's plan ensured the tables).
+    put_live_view(settings, job.state, tables_ensured=True)
     return report
 
 

@@ -114,10 +114,15 @@ def live_view_sql(settings: Settings, state: CompactionState, only_dates: list[d
     return f"SELECT * FROM (\n{sql}\n) AS live WHERE {on_dates(only_dates)}"
 
 
-def put_live_view(settings: Settings, state: CompactionState | None = None) -> str:
-    """Create or rewrite orders_live (and what it reads: raw_orders, orders_latest). Returns its SQL."""
+def put_live_view(
+    settings: Settings, state: CompactionState | None = None, tables_ensured: bool = False
+) -> str:
+    """Create or rewrite orders_live (and what it reads: raw_orders, orders_latest). Returns its SQL.
+    `tables_ensured`: the caller has just run `ensure_tables` (a compaction's plan does), so the
+    curated tables are not read again (9 catalog reads and the state)."""
     glue.ensure_raw_table(settings, settings.s3_uri(RAW_PREFIX))
-    ensure_tables(settings)
+    if not tables_ensured:
+        ensure_tables(settings)
     sql = live_view_sql(settings, state or CompactionState.load(settings))
     glue.put_table(settings, glue.view_input(ORDERS_LIVE, sql, LIVE_COLUMNS, settings.database))
     return sql

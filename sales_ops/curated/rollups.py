@@ -175,7 +175,9 @@ def _build_by_date(
         rows=inserted,  # as the INSERTs report them (0 where the engine reports none), no extra statement
         bytes_written=sum(
             size for key, size in list_objects(settings, settings.s3_uri(prefix)) if f"/v={version}/" in key
-        ),
+        )
+        if rebuild
+        else 0,  # a fresh version nothing was written to
         location=settings.s3_uri(prefix),
         seconds=time.monotonic() - started,
         bytes_read=counted.bytes_read,
@@ -219,6 +221,8 @@ def _swap_dates(
 ) -> None:
     """Point the rollup's partitions of the changed dates at what `version` wrote (one atomic Glue
     write per partition), and drop the ones it has no rows for (a date, or a bucket, emptied)."""
+    if not changed:  # nothing written, nothing to drop: no catalog reads
+        return
     prefix = f"{CURATED_PREFIX}{table['Name']}/"
     entries = []
     written = glue.list_partitions(settings, versions_table, expression=f"v = '{version}'")
