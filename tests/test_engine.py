@@ -109,7 +109,7 @@ def test_a_statement_reads_a_tables_catalog_and_files_once_however_often_it_name
     space: Settings, engine: DuckDBEngine
 ) -> None:
     """As Athena plans a query once: three mentions of raw_orders, one GetTable, one GetPartitions
-    and one listing; the next statement reads them again (test_only_catalogued_partitions_are_visible
+    and one listing (of its location, whatever the filter); the next statement reads them again (test_only_catalogued_partitions_are_visible
     shows it sees a new partition)."""
     calls: list[str] = []
 
@@ -135,8 +135,55 @@ def test_a_statement_reads_a_tables_catalog_and_files_once_however_often_it_name
         == 4 + engine.query(f"SELECT count(*) FROM {t} WHERE dt = '2026-01-01'").rows[0][0] + 4
     )
     assert once.count("GetTable") == 1 and once.count("GetPartitions") == 1, once
-    assert once.count("ListObjectsV2") == 2, once  # all files, and those of dt = 2026-01-01
+    # One listing of the table's location, shared by the three reads (each keeps its partitions' files).
+    assert once.count("ListObjectsV2") == 1, once
     assert sorted(calls) == ["GetPartitions", "GetTable", "ListObjectsV2"], "the next statement reads again"
+
+
+def test_two_tables_at_one_location_are_listed_once_a_statement(
+    space: Settings, open_engine: DuckDBEngine
+) -> None:
+    """orders_base and orders_tombstones share a location: a statement naming both lists it once
+    (each table still keeps only the files under its own partitions); the next statement lists it
+    again."""
+    engine, db = open_engine, space.database
+    location = space.s3_uri(f"curated/shared_{uuid.uuid4().hex[:6]}/")
+    engine.execute(
+        f"CREATE TABLE {db}.shared_a WITH (format = 'PARQUET', external_location = '{location}', "
+        "partitioned_by = ARRAY['part']) AS SELECT x AS id, CAST(x % 2 AS VARCHAR) AS part "
+        "FROM UNNEST(sequence(1, 10)) AS t(x)"
+    )
+    second = get_table(space, "shared_a")
+    assert second is not None
+    put_table(space, parquet_table_input("shared_b", [("id", "bigint")], location, [("part", "string")]))
+    glue_b = get_table(space, "shared_b")
+    b_only = [p for p in list_partitions(space, "shared_a") if p["Values"] == ["1"]]  # b sees part=1 only
+    space.client("glue").batch_create_partition(
+        DatabaseName=db,
+        TableName="shared_b",
+        PartitionInputList=[
+            {"Values": p["Values"], "StorageDescriptor": p["StorageDescriptor"]} for p in b_only
+        ],
+    )
+    assert glue_b is not None
+    listed: list[str] = []
+
+    def record(params: dict, **_: object) -> None:
+        listed.append(params["Prefix"])
+
+    engine.s3.meta.events.register("provide-client-params.s3.ListObjectsV2", record)
+    try:
+        both = engine.query(
+            f"SELECT (SELECT count(*) FROM {db}.shared_a) * 100 + (SELECT count(*) FROM {db}.shared_b)"
+        )
+        first_statement = list(listed)
+        engine.query(f"SELECT count(*) FROM {db}.shared_a")
+    finally:
+        engine.s3.meta.events.unregister("provide-client-params.s3.ListObjectsV2", record)
+    assert both.rows == [(10 * 100 + 5,)]  # each table its own partitions' rows
+    prefix = location.split("/", 3)[3]
+    assert first_statement == [prefix], first_statement
+    assert listed == [prefix, prefix], "the next statement lists again"
 
 
 def test_path_names_the_file_and_selects_files(space: Settings, engine: DuckDBEngine) -> None:

@@ -6,6 +6,7 @@ over them: `read_json(files, columns=…)` with the catalog's schema (as Athena'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -96,10 +97,25 @@ def load_table(settings: Settings, glue_table: dict[str, Any], name: str) -> Cat
     )
 
 
+Listing = Callable[[str, str], list[dict[str, Any]]]  # (bucket, prefix) → ListObjectsV2 Contents
+
+
+def list_prefix(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """Every object under the prefix (ListObjectsV2, all pages)."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [obj for page in pages for obj in page.get("Contents", [])]
+
+
 def table_files(
-    s3: Any, table: CatalogTable, only: set[str] | None, bounds: dict[str, str] | None = None
+    s3: Any,
+    table: CatalogTable,
+    only: set[str] | None,
+    bounds: dict[str, str] | None = None,
+    listing: Listing | None = None,
 ) -> list[str]:
-    """The table's data files, as Athena sees them: only under registered or projected partitions."""
+    """The table's data files, as Athena sees them: only under registered or projected partitions.
+    `listing` lists a prefix (the engine's lists each prefix once a statement: orders_base and
+    orders_tombstones share one location)."""
     projected = glue.projection(table.glue) if table.partition_keys else None
     if projected is not None:
         projection = Projection(projected, table.qualified, table.location, table.key_names)
@@ -111,14 +127,14 @@ def table_files(
     if only is not None:  # "$path" IN (…): no listing needed, just keep the visible ones
         return sorted(f for f in only if f.rsplit("/", 1)[0] + "/" in dirs and not hidden(f))
     roots = [table.location, *sorted({d for d in dirs if not d.startswith(table.location)})]
+    listing = listing or (lambda bucket, prefix: list_prefix(s3, bucket, prefix))
     files = []
     for root in roots:
         bucket, prefix = split_s3(root)
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                uri = f"s3://{bucket}/{obj['Key']}"
-                if obj["Size"] and not hidden(uri) and uri.rsplit("/", 1)[0] + "/" in dirs:
-                    files.append(uri)
+        for obj in listing(bucket, prefix):
+            uri = f"s3://{bucket}/{obj['Key']}"
+            if obj["Size"] and not hidden(uri) and uri.rsplit("/", 1)[0] + "/" in dirs:
+                files.append(uri)
     return files
 
 

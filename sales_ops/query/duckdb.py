@@ -49,6 +49,7 @@ from sales_ops.query.catalog_tables import (
     as_dir,
     catalog_entry,
     files_select,
+    list_prefix,
     load_table,
     quoted,
     split_s3,
@@ -497,7 +498,10 @@ class DuckDBEngine(_EngineBase):
     def _files(self, table: CatalogTable, only: set[str] | None, bounds: dict[str, str] | None) -> list[str]:
         chosen = None if only is None else frozenset(only)
         key = ("files", table.qualified, chosen, str(sorted((bounds or {}).items())))
-        return self._once(key, lambda: table_files(self.s3, table, only, bounds))
+        return self._once(key, lambda: table_files(self.s3, table, only, bounds, self._listing))
+
+    def _listing(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        return self._once(("listing", bucket, prefix), lambda: list_prefix(self.s3, bucket, prefix))
 
     def _table(self, database: str, name: str, glue_table: dict[str, Any] | None = None) -> CatalogTable:
         return load_table(self.settings, glue_table or catalog_entry(self.settings, database, name), name)
