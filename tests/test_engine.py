@@ -109,8 +109,8 @@ def test_a_statement_reads_a_tables_catalog_and_files_once_however_often_it_name
     space: Settings, engine: DuckDBEngine
 ) -> None:
     """As Athena plans a query once: three mentions of raw_orders, one GetTable, one GetPartitions
-    and one listing (of its location, whatever the filter); the next statement reads them again (test_only_catalogued_partitions_are_visible
-    shows it sees a new partition)."""
+    and one listing (of its location, whatever the filter); the next statement reads them again
+    (test_only_catalogued_partitions_are_visible shows it sees a new partition)."""
     calls: list[str] = []
 
     def record(model: object, **_: object) -> None:
