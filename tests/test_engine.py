@@ -296,12 +296,38 @@ def test_insert_into_a_partitioned_table_adds_its_partitions(
         f"CREATE TABLE {db}.events WITH (external_location = '{location}', partitioned_by = ARRAY['day']) "
         "AS SELECT 'a' AS name, 1 AS n, '2026-01-01' AS day"
     )
-    inserted = engine.execute(
-        f"INSERT INTO {db}.events SELECT name, n, day "
-        "FROM (VALUES ('b', 2, '2026-01-01'), ('c', 3, '2026-01-02')) AS t(name, n, day)"
+    # A partition someone set a parameter on: an INSERT adding files to it leaves its entry alone.
+    glue_client = space.client("glue")
+    (first,) = list_partitions(space, "events")
+    glue_client.update_partition(
+        DatabaseName=db,
+        TableName="events",
+        PartitionValueList=first["Values"],
+        PartitionInput={
+            "Values": first["Values"],
+            "StorageDescriptor": first["StorageDescriptor"],
+            "Parameters": {"marked": "yes"},
+        },
     )
+    calls: list[str] = []
+
+    def record(model: object, **_: object) -> None:
+        calls.append(model.name)  # type: ignore[attr-defined]
+
+    engine.glue.meta.events.register("before-call", record)
+    try:
+        inserted = engine.execute(
+            f"INSERT INTO {db}.events SELECT name, n, day "
+            "FROM (VALUES ('b', 2, '2026-01-01'), ('c', 3, '2026-01-02')) AS t(name, n, day)"
+        )
+    finally:
+        engine.glue.meta.events.unregister("before-call", record)
     assert inserted.rows == [(2,)] and inserted.bytes_written > 0
-    assert sorted(p["Values"][0] for p in list_partitions(space, "events")) == ["2026-01-01", "2026-01-02"]
+    # The write asks for the partitions it wrote, not for every partition of its target.
+    assert "GetPartitions" not in calls and "BatchGetPartition" in calls, calls
+    by_day = {p["Values"][0]: p for p in list_partitions(space, "events")}
+    assert sorted(by_day) == ["2026-01-01", "2026-01-02"]
+    assert by_day["2026-01-01"]["Parameters"] == {"marked": "yes"}, "an existing partition was repointed"
     assert engine.query(f"SELECT day, sum(n) FROM {db}.events GROUP BY day ORDER BY day").rows == [
         ("2026-01-01", 3),
         ("2026-01-02", 3),

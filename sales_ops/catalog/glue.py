@@ -185,6 +185,24 @@ def list_partitions(
     return out
 
 
+def existing_partitions(
+    settings: Settings, table: dict[str, Any], values: list[tuple[str, ...]]
+) -> set[tuple[str, ...]]:
+    """Which of these partitions the table has (BatchGetPartition, 1,000 a call): a write asks
+    for the partitions it wrote, not for every partition of its target."""
+    glue = settings.client("glue")
+    database = table.get("DatabaseName") or settings.database
+    found: set[tuple[str, ...]] = set()
+    for batch in _chunks([{"Values": list(v)} for v in values], 1000):
+        while batch:  # Glue may leave keys unprocessed (throttling): ask for those again
+            answer = glue.batch_get_partition(
+                DatabaseName=database, TableName=table["Name"], PartitionsToGet=batch
+            )
+            found |= {tuple(p["Values"]) for p in answer.get("Partitions", [])}
+            batch = answer.get("UnprocessedKeys", [])
+    return found
+
+
 def partition_input(
     table: dict[str, Any], values: list[str], location: str, parameters: dict[str, str] | None = None
 ) -> dict[str, Any]:

@@ -70,8 +70,12 @@ def catalog_entry(settings: Settings, database: str, name: str) -> dict[str, Any
     return glue_table
 
 
-def load_table(settings: Settings, glue_table: dict[str, Any], name: str) -> CatalogTable:
-    """The table of a catalog entry (a view is refused: the engine writes and lists tables only)."""
+def load_table(
+    settings: Settings, glue_table: dict[str, Any], name: str, with_partitions: bool = True
+) -> CatalogTable:
+    """The table of a catalog entry (a view is refused: the engine writes and lists tables only).
+    `with_partitions=False` for a write's target: it needs the partitions it writes only
+    (`glue.existing_partitions`), not every one the table has."""
     database, name = glue_table["DatabaseName"], name.lower()
     if glue.view_sql(glue_table) is not None:
         raise QueryError(f"{database}.{name} is a view: the local engine writes tables only")
@@ -92,7 +96,7 @@ def load_table(settings: Settings, glue_table: dict[str, Any], name: str) -> Cat
         format=fmt,
         # With partition projection the registered partitions are ignored, as on Athena.
         partitions=glue.list_partitions(settings, name, database)
-        if keys and glue.projection(glue_table) is None
+        if with_partitions and keys and glue.projection(glue_table) is None
         else [],
     )
 

@@ -272,7 +272,7 @@ class DuckDBEngine(_EngineBase):
         if isinstance(target, exp.Schema):
             names = [c.name.lower() for c in target.expressions]
             target = target.this
-        table = self._table(target.db or self.settings.database, target.name)
+        table = self._table(target.db or self.settings.database, target.name, with_partitions=False)
         check_write(self.settings, table.location, trusted, f"INSERT INTO {table.qualified}")
         if table.format != "parquet":
             raise QueryError(f"INSERT INTO {table.qualified}: the local engine writes Parquet tables only")
@@ -400,7 +400,7 @@ class DuckDBEngine(_EngineBase):
             directory = file[len(location) :].rsplit("/", 1)[0]
             values = dict(unquote(seg).split("=", 1) for seg in directory.split("/") if "=" in seg)
             found[tuple(values[k] for k in keys)] = f"{location}{directory}/"
-        known = {tuple(p["Values"]) for p in table.partitions}
+        known = glue.existing_partitions(self.settings, table.glue, list(found))
         entries = [
             glue.partition_input(table.glue, list(values), loc)
             for values, loc in sorted(found.items())
@@ -503,8 +503,11 @@ class DuckDBEngine(_EngineBase):
     def _listing(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
         return self._once(("listing", bucket, prefix), lambda: list_prefix(self.s3, bucket, prefix))
 
-    def _table(self, database: str, name: str, glue_table: dict[str, Any] | None = None) -> CatalogTable:
-        return load_table(self.settings, glue_table or catalog_entry(self.settings, database, name), name)
+    def _table(
+        self, database: str, name: str, glue_table: dict[str, Any] | None = None, with_partitions: bool = True
+    ) -> CatalogTable:
+        entry = glue_table or catalog_entry(self.settings, database, name)
+        return load_table(self.settings, entry, name, with_partitions)
 
     def _view(
         self,
