@@ -332,7 +332,7 @@ class DuckDBEngine(_EngineBase):
         keys = hive[len(data_columns) :]
         table_input = glue.parquet_table_input(name, data_columns, location, keys)
         glue.put_table(self.settings, table_input, database)
-        table = self._table(database, name)
+        table = self._table(database, name, with_partitions=False)  # new: _register_partitions asks
         projection = ", ".join(
             f"CAST({quoted(c)} AS {hive_to_duckdb(t)}) AS {quoted(c)}" for c, t in data_columns + keys
         )
