@@ -10,6 +10,7 @@ The Lambda in lambdas/firehose_transform/ is one standalone file and keeps its o
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 NUMERIC = frozenset({"int", "bigint", "double", "decimal"})
@@ -184,6 +185,14 @@ def _raw_as_latest() -> str:
 
 # Fragments every SQL template may use as {name}; a template never spells these out itself
 # (tests/test_templates.py checks that no SQL file names the statuses).
+ORDER_HASH_SQL = "substr(to_hex(md5(to_utf8(CAST(order_id AS VARCHAR)))), 1, 4)"
+
+
+def order_hash(order_id: str) -> str:
+    """`{order_hash}` in Python: the first four hex digits of md5(order_id), upper case."""
+    return hashlib.md5(order_id.encode()).hexdigest()[:4].upper()
+
+
 SQL_RULES: dict[str, str] = {
     "is_sale": "status NOT IN (" + ", ".join(f"'{s}'" for s in NOT_SALE_STATUSES) + ")",
     "created_ts": "from_iso8601_timestamp(created_at)",
@@ -198,6 +207,9 @@ SQL_RULES: dict[str, str] = {
     # A customer's bucket before the modulo: the first byte of md5(customer_id), 0-255. Written
     # with functions both Athena (Trino: md5, to_hex's upper-case hex, strpos) and the local engine
     # have, so that a customer falls in the same bucket on either (sales_ops/curated/customers.py).
+    # An order's hash: the first four hex digits of md5(order_id), upper case, the same on Athena
+    # and DuckDB (and `order_hash` below): the buckets of orders_latest_versions are its ranges.
+    "order_hash": ORDER_HASH_SQL,
     "customer_hash": " + ".join(
         f"(strpos('0123456789ABCDEF', substr(to_hex(md5(to_utf8(coalesce(customer_id, '')))), {i}, 1)) - 1)"
         + (" * 16" if i == 1 else "")

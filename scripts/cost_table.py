@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sales_ops.curated.compaction import FOLD_FRACTION, MAX_DELTAS  # noqa: E402
+from sales_ops.curated.compaction import DELTA_SHARE, FOLD_FRACTION, MAX_DELTAS, ROW_BYTES  # noqa: E402
 from sales_ops.curated.customers import MAX_BUCKETS  # noqa: E402
 from sales_ops.deploy import read_template  # noqa: E402
 
@@ -79,9 +79,15 @@ BY_DATE_WRITES = frozenset(
     }
 )
 BY_BUCKET = frozenset({"INSERT INTO customer_activity__build", "INSERT INTO customer_segments__versions"})
-# A fold's merge, in batches of dates each under the whole cutoff less the raw it merges
-# (sales_ops.curated.compaction.Compaction._batches): a date is the smallest.
-FOLD_WRITES = frozenset({"compact_orders"})
+# A fold's statements, each under the whole cutoff less the live deltas it reads (at most
+# DELTA_SHARE of it): the merge in batches of buckets (sales_ops.curated.compaction.Compaction.
+# _batches: a date grown too big is written in halves, quarters…, so there is no smallest unit),
+# the orphan lookup in slices of the orders, the row counts in groups of buckets.
+FOLD_WRITES = frozenset({"compact_orders", "compact_orphans", "compact_rows"})
+# A fold's statements that read the live deltas only (compact_touched.sql without orphans: the
+# deltas' order_id and order_date): at most the deltas, which fold once they hold DELTA_SHARE of
+# the cutoff (plus the last pass's), whatever the order density.
+DELTA_READS = frozenset({"compact_touched"})
 PRICES = {
     "kinesis_shard_hour": 0.015,
     "kinesis_put_unit_million": 0.014,
@@ -263,10 +269,16 @@ def statement_bytes(fit: Fit, shop: Shop, reference_rate: float, stage: str) -> 
 
 def split(label: str, nbytes: float, shop: Shop, cutoff: float) -> list[float]:
     """The statements one benched statement becomes where the code splits it (a third of the
-    cutoff each, BY_DATE_WRITES and BY_BUCKET; the whole cutoff, FOLD_WRITES), each one's bytes."""
-    budget = cutoff if label in FOLD_WRITES else cutoff / 3
+    cutoff each, BY_DATE_WRITES and BY_BUCKET; the cutoff less the live deltas, FOLD_WRITES), each
+    one's bytes."""
+    if label in DELTA_READS:
+        return [min(nbytes, cutoff * DELTA_SHARE)]
+    budget = cutoff * (1 - DELTA_SHARE) if label in FOLD_WRITES else cutoff / 3
     if nbytes <= budget or label not in BY_DATE_WRITES | BY_BUCKET | FOLD_WRITES:
         return [nbytes]
+    if label in FOLD_WRITES:
+        n = math.ceil(nbytes / budget)
+        return [nbytes / n] * n
     if label in BY_BUCKET:
         n = min(math.ceil(nbytes / budget), MAX_BUCKETS)  # sales_ops.curated.customers
         return [nbytes / n] * n
@@ -318,7 +330,8 @@ def athena_month(
     for stage, (kind, per_month) in runs.items():
         n = counts[kind].get(stage, 0)
         planned[stage] = ((models.get(stage, []) + [Fit("(not benched)", 0, 0)] * n)[:n], per_month)
-    planned["fold"] = (models["fold"], SECONDS / cycle_s / cycles_per_fold(shop, cycle_s) if busy else 0.0)
+    per_fold = cycles_per_fold(shop, cycle_s, cutoff)
+    planned["fold"] = (models["fold"], SECONDS / cycle_s / per_fold if busy else 0.0)
     out = Athena({}, 0.0, 0.0, 0.0, [])
     for stage, (stage_fits, per_month) in planned.items():
         total = 0.0
@@ -352,13 +365,18 @@ def with_fold(models: dict[str, list[Fit]], counts: dict[str, dict[str, int]]) -
     return {**models, "compact": compact[:n], "fold": compact[n:]}
 
 
-def cycles_per_fold(shop: Shop, cycle_s: float) -> float:
+def cycles_per_fold(shop: Shop, cycle_s: float, cutoff: float) -> float:
     """Cycles between two folds (sales_ops.curated.compaction.Compaction.fold_due): once the live
-    deltas hold FOLD_FRACTION of the base rows of the dates they touch, or MAX_DELTAS of them (a
-    cycle writes one per pass). A cycle's delta rows are taken as its changes (at most that many
-    orders), so this folds no less often than the code."""
+    deltas hold FOLD_FRACTION of the base rows of the dates they touch, MAX_DELTAS of them (a
+    cycle writes one per pass), or DELTA_SHARE of the cutoff in bytes (ROW_BYTES a row: more than
+    the ~60 measured, so this folds no less often than the code). A cycle's delta rows are taken
+    as its changes (at most that many orders)."""
+    changes = shop.rate * cycle_s
+    if changes <= 0:  # idle: no deltas, no fold
+        return float(MAX_DELTAS)
     base_rows = FOLD_FRACTION * min(shop.touched_days, shop.days) * shop.orders_per_day
-    return max(1.0, min(float(MAX_DELTAS), math.ceil(base_rows / (shop.rate * cycle_s))))
+    by_bytes = DELTA_SHARE * cutoff / (changes * ROW_BYTES)
+    return max(1.0, min(float(MAX_DELTAS), math.ceil(base_rows / changes), math.floor(by_bytes)))
 
 
 # --- the rest of the stack ------------------------------------------------------------------------
@@ -633,18 +651,27 @@ def notes(
         "history: each statement past it reads "
         "whole dates of orders_latest (a by-date write reads at least one; the per-cycle checks, the "
         "sampled reconciliation and the dashboard read the touched or open dates in one statement, "
-        "the dashboard so that its panels are one moment). Beyond it orders_base would need "
-        "partitions below a date (docs/design.md §2.7)."
+        "the dashboard so that its panels are one moment). Beyond it those readers would read a "
+        "slice of the orders at a time, from the buckets the folds write (docs/design.md §2.5); "
+        "not built."
     )
     fold_rate, _ = highest_rate_within_cutoff(counts, figures, params, stage="fold")
     ten = shop_of(figures, 10.0, MONTHS[-1])
+    cutoff = params["AthenaBytesScannedCutoff"]
+    fast = shop_of(figures, 1000.0, MONTHS[-1])
+    never = fold_rate >= 99_999
     out.append(
-        f"- Folds (the `fold` stage): once every {cycles_per_fold(ten, cycle_seconds(params)):.0f} "
-        f"cycles at 10 changes/s (the live deltas reach {FOLD_FRACTION:g} of their dates' base rows, "
-        f"or {MAX_DELTAS} deltas), each merging the touched dates' Parquet in batches under the "
-        f"cutoff, a date the smallest: one date's merge passes the cutoff from about {fold_rate:,.0f} "
-        "changes/s (month 12): from then on each cycle writes its deltas and fails at the fold, "
-        "the deltas pile up and every read of orders_latest ranks more of them."
+        f"- Folds (the `fold` stage): once every {cycles_per_fold(ten, cycle_seconds(params), cutoff):.0f} "
+        f"cycles at 10 changes/s and {cycles_per_fold(fast, cycle_seconds(params), cutoff):.0f} at "
+        f"1,000 (the live deltas reach {FOLD_FRACTION:g} of their dates' base rows, {MAX_DELTAS} "
+        f"deltas, or {DELTA_SHARE:g} of the cutoff in bytes), each merging the touched dates in "
+        "batches of buckets under the cutoff less the deltas (a date grown past half of what one "
+        "statement may read is written in halves, quarters…, docs/design.md §2.5): "
+        + (
+            "no fold statement passes the cutoff at any rate up to 100,000 changes/s (month 12)."
+            if never
+            else f"a fold statement passes the cutoff from about {fold_rate:,.0f} changes/s (month 12)."
+        )
     )
     out += [
         f"- Kinesis: a shard takes 1,000 records/s and 1 MB/s; at 1,000 changes/s of up to "

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sales_ops.catalog import glue
 from sales_ops.catalog.crawlers import LocalCrawler
 from sales_ops.catalog.glue import list_partitions
 from sales_ops.curated.compaction import Compaction, compact
@@ -26,16 +27,23 @@ from sales_ops.curated.lock import LOCK_KEY, CompactionLocked, S3Lock
 from sales_ops.curated.planning import merged_before, passes
 from sales_ops.curated.state import STATE_KEY, RawObject
 from sales_ops.curated.tables import (
+    BASE_TABLE,
+    BUCKETED,
+    COLUMNS,
     DELTA_PREFIX,
     LATEST_PREFIX,
+    VERSION_DIR,
     VERSIONS_TABLE,
+    WHOLE,
     current_versions,
+    list_sizes,
     live_deltas,
+    version_layout,
 )
 from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
 from sales_ops.query import DuckDBEngine, QueryError, ScanCutoffError
 from sales_ops.raw_objects import decode_body
-from sales_ops.schema import ORDER_VALUE_FIELDS
+from sales_ops.schema import ORDER_VALUE_FIELDS, order_hash
 from sales_ops.settings import RAW_PREFIX, Settings
 
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
@@ -471,6 +479,97 @@ def test_a_lake_past_the_scan_cutoff_is_compacted_in_passes(space: Settings, eng
     one = compact(space, engine, full=True)
     assert one.passes == 1
     assert table(engine, space) == windowed
+
+
+def test_a_date_bigger_than_a_statement_may_read_is_folded_a_bucket_at_a_time(
+    space: Settings, engine: DuckDBEngine
+) -> None:
+    """At 1,000 changes/s one date of the base passes Athena's per-query cutoff by itself. Here
+    the cutoff is set below what one date grows to: each fold writes a date that grows past half of
+    what a statement may read in halves, quarters… of its buckets (ranges of md5(order_id)), so
+    every statement of every cycle, fold and rebuild stays under the cutoff (the engine cancels any
+    that does not, as Athena does), though reading that date at once is cancelled. Each bucket
+    holds the orders its range names, and the table is the stream's state."""
+    stream = ChangeStream(seed=11)
+    changes = plan_changes(4000, END - timedelta(hours=20), END, seed=11)
+    capped = replace(space, scan_cutoff_bytes=120_000)
+    with DuckDBEngine(capped) as small:
+        for part in parts((0.25, 0.5, 0.75), changes):
+            deliver(space, stream, part)
+            compact(capped, small)
+        assert_matches(table(engine, space), stream.live_orders())
+
+        current = current_versions(space)
+        layout = version_layout(space)
+        sizes = {d: layout[(d.isoformat(), v)] for d, v in current.items()}
+        big = max(sizes, key=lambda d: sum(sizes[d].values()))
+        assert len(sizes[big]) >= 4
+        whole_date = f"SELECT * FROM {space.database}.orders_base WHERE order_date = DATE '{big}'"
+        assert engine.query(whole_date).bytes_scanned > capped.scan_cutoff_bytes
+        with pytest.raises(ScanCutoffError):  # the date at once: more than a statement may read
+            small.query(whole_date)
+        rows = engine.query(
+            f"SELECT order_id, bucket FROM {space.database}.{VERSIONS_TABLE} WHERE v = '{current[big]}' "
+            f"AND order_date = DATE '{big}'"
+        ).rows
+        assert {b for _, b in rows} == set(sizes[big])
+        assert all(b[:4] <= order_hash(order_id) <= b[5:] for order_id, b in rows)
+
+    incremental = table(engine, space)
+    compact(space, engine, full=True)  # (a rebuild's lookups read the order_ids it wrote: uncapped)
+    assert table(engine, space) == incremental
+
+
+def _unmark_buckets(settings: Settings) -> None:
+    base = glue.require_table(settings, BASE_TABLE)
+    table_input = glue.table_update_input(base)
+    table_input["Parameters"] = {k: v for k, v in base["Parameters"].items() if k != BUCKETED}
+    glue.put_table(settings, table_input)
+
+
+def test_a_lake_from_before_buckets_is_moved_into_them_once(space: Settings, engine: DuckDBEngine) -> None:
+    """A lake whose versions hold their files in their own folder and whose
+    orders_latest_versions has no bucket key (as before buckets): the next run copies each date's
+    current version into one bucket of a new version and swaps it in (readers see the same table
+    throughout), marks the base, and folds as usual; a date already moved is never moved again."""
+    stream = ChangeStream(seed=7)
+    first, rest = parts((0.6,))
+    deliver(space, stream, first)
+    compact(space, engine, fold_fraction=0)
+    before = table(engine, space)
+    s3 = space.client("s3")
+    for key, _ in list_sizes(space, LATEST_PREFIX):  # each version's files up into its folder
+        match = VERSION_DIR.search(key)
+        if match and match["bucket"]:
+            flat = key.replace(f"bucket={match['bucket']}/", "")
+            s3.copy_object(Bucket=space.bucket, Key=flat, CopySource={"Bucket": space.bucket, "Key": key})
+            s3.delete_object(Bucket=space.bucket, Key=key)
+    glue.delete_table(space, VERSIONS_TABLE)
+    old_keys = [("order_date", "date"), ("v", "string")]
+    glue.put_table(
+        space, glue.parquet_table_input(VERSIONS_TABLE, COLUMNS, space.s3_uri(LATEST_PREFIX), old_keys)
+    )
+    _unmark_buckets(space)
+    old = current_versions(space)
+    assert table(engine, space) == before
+
+    deliver(space, stream, rest)
+    assert compact(space, engine, fold_fraction=0).partitions_rewritten
+    assert glue.require_table(space, BASE_TABLE)["Parameters"][BUCKETED] == "true"
+    assert [k for k, _ in glue.partition_keys(glue.require_table(space, VERSIONS_TABLE))] == [
+        "order_date",
+        "v",
+        "bucket",
+    ]
+    moved = current_versions(space)
+    layout = version_layout(space)
+    assert set(moved) >= set(old) and all(moved[d] != old[d] for d in old)
+    assert all(list(layout[(d.isoformat(), v)]) == [WHOLE] for d, v in moved.items())
+    assert_matches(table(engine, space), stream.live_orders())
+
+    _unmark_buckets(space)  # as if a run had crashed before marking: nothing is moved twice
+    compact(space, engine)
+    assert current_versions(space) == moved and glue.require_table(space, BASE_TABLE)["Parameters"][BUCKETED]
 
 
 def test_a_resumed_pass_never_reads_the_files_its_failed_attempt_left(space: Settings) -> None:

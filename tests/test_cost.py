@@ -149,7 +149,8 @@ def test_a_statement_reading_all_history_grows_in_the_model(cost: ModuleType) ->
 def test_folds_are_billed_as_their_own_stage_as_often_as_the_code_folds(cost: ModuleType) -> None:
     """The bench's cycle always folds: its compaction statements beyond the measured cycle's are a
     fold's, billed once every `cycles_per_fold` cycles (FOLD_FRACTION of the touched dates' base
-    rows, or MAX_DELTAS), their merge split by date under the whole cutoff."""
+    rows, MAX_DELTAS, or DELTA_SHARE of the cutoff in bytes), their merge split in buckets under the
+    cutoff less the deltas, however big one date is."""
     counts = {"cycle": {"compact": 2}, "idle": {"compact": 0}}
     models = {
         "compact": [
@@ -159,17 +160,29 @@ def test_folds_are_billed_as_their_own_stage_as_often_as_the_code_folds(cost: Mo
     split = cost.with_fold(models, counts)
     assert [f.label for f in split["compact"]] == ["delta", "rows"]
     assert [f.label for f in split["fold"]] == ["compact_touched", "compact_orders"]
+    gib = 2.0**30
     # 100 changes/s at 3 an order: 2,880,000 orders a day; a quarter of 4 touched dates' rows is
-    # 2,880,000, 30,000 changes a 300 s cycle → 96 cycles, past MAX_DELTAS (64).
+    # 2,880,000, 30,000 changes a 300 s cycle → 96 cycles, past MAX_DELTAS (64); their bytes (100 a
+    # row) reach a quarter of 1 GiB in 89.
     busy = cost.Shop(100.0, 12, 3.0, 1.0, 4.0, bench_orders_per_day=1.0)
-    assert cost.cycles_per_fold(busy, 300.0) == cost.MAX_DELTAS
+    assert cost.cycles_per_fold(busy, 300.0, gib) == cost.MAX_DELTAS
+    # 1,000 changes/s: 300,000 changes a cycle, 30 MB of deltas: a quarter of 1 GiB in 8 cycles.
+    fast = cost.Shop(1000.0, 12, 3.0, 1.0, 4.0, bench_orders_per_day=1.0)
+    assert cost.cycles_per_fold(fast, 300.0, gib) == 8
     # Few base rows (a young shop, one touched date): every cycle folds, but never more than once a cycle.
     young = cost.Shop(100.0, 1, 3.0, 1.0, 0.01, bench_orders_per_day=1.0)
-    assert cost.cycles_per_fold(young, 300.0) == 1
-    # The merge: one statement per batch under the whole cutoff (not a third), a date the smallest.
+    assert cost.cycles_per_fold(young, 300.0, gib) == 1
+    # The merge: statements under the cutoff less the deltas' share (3,000 · 0.75 = 2,250 here),
+    # one date bigger than the cutoff split too (buckets: no smallest unit).
     shop = cost.Shop(10.0, 12, 3.0, 1.0, 4.0, bench_orders_per_day=1.0)
-    assert cost.split("compact_orders", 2500, shop, 3000.0) == [2500]
-    assert cost.split("compact_orders", 40000, shop, 3000.0) == [10000.0] * 4
+    assert cost.split("compact_orders", 2000, shop, 3000.0) == [2000]
+    one_date = cost.Shop(10.0, 12, 3.0, 1.0, 1.0, bench_orders_per_day=1.0)
+    for label in ("compact_orders", "compact_orphans", "compact_rows"):
+        pieces = cost.split(label, 40000, one_date, 3000.0)
+        assert len(pieces) == 18 and sum(pieces) == pytest.approx(40000) and max(pieces) <= 2250
+    # The touched dates of a fold are read from the live deltas only: at most their share.
+    assert cost.split("compact_touched", 40000, one_date, 3000.0) == [750.0]
+    assert cost.split("compact_touched", 500, one_date, 3000.0) == [500]
     # In the table: a fold stage that costs something while changes flow and nothing when idle.
     cols = {label: c for label, c, _ in cost.columns()}
     assert cols["idle, month 1"]["Athena: fold"] == 0

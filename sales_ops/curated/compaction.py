@@ -33,16 +33,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import asdict
+from datetime import date, timedelta
 from typing import Any
 
 from sales_ops.catalog import glue
 from sales_ops.curated import baseline
+from sales_ops.curated.buckets import (
+    Batch,
+    Layout,
+    as_date,
+    batches,
+    count_orphans,
+    count_rows,
+    in_bucket,
+    known_versions,
+)
 from sales_ops.curated.live import put_live_view
 from sales_ops.curated.lock import LEASE_S, LOCK_KEY, CompactionError, S3Lock
 from sales_ops.curated.planning import (
     LISTING_MARGIN_S,
+    CompactionReport,
     Merge,
     Plan,
     Window,
@@ -64,15 +75,13 @@ from sales_ops.curated.tables import (
     DELTA_TABLE,
     LATEST_PREFIX,
     TOMBSTONES_TABLE,
-    VERSION_DIR,
     current_versions,
     ensure_tables,
-    known_versions,
     list_sizes,
     live_deltas,
     new_version,
     put_latest_view,
-    version_bytes,
+    version_layout,
     with_tombstones,
 )
 from sales_ops.query import QueryError, Sql, SqlEngine, literal
@@ -84,31 +93,12 @@ DATES_PER_WRITE = 50
 # MAX_DELTAS of them (each is a Glue partition and files every orders_latest read opens).
 FOLD_FRACTION = 0.25
 MAX_DELTAS = 64
+# Every statement of a fold reads the live deltas whole, so they fold once they hold this share of
+# the scan cutoff, whatever the rows (at a high rate the deltas would otherwise outgrow a statement).
+DELTA_SHARE = 0.25
+ROW_BYTES = 100  # Parquet bytes a row when the base has none yet to measure (about 60 measured)
 MAX_HOURS = 24 * 365 * 10
 MAX_QUARANTINED = 100  # more unreadable objects in one run is not stray data: stop and say so
-
-
-@dataclass
-class CompactionReport:
-    rows: int  # live rows of the base partitions rewritten (a fold or a rebuild), else 0
-    partitions_rewritten: list[str]  # base partitions rewritten: "order_date=YYYY-MM-DD"
-    bytes_read: int
-    bytes_written: int  # Parquet written: new base versions (a fold, a rebuild) and deltas
-    watermark_before: str | None
-    watermark_after: str | None
-    versions_removed: int
-    seconds: float
-    full: bool = False
-    new_objects: int = 0
-    version: str | None = None
-    quarantined: list[dict[str, str]] = field(default_factory=list)  # raw objects moved aside
-    passes: int = 0  # windows of raw objects, each scanned by its own statements
-    deltas_written: list[str] = field(default_factory=list)  # orders_delta partitions: "delta=<name>"
-    delta_rows: int = 0  # rows (orders) in those deltas
-    dates_changed: list[str] = field(default_factory=list)  # order dates the run's deltas touch
-    folded: list[str] = field(default_factory=list)  # delta partitions folded into the base
-    rejected: int = 0  # changes recorded in orders_rejected by this run
-    statements: int = 0  # SQL statements this run ran
 
 
 class Compaction:
@@ -160,6 +150,7 @@ class Compaction:
         self.delta_bytes = 0
         self.dates_changed: set[date] = set()
         self.rejected = 0
+        self.folds: list[tuple[int, int, list[date], list[str]] | None] = []
 
     def named(self, name: str, **params: Any) -> Any:
         """One statement of the pipeline's own SQL, counted (statements, bytes scanned)."""
@@ -186,9 +177,12 @@ class Compaction:
         elif plan is not None:
             self.write_deltas(plan)
         if not self.full and self.fold_due():
-            fold = self.fold()
+            self.folds.append(self.fold())
+        for fold in self.folds:  # folds between a backlog's passes (write_deltas), then this one
             if fold is not None:
-                rows, written, rewritten, folded = fold
+                rows, written = rows + fold[0], written + fold[1]
+                rewritten = sorted({*rewritten, *fold[2]})
+                folded = [*folded, *fold[3]]
         if self.deltas_written or rewritten or folded:
             put_latest_view(self.settings, self.state)
         if self.deltas_written or rewritten:
@@ -280,6 +274,10 @@ class Compaction:
 
             self._readable(window, step)
             self._record(window.objects, plan.exports if number == 1 else [])
+            if number < len(plan.windows) and self._deltas_full():
+                # a backlog's deltas would outgrow what a fold's statements may read: fold now
+                self.folds.append(self.fold())
+                put_latest_view(self.settings, self.state)
 
     def _write_delta(self, window: Window, snapshots: Sql) -> None:
         events, name = window.selector, window.version
@@ -293,9 +291,11 @@ class Compaction:
             self.deltas_written.append(window.version)
             self.delta_rows += sum(by_date.values())
             files = list_sizes(self.settings, f"{DELTA_PREFIX}delta={name}/")
-            self.delta_bytes += sum(size for _, size in files)
+            size = sum(size for _, size in files)
+            self.delta_bytes += size
             self.dates_changed |= dated(by_date)
             self.state.deltas[window.version] = by_date
+            self.state.delta_bytes[window.version] = size
 
     def _record(self, objects: list[RawObject], exports: list[str]) -> None:
         if self.lock:
@@ -338,12 +338,19 @@ class Compaction:
             return False
         if len(deltas) >= self.max_deltas:
             return True
+        if self._deltas_full():
+            return True
         rows = sum(sum(by_date.values()) for by_date in deltas.values())
         dates = {d for by_date in deltas.values() for d in by_date}
         base = sum(self.state.base_rows.get(d, 0) for d in dates)
         # At least one base row: deltas of new dates only (no base yet) fold at the fraction of one
         # row, not at any size (a fraction of 0 rows is 0, which made every such cycle a fold).
         return rows >= self.fold_fraction * max(base, 1)
+
+    def _deltas_full(self) -> bool:
+        """The live deltas hold DELTA_SHARE of the cutoff: every statement of a fold reads them."""
+        size = sum(self.state.delta_bytes.get(d, 0) for d in self.state.deltas)
+        return size >= DELTA_SHARE * self.settings.scan_cutoff_bytes
 
     def fold(self) -> tuple[int, int, list[date], list[str]] | None:
         """Merge every live delta into the base: new versions of the dates they touch, swapped in,
@@ -357,23 +364,21 @@ class Compaction:
         plan = Plan(version, [], [], current_versions(self.settings), False)
         plan.latest = dict(plan.current)
         selector = Sql(f"delta IN ({literal(deltas, top=True)})")
-        merge = Merge(deltas=selector, with_base=self._orphans(selector) > 0)
+        delta_bytes = sum(self.state.delta_bytes.get(d, 0) for d in deltas)
+        layout = version_layout(self.settings)  # every version's buckets and their bytes
+        touched = {d: plan.current[d] for d in self.state.delta_dates() if d in plan.current}
+        budget = self.settings.scan_cutoff_bytes - delta_bytes
+        orphans = count_orphans(self.named, selector, touched, layout, budget)
+        merge = Merge(deltas=selector, with_base=orphans > 0, raw_bytes=delta_bytes)
         self.progress(f"folding {len(deltas)} delta(s) into the base")
         dates = self._touched(plan, merge)
         plan.dates = dates
-        for batch in self._batches(plan, dates, merge.raw_bytes):
-            self.write(plan, merge, batch, version)
+        self._write_batches(plan, merge, dates, version, layout)
         self.progress(f"swapping {len(dates)} base partition(s) to version {version}")
         for i in range(0, len(dates), self.dates_per_write):
             self.swap(plan, dates[i : i + self.dates_per_write])
         rows, written = self._counts(plan)
         return rows, written, dates, self.drop_deltas(deltas)
-
-    def _orphans(self, deltas: Sql) -> int:
-        """The deltas' orders that may have a base row outside the dates they touch: only then
-        does the fold look for their rows in every date (compact_orphans.sql)."""
-        result = self.named("compact_orphans", deltas=deltas, dates=self.state.delta_dates())
-        return int(result.rows[0][0])
 
     def drop_deltas(self, deltas: list[str]) -> list[str]:
         """Unregister folded deltas (their files go with retention: a running query may read them)."""
@@ -384,6 +389,7 @@ class Compaction:
         self.progress(f"dropping {len(deltas)} folded delta(s)")
         glue.delete_partitions(self.settings, DELTA_TABLE, [[d] for d in deltas])
         self.state.deltas = {k: v for k, v in self.state.deltas.items() if k not in deltas}
+        self.state.delta_bytes = {k: v for k, v in self.state.delta_bytes.items() if k not in deltas}
         self.state.save(self.settings)
         return deltas
 
@@ -408,8 +414,7 @@ class Compaction:
         )
         dates = self._touched(plan, merge)
         plan.dates = sorted(set(plan.dates) | set(dates))
-        for batch in self._batches(plan, dates, merge.raw_bytes):
-            self.write(plan, merge, batch, window.version)
+        self._write_batches(plan, merge, dates, window.version)
         rejected = self.named(
             "compact_rejected",
             new_events=merge.new_events,
@@ -422,23 +427,7 @@ class Compaction:
         """Record a finished pass in the state, so that a crash costs only the pass under way."""
         if self.lock:
             self.lock.check()
-        plan.merged |= {o.key: o.etag for o in window.objects}
-        if number == 1:  # the first pass merged the new snapshots
-            plan.merged_exports = sorted(set(plan.merged_exports) | set(plan.exports))
-        # Passes take the objects in key order, so what this run merged is every object it listed up
-        # to the greatest key of its finished passes: that key and the listing's time say it (the
-        # state stays small however many objects a rebuild reads).
-        # (A resumed run's own listing and key: what it skipped lies below them too.)
-        self.state.passes = {
-            "version": plan.version,
-            "full": plan.full,
-            "done": plan.passes_done + number,
-            "through": max((o.key for w in plan.windows[:number] for o in w.objects), default=""),
-            "listed_at": self.listed_at,
-            "exports": plan.merged_exports,
-            "latest": {d.isoformat(): v for d, v in plan.rewritten().items()},
-            "dates": [d.isoformat() for d in plan.dates],
-        }
+        self.state.passes = plan.checkpoint(window, number, self.listed_at)
         self.state.save(self.settings)
 
     # shared by folds and rebuilds --------------------------------------------------------------
@@ -452,43 +441,48 @@ class Compaction:
             with_base=Sql("TRUE" if merge.with_base else "FALSE"),
             run_versions=with_tombstones(plan.written_versions() if plan.full else []),
         )
-        return sorted({_as_date(d) for (d,) in result.rows if d is not None})
+        return sorted({as_date(d) for (d,) in result.rows if d is not None})
 
-    def _batches(self, plan: Plan, dates: list[date], raw_bytes: int) -> list[list[date]]:
-        """Dates in batches of at most `dates_per_write` whose statement stays under the cutoff: the
-        pass's raw objects plus the Parquet rows each date is merged with."""
-        room = self.settings.scan_cutoff_bytes - raw_bytes
-        merged = version_bytes(self.settings) if plan.latest else {}
-        out: list[list[date]] = []
-        batch: list[date] = []
-        batch_bytes = 0
-        for d in dates:
-            version = plan.latest.get(d)
-            size = merged.get((d.isoformat(), version), 0) if version else 0
-            if batch and (len(batch) >= self.dates_per_write or batch_bytes + size > room):
-                out.append(batch)
-                batch, batch_bytes = [], 0
-            batch.append(d)
-            batch_bytes += size
-        return [*out, batch] if batch else out
+    def _write_batches(
+        self, plan: Plan, merge: Merge, dates: list[date], version: str, layout: Layout | None = None
+    ) -> None:
+        """Every bucket of these dates merged with the new rows, as `version`."""
+        sources = dict(plan.latest)  # what each date is merged into, before this run's writes
+        if layout is None:
+            layout = version_layout(self.settings) if plan.latest else {}
+        room = self.settings.scan_cutoff_bytes - merge.raw_bytes
+        for batch in batches(dates, plan.latest, layout, room, self._growth, self.dates_per_write):
+            self.write(plan, merge, batch, version, sources)
 
-    def write(self, plan: Plan, merge: Merge, batch: list[date], version: str) -> None:
-        """A batch of dates as `version`: their rows merged with the new rows (compact_orders.sql)."""
-        merged_into = {d: plan.latest[d] for d in batch if d in plan.latest}
+    def _growth(self, d: date, current_bytes: int) -> int:
+        """Bytes the live deltas may add to a date at this fold (0 in a rebuild: its passes grow a
+        date by what each reads, and each pass splits what the last one made too big)."""
+        rows = sum(by_date.get(d.isoformat(), 0) for by_date in self.state.deltas.values())
+        if not rows or self.full:
+            return 0
+        base_rows = self.state.base_rows.get(d.isoformat(), 0)
+        return rows * (current_bytes // base_rows if base_rows and current_bytes else ROW_BYTES)
+
+    def write(self, plan: Plan, merge: Merge, batch: Batch, version: str, sources: dict[date, str]) -> None:
+        """A batch of dates, one bucket of each, as `version`: their rows merged with the new rows
+        (compact_orders.sql)."""
+        merged_into = {d: sources[d] for d in batch.dates if d in sources}
         self.named(
             "compact_orders",
             new_events=merge.new_events,
             new_snapshots=merge.new_snapshots,
             deltas=merge.deltas,
-            dates=batch,
-            current_rows=known_versions(merged_into),
+            dates=batch.dates,
+            in_bucket=in_bucket(batch.read),
+            current_rows=known_versions(merged_into, {d: [batch.read] for d in merged_into}),
             with_base=Sql("TRUE" if merge.with_base else "FALSE"),
             # a rebuild's base is what its own earlier passes (and batches) wrote
             run_versions=with_tombstones(plan.written_versions() if plan.full else []),
             version=version,
             deleted_version=version + DELETED,
+            bucket=batch.bucket_of(),
         )
-        for d in batch:
+        for d in batch.dates:
             plan.latest[d] = version
 
     def swap(self, plan: Plan, dates: list[date]) -> None:
@@ -513,21 +507,11 @@ class Compaction:
     def _counts(self, plan: Plan) -> tuple[int, int]:
         """Live rows and bytes of the versions this run swapped in; the state keeps rows per date."""
         rewritten = plan.rewritten()
-        counts = self.named("compact_rows", versions=sorted(set(rewritten.values())))
-        rows = 0
-        for d, v, n in counts.rows:
-            if rewritten.get(_as_date(d)) == v:
-                rows += int(n)
-                self.state.base_rows[_as_date(d).isoformat()] = int(n)
+        layout = version_layout(self.settings)
+        counted, written = count_rows(self.named, rewritten, layout, self.settings.scan_cutoff_bytes)
         for d in rewritten:
-            self.state.base_rows.setdefault(d.isoformat(), 0)
-        versions = set(rewritten.values())
-        written = sum(
-            size
-            for key, size in list_sizes(self.settings, LATEST_PREFIX)
-            if (m := VERSION_DIR.search(key)) and m["version"].removesuffix(DELETED) in versions
-        )
-        return rows, written
+            self.state.base_rows[d.isoformat()] = counted.get(d, 0)
+        return sum(counted.values()), written
 
     # 3. record what a rebuild compacted ---------------------------------------------------------
     def finish(self, plan: Plan) -> tuple[int, int]:
@@ -590,9 +574,3 @@ def _rows(result: Any) -> int:
         return int(result.rows[0][0])
     except (IndexError, TypeError, ValueError):
         return 0
-
-
-def _as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])

@@ -45,6 +45,29 @@ class Window:
 
 
 @dataclass
+class CompactionReport:
+    rows: int  # live rows of the base partitions rewritten (a fold or a rebuild), else 0
+    partitions_rewritten: list[str]  # base partitions rewritten: "order_date=YYYY-MM-DD"
+    bytes_read: int
+    bytes_written: int  # Parquet written: new base versions (a fold, a rebuild) and deltas
+    watermark_before: str | None
+    watermark_after: str | None
+    versions_removed: int
+    seconds: float
+    full: bool = False
+    new_objects: int = 0
+    version: str | None = None
+    quarantined: list[dict[str, str]] = field(default_factory=list)  # raw objects moved aside
+    passes: int = 0  # windows of raw objects, each scanned by its own statements
+    deltas_written: list[str] = field(default_factory=list)  # orders_delta partitions: "delta=<name>"
+    delta_rows: int = 0  # rows (orders) in those deltas
+    dates_changed: list[str] = field(default_factory=list)  # order dates the run's deltas touch
+    folded: list[str] = field(default_factory=list)  # delta partitions folded into the base
+    rejected: int = 0  # changes recorded in orders_rejected by this run
+    statements: int = 0  # SQL statements this run ran
+
+
+@dataclass
 class Plan:
     version: str
     objects: list[RawObject]
@@ -69,6 +92,26 @@ class Plan:
 
     def written_versions(self) -> list[str]:
         return sorted(set(self.rewritten().values()))
+
+    def checkpoint(self, window: Window, number: int, listed_at: float) -> dict[str, Any]:
+        """Pass `number` (`window`) finished: what the state records so that a crash costs only the
+        pass under way. Passes take the objects in key order, so what this run merged is every
+        object it listed up to the greatest key of its finished passes: that key and the listing's
+        time say it (the state stays small however many objects a rebuild reads; a resumed run's
+        own listing and key: what it skipped lies below them too)."""
+        self.merged |= {o.key: o.etag for o in window.objects}
+        if number == 1:  # the first pass merged the new snapshots
+            self.merged_exports = sorted(set(self.merged_exports) | set(self.exports))
+        return {
+            "version": self.version,
+            "full": self.full,
+            "done": self.passes_done + number,
+            "through": max((o.key for w in self.windows[:number] for o in w.objects), default=""),
+            "listed_at": listed_at,
+            "exports": self.merged_exports,
+            "latest": {d.isoformat(): v for d, v in self.rewritten().items()},
+            "dates": [d.isoformat() for d in self.dates],
+        }
 
     def snapshots_for(self, window: Window) -> Sql:
         """The new baseline rows are merged by the run's first pass only."""

@@ -71,9 +71,11 @@ def _remove(
     settings: Settings, doomed: list[tuple[str, str]], keys: dict[tuple[str, str], list[str]]
 ) -> None:
     _delete_keys(settings, [k for pair in doomed for k in keys[pair]])
-    values = [[day, v] for day, version in doomed for v in (version, version + DELETED)]
-    known = {tuple(p["Values"]) for p in glue.list_partitions(settings, VERSIONS_TABLE)}
-    glue.delete_partitions(settings, VERSIONS_TABLE, [v for v in values if tuple(v) in known])
+    pairs = {(day, v) for day, version in doomed for v in (version, version + DELETED)}
+    partitions = glue.list_partitions(settings, VERSIONS_TABLE)  # (order_date, v, bucket)
+    glue.delete_partitions(
+        settings, VERSIONS_TABLE, [p["Values"] for p in partitions if tuple(p["Values"][:2]) in pairs]
+    )
 
 
 def _delete_keys(settings: Settings, keys: list[str]) -> None:

@@ -46,6 +46,8 @@ class CompactionState:
     # What the last run that wrote anything wrote (the per-cycle checks read it, §2.8): its deltas,
     # the dates they changed or a fold/rebuild rewrote, and the dates a rebuild wrote.
     last_run: dict[str, list[str]] = field(default_factory=dict)
+    # Live deltas → their Parquet bytes: every statement of a fold reads them whole.
+    delta_bytes: dict[str, int] = field(default_factory=dict)
 
     def delta_dates(self) -> list[date]:
         """The order dates the live deltas touch."""
@@ -73,6 +75,7 @@ class CompactionState:
             data.get("deltas", {}),
             data.get("base_rows", {}),
             data.get("last_run", {}),
+            data.get("delta_bytes", {}),
         )
 
     def save(self, settings: Settings) -> None:
@@ -85,6 +88,7 @@ class CompactionState:
             "deltas": self.deltas,
             "base_rows": self.base_rows,
             "last_run": self.last_run,
+            "delta_bytes": self.delta_bytes,
             "updated_at": datetime.now(UTC).isoformat(),
         }
         settings.client("s3").put_object(

@@ -20,6 +20,7 @@ from sales_ops.catalog import glue
 from sales_ops.curated import baseline
 from sales_ops.curated.lock import CompactionError
 from sales_ops.curated.state import CompactionState
+from sales_ops.query.catalog_tables import as_dir, split_s3
 from sales_ops.query.templates import Sql, literal, render_named
 from sales_ops.schema import LATEST_COLUMNS
 from sales_ops.settings import CURATED_PREFIX, Settings
@@ -56,7 +57,11 @@ VIEW_COLUMNS: list[tuple[str, str]] = [
     (c.name, "varchar" if c.latest_type == "string" else c.latest_type) for c in LATEST_COLUMNS
 ] + [("order_date", "date")]
 
-VERSION_DIR = re.compile(r"order_date=(?P<date>[^/]+)/v=(?P<version>[^/]+)/")
+VERSION_DIR = re.compile(
+    r"order_date=(?P<date>[^/]+)/v=(?P<version>[^/]+)/(?:bucket=(?P<bucket>[0-9A-F]{4}-[0-9A-F]{4})/)?"
+)
+WHOLE = "0000-FFFF"  # the bucket of the whole hash space (sales_ops/curated/buckets.py)
+BUCKETED = "sales_ops_bucketed"  # orders_base parameter: every current version is in buckets
 
 
 def new_version() -> str:
@@ -87,23 +92,87 @@ def ensure_tables(settings: Settings) -> None:
     tables = [
         (BASE_TABLE, COLUMNS, location, by_date),
         (TOMBSTONES_TABLE, COLUMNS, location, by_date),
-        (VERSIONS_TABLE, COLUMNS, location, [*by_date, ("v", "string")]),
+        (VERSIONS_TABLE, COLUMNS, location, [*by_date, ("v", "string"), ("bucket", "string")]),
         (DELTA_TABLE, DELTA_COLUMNS, settings.s3_uri(DELTA_PREFIX), [("delta", "string")]),
         (REJECTED_TABLE, REJECTED_COLUMNS, settings.s3_uri(REJECTED_PREFIX), [("delta", "string")]),
     ]
+    bucketed = True
     for name, columns, where, keys in tables:
         table = glue.get_table(settings, name)
+        if table is not None and [k for k, _ in glue.partition_keys(table)] != [k for k, _ in keys]:
+            # orders_latest_versions from before buckets: its versions are re-registered (in buckets)
+            # by _into_buckets; the old entries name no bucket, so the table is made anew.
+            glue.delete_table(settings, name)
+            table = None
         if table is None:
-            glue.put_table(settings, glue.parquet_table_input(name, columns, where, keys))
+            created = glue.parquet_table_input(name, columns, where, keys)
+            if name == BASE_TABLE:
+                created["Parameters"][BUCKETED] = "true"  # a new base has no version to move
+            glue.put_table(settings, created)
         elif len(table["StorageDescriptor"]["Columns"]) < len(columns):  # a lake from before a column
             grown = glue.parquet_table_input(name, columns, where, keys)
-            grown["Parameters"][glue.COLUMNS_ADDED] = "true"
+            grown["Parameters"] |= {glue.COLUMNS_ADDED: "true"}
+            grown["Parameters"] |= {k: v for k, v in table.get("Parameters", {}).items() if k == BUCKETED}
             glue.put_table(settings, grown)
+        if name == BASE_TABLE and table is not None:
+            bucketed = table.get("Parameters", {}).get(BUCKETED) == "true"
     latest = glue.get_table(settings, ORDERS_LATEST)
     if latest is not None and glue.view_sql(latest) is None:
         _move_to_base(settings)
         latest = None
+        bucketed = False
+    if not bucketed:
+        _into_buckets(settings)
     put_latest_view(settings, CompactionState.load(settings), latest)
+
+
+def _into_buckets(settings: Settings) -> None:
+    """A lake from before buckets: each date's current version (live rows and tombstones) is copied
+    into one bucket of a new version (`…/v=<new>/bucket=0000-FFFF/`, S3 CopyObject: no query reads
+    it), registered in orders_latest_versions and swapped in; the old version goes with retention.
+    A date already in buckets is left alone, so a run that crashed midway is finished by the next;
+    the base is marked once every date is moved."""
+    s3 = settings.client("s3")
+    layout = version_layout(settings)
+    versions = glue.require_table(settings, VERSIONS_TABLE)
+    tombstones = {p["Values"][0]: p for p in glue.list_partitions(settings, TOMBSTONES_TABLE)}
+    for partition in glue.list_partitions(settings, BASE_TABLE):
+        day = partition["Values"][0]
+        match = VERSION_DIR.search(partition["StorageDescriptor"]["Location"])
+        if match is None or None not in layout.get((day, match["version"]), {None: 0}):
+            continue  # not a version folder, or in buckets already
+        version = new_version()
+        sources = {"": partition, DELETED: tombstones.get(day)}
+        for suffix, source in sources.items():
+            if source is None:
+                continue
+            _, prefix = split_s3(as_dir(source["StorageDescriptor"]["Location"]))
+            target = f"{LATEST_PREFIX}order_date={day}/v={version}{suffix}/bucket={WHOLE}/"
+            for key, _ in list_sizes(settings, prefix):
+                if key[len(prefix) :].count("/") == 0:  # the version's own files, not a deeper folder
+                    source_ref = {"Bucket": settings.bucket, "Key": key}
+                    s3.copy_object(
+                        Bucket=settings.bucket, Key=target + key.rsplit("/", 1)[1], CopySource=source_ref
+                    )
+        folder = settings.s3_uri(f"{LATEST_PREFIX}order_date={day}/v={version}")
+        glue.put_partitions(
+            settings,
+            versions,
+            [
+                glue.partition_input(
+                    versions, [day, version + suffix, WHOLE], f"{folder}{suffix}/bucket={WHOLE}/"
+                )
+                for suffix in ("", DELETED)
+            ],
+        )
+        for name, suffix in ((BASE_TABLE, ""), (TOMBSTONES_TABLE, DELETED)):
+            table = glue.require_table(settings, name)
+            entry = glue.partition_input(table, [day], f"{folder}{suffix}/", {"compaction_version": version})
+            glue.put_partitions(settings, table, [entry])
+    base = glue.require_table(settings, BASE_TABLE)
+    marked = glue.table_update_input(base)
+    marked["Parameters"] = {**marked.get("Parameters", {}), BUCKETED: "true"}
+    glue.put_table(settings, marked)
 
 
 def put_latest_view(
@@ -166,33 +235,26 @@ def live_deltas(settings: Settings) -> list[str]:
     return sorted(p["Values"][0] for p in glue.list_partitions(settings, DELTA_TABLE))
 
 
-def known_versions(versions: dict[date, str]) -> Sql:
-    """WHERE fragment on orders_latest_versions: exactly these dates' versions, live rows and
-    tombstones. The IN lists let Athena prune partitions by each key; the pairs keep a date from
-    matching another date's version."""
-    if not versions:
-        return Sql("FALSE")
-    pairs = sorted((d, v + suffix) for d, v in versions.items() for suffix in ("", DELETED))
-    dates = literal(sorted(versions), top=True)
-    names = literal(sorted({v for _, v in pairs}), top=True)
-    each = " OR ".join(f"(order_date = {literal(d)} AND v = {literal(v)})" for d, v in pairs)
-    return Sql(f"order_date IN ({dates}) AND v IN ({names}) AND ({each})")
-
-
 def with_tombstones(versions: list[str]) -> list[str]:
     """The versions and their tombstones' (`<version>-deleted`), sorted."""
     return sorted({v + suffix for v in versions for suffix in ("", DELETED)})
 
 
-def version_bytes(settings: Settings) -> dict[tuple[str, str], int]:
-    """(order_date, version) → bytes of its live rows and tombstones under orders_latest."""
-    out: dict[tuple[str, str], int] = {}
+def version_layout(settings: Settings) -> dict[tuple[str, str], dict[str | None, int]]:
+    """(order_date, version) → its buckets → bytes of their live rows and tombstones under
+    orders_latest (None: files of a version from before buckets, directly in its folder)."""
+    out: dict[tuple[str, str], dict[str | None, int]] = {}
     for key, size in list_sizes(settings, LATEST_PREFIX):
         match = VERSION_DIR.search(key)
         if match:
-            pair = (match["date"], match["version"].removesuffix(DELETED))
-            out[pair] = out.get(pair, 0) + size
+            buckets = out.setdefault((match["date"], match["version"].removesuffix(DELETED)), {})
+            buckets[match["bucket"]] = buckets.get(match["bucket"], 0) + size
     return out
+
+
+def version_bytes(settings: Settings) -> dict[tuple[str, str], int]:
+    """(order_date, version) → bytes of its live rows and tombstones under orders_latest."""
+    return {pair: sum(buckets.values()) for pair, buckets in version_layout(settings).items()}
 
 
 def list_sizes(settings: Settings, prefix: str) -> list[tuple[str, int]]:

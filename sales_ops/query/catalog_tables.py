@@ -129,7 +129,7 @@ def table_files(
     else:
         dirs = {table.location}
     if only is not None:  # "$path" IN (…): no listing needed, just keep the visible ones
-        return sorted(f for f in only if f.rsplit("/", 1)[0] + "/" in dirs and not hidden(f))
+        return sorted(f for f in only if in_folders(f, dirs) and not hidden(f))
     roots = [table.location, *sorted({d for d in dirs if not d.startswith(table.location)})]
     listing = listing or (lambda bucket, prefix: list_prefix(s3, bucket, prefix))
     files = []
@@ -137,9 +137,22 @@ def table_files(
         bucket, prefix = split_s3(root)
         for obj in listing(bucket, prefix):
             uri = f"s3://{bucket}/{obj['Key']}"
-            if obj["Size"] and not hidden(uri) and uri.rsplit("/", 1)[0] + "/" in dirs:
+            if obj["Size"] and not hidden(uri) and in_folders(uri, dirs):
                 files.append(uri)
     return files
+
+
+def in_folders(uri: str, dirs: set[str]) -> bool:
+    """Whether the file lies in one of the folders or below: Athena reads a location's subfolders
+    too ("Athena reads all data stored in the Amazon S3 folder that you specify",
+    https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html); orders_base's
+    partitions hold their version's buckets in subfolders."""
+    cut = uri.rfind("/")
+    while cut > len("s3://"):
+        if uri[: cut + 1] in dirs:
+            return True
+        cut = uri.rfind("/", 0, cut)
+    return False
 
 
 def _projected_files(
@@ -178,7 +191,13 @@ def files_select(table: CatalogTable, files: list[str], with_path: bool) -> str:
         cols = [f"CAST(NULL AS {t}) AS {quoted(c)}" for c, t in typed + keys]
         cols += ['CAST(NULL AS VARCHAR) AS "$path"'] if with_path else []
         return f"SELECT {', '.join(cols)} WHERE false"
-    return _reader(table, files, typed, keys, with_path)
+    # DuckDB takes partition keys from the folders (key=value) and wants the same keys in every
+    # file's path; Athena takes them from the catalog, so a file in a partition's subfolder (a
+    # version's buckets, §2.5) or beside them is read alike: one reader per set of folder keys.
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for f in files:
+        groups.setdefault(tuple(_hive_keys(f, table.location)), []).append(f)
+    return "\nUNION ALL\n".join(_reader(table, group, typed, keys, with_path) for group in groups.values())
 
 
 def _reader(

@@ -16,19 +16,22 @@
 -- date of the row it deletes): rows of this batch's dates are written, live winners to
 -- v=<version>, deleted ones to v=<version>-deleted; an order whose winner lives in another date is
 -- left out here, so it exists once. Idempotent: the same candidates give the same winners.
+-- One bucket at a time: every candidate is of an order whose order_hash lies in {in_bucket} (the
+-- bucket of the dates' versions read here), so an order is ranked whole, and the rows are written
+-- under {bucket}: that bucket, or its halves, quarters… for a date grown too big for one.
 INSERT INTO {database}.orders_latest_versions
 WITH new_rows AS (
     SELECT {checked_as_latest}, is_deleted, {checked_order_date} AS order_date
     FROM {database}.raw_orders
-    WHERE ({new_events}) AND {reject_reason} IS NULL
+    WHERE ({new_events}) AND {reject_reason} IS NULL AND {in_bucket}
     UNION ALL
     SELECT {checked_as_latest}, is_deleted, {checked_order_date} AS order_date
     FROM {database}.orders_baseline
-    WHERE ({new_snapshots}) AND {reject_reason} IS NULL
+    WHERE ({new_snapshots}) AND {reject_reason} IS NULL AND {in_bucket}
     UNION ALL
     SELECT {latest_columns}, is_deleted, order_date
     FROM {database}.orders_delta
-    WHERE {deltas}
+    WHERE {deltas} AND {in_bucket}
 ),
 base_rows AS (
     SELECT {latest_columns}, v LIKE '%-deleted' AS is_deleted, order_date
@@ -79,7 +82,8 @@ ranked AS (
 SELECT
     {latest_columns},
     final_order_date AS order_date,
-    CASE WHEN is_deleted THEN {deleted_version} ELSE {version} END AS v
+    CASE WHEN is_deleted THEN {deleted_version} ELSE {version} END AS v,
+    {bucket} AS bucket
 FROM ranked
 WHERE rank_in_order = 1 AND final_order_date IN ({dates})
 ORDER BY order_id
