@@ -41,6 +41,8 @@ from sales_ops.curated.tables import (
     version_layout,
 )
 from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
+from sales_ops.quality import check_unique_order_id
+from sales_ops.quality.reconciliation import lake_rows
 from sales_ops.query import DuckDBEngine, QueryError, ScanCutoffError
 from sales_ops.raw_objects import decode_body
 from sales_ops.schema import ORDER_VALUE_FIELDS, order_hash
@@ -514,6 +516,18 @@ def test_a_date_bigger_than_a_statement_may_read_is_folded_a_bucket_at_a_time(
         ).rows
         assert {b for _, b in rows} == set(sizes[big])
         assert all(b[:4] <= order_hash(order_id) <= b[5:] for order_id, b in rows)
+
+        # Readers of such dates go a slice of the orders at a time, under the cutoff, and answer as
+        # one statement without a cutoff does: the per-cycle uniqueness check, the reconciliation's
+        # lookups by key.
+        sliced, whole = check_unique_order_id(small), check_unique_order_id(engine)
+        assert sliced.passed and sliced.details["slices"] > 1 and whole.details["slices"] == 1
+        assert sliced.details["rows"] == whole.details["rows"] > 0
+        wanted = [order_id for order_id, _ in rows][::7]
+        found, _ = lake_rows(capped, small, {big}, wanted)
+        assert found == lake_rows(space, engine, {big}, wanted)[0] and set(found) == set(wanted)
+        drawn, _ = lake_rows(capped, small, {big}, None, 50)
+        assert len(drawn) == 50 and all(drawn[o] == found.get(o, drawn[o]) for o in drawn)
 
     incremental = table(engine, space)
     compact(space, engine, full=True)  # (a rebuild's lookups read the order_ids it wrote: uncapped)

@@ -14,18 +14,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sales_ops.curated.tables import DELETED
+from sales_ops.curated.state import CompactionState
+from sales_ops.curated.tables import (
+    DELETED,
+    LATEST_PREFIX,
+    VERSION_DIR,
+    VERSIONS_TABLE,
+    current_versions,
+    list_sizes,
+)
 from sales_ops.query.athena_rules import MAX_PARTITIONS_PER_WRITE
 from sales_ops.query.templates import Sql, literal
-from sales_ops.schema import ORDER_HASH_SQL
+from sales_ops.schema import ORDER_HASH_SQL, SQL_RULES, order_hash
+from sales_ops.settings import Settings
 
 HASH_SPACE = 0x10000
 # A bucket written by a fold or a rebuild holds at most this share of what its next merge may read
 # besides the new rows: it grows by the changes of its date until then and must still fit.
 BUCKET_SHARE = 0.5
 Layout = dict[tuple[str, str], dict[str | None, int]]  # (order_date, version) → bucket → bytes
+# Parquet bytes a reader of orders_latest reads a row, to judge from the state's row counts whether
+# it needs slices (about 60 measured for a whole row; more, to slice early rather than late).
+READ_ROW_BYTES = 100
+T = TypeVar("T")
 
 
 def bucket_ranges(count: int) -> list[str]:
@@ -224,3 +237,79 @@ def as_date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One range of order_hash (`part`) of some order_dates, read from pinned versions: each date's
+    current version (`versions`) and its buckets that overlap the range (`buckets`)."""
+
+    part: str
+    versions: dict[date, str]
+    buckets: dict[date, list[str]]
+
+    def rows(self) -> Sql:
+        """WHERE fragment: the slice's orders (a hash filter: whole orders, so exact)."""
+        return in_bucket(self.part)
+
+    def holds(self, order_id: str) -> bool:
+        """Whether the order is one of the slice's (`rows`, in Python)."""
+        return self.part[:4] <= order_hash(order_id) <= self.part[5:]
+
+    def base(self, database: str, deleted: bool) -> Sql:
+        """orders_base (or orders_tombstones) of the slice: its buckets of the pinned versions."""
+        kind = "LIKE" if deleted else "NOT LIKE"
+        return Sql(
+            f"(SELECT {SQL_RULES['latest_columns']}, order_date FROM {database}.{VERSIONS_TABLE} "
+            f"WHERE {known_versions(self.versions, self.buckets)} AND v {kind} '%{DELETED}' "
+            f"AND {in_bucket(self.part)})"
+        )
+
+
+def reading_slices(settings: Settings, state: CompactionState, dates: list[date]) -> list[Slice | None]:
+    """How a reader of these order_dates through orders_latest (which also looks up the live
+    deltas' orders in their dates) stays under the cutoff: [None], one statement over the view as
+    it is, while the base it reads (estimated from the rows the state keeps per date, at ROW_BYTES
+    a row) and the live deltas fit; else slices of the orders, each reading the buckets of the
+    dates' current versions that overlap it."""
+    current = current_versions(settings)
+    wanted = {d: current[d] for d in sorted({*dates, *state.delta_dates()}) if d in current}
+    deltas = sum(state.delta_bytes.get(d, 0) for d in state.deltas)
+    budget = settings.scan_cutoff_bytes - deltas
+    estimate = sum(state.base_rows.get(d.isoformat(), 0) for d in wanted) * READ_ROW_BYTES
+    if estimate <= budget * BUCKET_SHARE:
+        return [None]
+    sizes = {d: _listed(settings, d, v) for d, v in wanted.items()}
+    return [
+        Slice(part, wanted, {d: [b for b in bs if overlaps(b, part)] for d, bs in sizes.items()})
+        for part in slices(sizes, max(budget, 1))
+    ]
+
+
+def _listed(settings: Settings, day: date, version: str) -> dict[str, int]:
+    """A version's buckets of a date → their bytes (live rows and tombstones), from S3."""
+    out: dict[str, int] = {}
+    for key, size in list_sizes(settings, f"{LATEST_PREFIX}order_date={day.isoformat()}/v={version}"):
+        match = VERSION_DIR.search(key)
+        if match and match["version"].removesuffix(DELETED) == version and match["bucket"]:
+            out[match["bucket"]] = out.get(match["bucket"], 0) + size
+    return out
+
+
+def pinned(
+    settings: Settings,
+    read: Callable[[Slice | None, CompactionState], T],
+    dates: list[date],
+    tries: int = 3,
+) -> list[T]:
+    """`read` for each slice of these dates (reading_slices), given the compaction state it was
+    cut from. Slices are statements apart: a fold in between would drop deltas the later ones no
+    longer see, so the slices are read again (at most `tries` times) until the live deltas are the
+    same after as before: one moment."""
+    for _ in range(tries):
+        state = CompactionState.load(settings)
+        parts = reading_slices(settings, state, dates)
+        out = [read(part, state) for part in parts]
+        if len(parts) == 1 or CompactionState.load(settings).deltas == state.deltas:
+            return out
+    raise RuntimeError(f"orders_latest kept changing under a read in slices ({tries} tries)")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sales_ops.catalog import glue
 from sales_ops.curated.state import _RAW_KEY, CompactionState
@@ -88,10 +89,13 @@ def tail_filter(start: Tail | None, bucket: str) -> Sql:
     return Sql(where)
 
 
-def live_view_sql(settings: Settings, state: CompactionState, only_dates: list[date] | None = None) -> str:
+def live_view_sql(
+    settings: Settings, state: CompactionState, only_dates: list[date] | None = None, part: Any = None
+) -> str:
     """The view's SQL for `state`'s tail; with `only_dates`, the live orders of those order_dates
     only, read from orders_latest's own SQL for those dates (so the base's other dates are never
-    read; the tail is read whole, it is bounded anyway)."""
+    read; the tail is read whole, it is bounded anyway); with `part` (a buckets.Slice, and dates),
+    the orders of that slice only."""
     names = [name for name, _ in LIVE_COLUMNS]
     # The tail's columns beside orders_latest's (t_<name>), then the winner's of each.
     tail_columns = ", ".join(f"t.{n} AS t_{n}" for n in names)
@@ -99,11 +103,13 @@ def live_view_sql(settings: Settings, state: CompactionState, only_dates: list[d
     if only_dates is None:
         latest = Sql(f"{settings.database}.{ORDERS_LATEST}")
     else:
-        latest = Sql(f"(\n{latest_view_sql(settings, state, only_dates)}\n)")
+        latest = Sql(f"(\n{latest_view_sql(settings, state, only_dates, part)}\n)")
     sql = render_named(  # the view's SQL file bears its name
         "orders_live",
         settings.database,
-        raw_tail=tail_filter(tail_start(state), settings.bucket),
+        raw_tail=Sql(
+            f"({tail_filter(tail_start(state), settings.bucket)}) AND {part.rows() if part else 'TRUE'}"
+        ),
         tail_columns=Sql(tail_columns),
         live_columns=Sql(live_columns),
         latest=latest,

@@ -186,13 +186,29 @@ def put_latest_view(
         glue.put_table(settings, glue.view_input(ORDERS_LATEST, sql, VIEW_COLUMNS, settings.database))
 
 
-def latest_view_sql(settings: Settings, state: CompactionState, only_dates: list[date] | None = None) -> str:
+def latest_view_sql(
+    settings: Settings, state: CompactionState, only_dates: list[date] | None = None, part: Any = None
+) -> str:
     """orders_latest's SQL for the live deltas of `state`. With `only_dates`, the rows of those
     order_dates only, filtered where the base is read, so both engines prune its partitions (a
-    filter on the view itself cannot reach below its ranking)."""
+    filter on the view itself cannot reach below its ranking). With `part` (a buckets.Slice), the
+    orders of one slice only, the base read from the buckets of its pinned versions."""
     dates = state.delta_dates()
     only = Sql("TRUE") if only_dates is None else on_dates(only_dates)
-    return render_named("orders_latest", settings.database, delta_dates=dates, only_dates=only)
+    db = settings.database
+    if part is None:
+        base, tombstones, in_slice = Sql(f"{db}.{BASE_TABLE}"), Sql(f"{db}.{TOMBSTONES_TABLE}"), Sql("TRUE")
+    else:
+        base, tombstones, in_slice = part.base(db, deleted=False), part.base(db, deleted=True), part.rows()
+    return render_named(
+        "orders_latest",
+        db,
+        delta_dates=dates,
+        only_dates=only,
+        base=base,
+        tombstones=tombstones,
+        in_slice=in_slice,
+    )
 
 
 def on_dates(dates: list[date]) -> Sql:

@@ -18,6 +18,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sales_ops.catalog import glue
+from sales_ops.curated.buckets import Slice, pinned
+from sales_ops.curated.state import CompactionState
+from sales_ops.curated.tables import latest_view_sql
 from sales_ops.quality.outcome import SAMPLES, CheckOutcome
 from sales_ops.quality.reconciliation import check_reconciliation
 from sales_ops.quality.rejected import error_objects, read_error_records
@@ -184,11 +187,28 @@ def check_unique_order_id(engine: SqlEngine, full: bool = False) -> CheckOutcome
     """order_id unique: in the partitions the last compaction changed or rewrote, or everywhere
     (`full`). Unique by construction (§2.5); this catches a file that should not be there."""
     name = "unique_order_id"
-    written = None if full else Written.load(engine.settings)
-    scope = Sql("TRUE") if written is None else _dates_in(written.dates)
-    result = engine.named("check_unique_order_id", scope=scope).as_dicts()[0]
-    rows, orders = int(result["row_count"]), int(result["order_count"])
-    details: dict[str, Any] = {"rows": rows, "distinct_order_ids": orders, "full": full}
+    settings = engine.settings
+    written = None if full else Written.load(settings)
+    view = Sql(f"{settings.database}.orders_latest")
+    if written is None:
+        counts = [engine.named("check_unique_order_id", latest=view, scope=Sql("TRUE")).rows[0]]
+    else:
+        days = [date.fromisoformat(d) for d in written.dates]
+
+        def count(part: Slice | None, state: CompactionState) -> tuple[Any, ...]:
+            latest = view if part is None else Sql(f"({latest_view_sql(settings, state, days, part)})")
+            return engine.named("check_unique_order_id", latest=latest, scope=_dates_in(written.dates)).rows[
+                0
+            ]
+
+        counts = pinned(settings, count, days)  # a slice of the orders at a time when the dates are big
+    rows, orders = sum(int(r[0]) for r in counts), sum(int(r[1]) for r in counts)
+    details: dict[str, Any] = {
+        "rows": rows,
+        "distinct_order_ids": orders,
+        "full": full,
+        "slices": len(counts),
+    }
     where = "orders_latest"
     if written is not None:
         details["partitions"] = written.dates

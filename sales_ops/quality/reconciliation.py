@@ -219,7 +219,7 @@ def _sampled(
     if not chosen:  # an empty table (or no dated item): random partitions of the lake
         partitions = sorted(current_dates(settings))
         chosen = set(rng.sample(partitions, min(RECONCILE_DATES, len(partitions))))
-    drawn, drawn_bytes = lake_rows(settings, engine, chosen, None, RECONCILE_SAMPLE)
+    drawn, drawn_bytes = lake_rows(settings, engine, chosen, None, RECONCILE_SAMPLE, rng)
     items.update(get_orders(settings, [o for o in drawn if o not in items]))
     return list(items.values()), lake | drawn, scanned + drawn_bytes
 
@@ -230,18 +230,40 @@ def lake_rows(
     dates: set[date] | set[date | None],
     order_ids: list[str] | None,
     limit: int | None = None,
+    rng: random.Random | None = None,
 ) -> tuple[dict[str, dict[str, Any]], int]:
     """orders_latest rows of these order_date partitions (and these orders; or `limit` random
-    rows), by order_id, and the bytes scanned. No dates: nothing read."""
+    rows), by order_id, and the bytes scanned. No dates: nothing read. Dates too big to read at
+    once are read a slice of the orders at a time (curated/buckets.py): the orders looked up in
+    the slices that hold them, the random rows drawn from one random slice."""
+    from sales_ops.curated.buckets import Slice, pinned, reading_slices
+    from sales_ops.curated.state import CompactionState
+    from sales_ops.curated.tables import latest_view_sql
+
     days = sorted(d for d in dates if d is not None)
     if not days or order_ids == []:
         return {}, 0
     where = f"order_date IN ({literal(days, top=True)})"
-    if order_ids is not None:
-        where += f" AND order_id IN ({literal(sorted(order_ids), top=True)})"
     most = int(limit) if limit else len(order_ids or ())  # looked up by key: every one of them
-    result = engine.named("lake_rows", where=Sql(where), limit=most)
-    return {row["order_id"]: row for row in result.as_dicts()}, result.bytes_scanned
+
+    def read(part: Slice | None, state: CompactionState) -> tuple[list[dict[str, Any]], int]:
+        latest = Sql(f"{settings.database}.orders_latest")
+        ids = order_ids
+        if part is not None:
+            latest = Sql(f"({latest_view_sql(settings, state, days, part)})")
+            ids = None if order_ids is None else [o for o in order_ids if part.holds(o)]
+            if ids == []:
+                return [], 0
+        keys = "" if ids is None else f" AND order_id IN ({literal(sorted(ids), top=True)})"
+        result = engine.named("lake_rows", latest=latest, where=Sql(where + keys), limit=most)
+        return result.as_dicts(), result.bytes_scanned
+
+    if order_ids is None:  # random rows: those of one random slice (the hash spreads orders evenly)
+        state = CompactionState.load(settings)
+        reads = [read((rng or random).choice(reading_slices(settings, state, days)), state)]
+    else:
+        reads = pinned(settings, read, days)
+    return {row["order_id"]: row for rows, _ in reads for row in rows}, sum(n for _, n in reads)
 
 
 def current_dates(settings: Settings) -> list[date]:

@@ -10,10 +10,15 @@
 -- than an order's base row in another date (its created_at moved, or a Keys-only REMOVE with no
 -- date) wins until the next fold, which ranks against every date. `only_dates` is TRUE in the
 -- view; a reader that wants some order_dates only (the dashboard, sales_ops/dashboard/snapshot.py)
--- renders the SQL with them, so the base is pruned where it is read.
+-- renders the SQL with them, so the base is pruned where it is read. `base` and `tombstones` are
+-- orders_base and orders_tombstones, or, for a reader going a slice of the orders at a time
+-- (`in_slice`: a range of order_hash, TRUE in the view), the buckets of the dates' pinned current
+-- versions that overlap it (docs/design.md §2.5, Buckets): an order's rows all lie in one slice,
+-- so each slice's answer is exactly its orders'.
 WITH delta AS (
     SELECT {latest_columns}, is_deleted, order_date
     FROM {database}.orders_delta
+    WHERE {in_slice}
 ),
 changed AS (
     SELECT DISTINCT order_id FROM delta
@@ -22,12 +27,12 @@ candidates AS (
     SELECT * FROM delta
     UNION ALL
     SELECT {latest_columns}, false AS is_deleted, order_date
-    FROM {database}.orders_base
+    FROM {base}
     WHERE order_date IN ({delta_dates})
       AND order_id IN (SELECT order_id FROM changed)
     UNION ALL
     SELECT {latest_columns}, true AS is_deleted, order_date
-    FROM {database}.orders_tombstones
+    FROM {tombstones}
     WHERE order_date IN ({delta_dates})
       AND order_id IN (SELECT order_id FROM changed)
 ),
@@ -53,7 +58,7 @@ ranked AS (
     WHERE rank_in_kind = 1
 )
 SELECT {latest_columns}, order_date
-FROM {database}.orders_base
+FROM {base}
 WHERE order_id NOT IN (SELECT order_id FROM changed) AND {only_dates}
 UNION ALL
 SELECT {latest_columns}, order_date
