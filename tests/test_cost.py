@@ -119,7 +119,10 @@ def test_the_model_scales_reads_of_orders_by_density_and_splits_what_the_code_sp
     assert cost.statement_bytes(orders, shop, 10.0, "checks") == pytest.approx(100_000)
     assert cost.statement_bytes(products, shop, 10.0, "dashboard") == pytest.approx(1000)
     cutoff = 3000.0
-    assert cost.split("check_unique_order_id", 9000, shop, cutoff) == [9000]  # not split: past it
+    assert cost.split("dashboard_live", 9000, shop, cutoff) == [9000]  # not split: past it
+    # Sliced readers: slices under the cutoff less the deltas' share (2,250), however big a date.
+    assert cost.split("check_unique_order_id", 9000, shop, cutoff) == [2250.0] * 4
+    assert cost.split("lake_rows", 2000, shop, cutoff) == [2000]
     assert cost.split("INSERT INTO sales_daily__versions", 900, shop, cutoff) == [900]
     # 4 dates of 1,000 bytes, 1,000 a statement at most: one date each; a date past the cutoff stays.
     assert cost.split("INSERT INTO sales_daily__versions", 4000, shop, cutoff) == [1000.0] * 4
