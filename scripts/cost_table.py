@@ -617,7 +617,10 @@ def notes(
         "except those reading rows per product or dashboard group. Statements the code splits to a "
         "third of the cutoff are billed as the statements they become: by-date rollup writes by "
         "date (a date is the smallest), customer_activity's passes and their segment figures by "
-        "customer bucket (sales_ops/curated/customers.py).",
+        "customer bucket (sales_ops/curated/customers.py); and to the cutoff less the live deltas' "
+        "share, with no smallest unit: a fold's merge, orphan lookup and row counts, the per-cycle "
+        "uniqueness check and the sampled reconciliation's reads (by buckets and slices of "
+        "md5(order_id), sales_ops/curated/buckets.py).",
     ]
     athena = {label: sum(a.dollars.values()) for label, _, a in cols}
     out.append(

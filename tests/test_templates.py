@@ -177,7 +177,13 @@ def test_the_callers_are_found() -> None:
 
 
 # Parameters that stand for a relation or a whole SELECT (the rest are values or conditions).
-RELATIONS = {"latest": Sql("t"), "live": Sql("t"), "settled": Sql("SELECT 1")}
+RELATIONS = {
+    "latest": Sql("t"),
+    "live": Sql("t"),
+    "settled": Sql("SELECT 1"),
+    "base": Sql("t"),
+    "tombstones": Sql("t"),
+}
 
 
 @pytest.mark.parametrize("path", SQL_FILES, ids=lambda p: f"{p.parent.parent.name}/{p.name}")

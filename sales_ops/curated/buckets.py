@@ -202,7 +202,7 @@ def batches(
 Run = Callable[..., Any]  # one statement of the pipeline's SQL, counted (Compaction.named)
 
 
-def count_orphans(run: Run, deltas: Sql, touched: dict[date, str], layout: Layout, budget: int) -> int:
+def count_orphans(named: Run, deltas: Sql, touched: dict[date, str], layout: Layout, budget: int) -> int:
     """The deltas' orders that may have a base row outside the dates they touch (`touched`: their
     current versions): only then does a fold look for their rows in every date
     (compact_orphans.sql). In slices of the orders, so that each statement stays within `budget`
@@ -212,13 +212,13 @@ def count_orphans(run: Run, deltas: Sql, touched: dict[date, str], layout: Layou
     for part in slices(buckets, budget):
         covering = {d: [b for b in bs if overlaps(b, part)] for d, bs in buckets.items()}
         current_rows = known_versions(touched, covering)
-        result = run("compact_orphans", deltas=deltas, in_bucket=in_bucket(part), current_rows=current_rows)
+        result = named("compact_orphans", deltas=deltas, in_bucket=in_bucket(part), current_rows=current_rows)
         found += int(result.rows[0][0])
     return found
 
 
 def count_rows(
-    run: Run, rewritten: dict[date, str], layout: Layout, budget: int
+    named: Run, rewritten: dict[date, str], layout: Layout, budget: int
 ) -> tuple[dict[date, int], int]:
     """Live rows of each date's new version (compact_rows.sql, in groups of buckets within
     `budget`: the local engine reads small files whole), and the versions' bytes."""
@@ -226,7 +226,7 @@ def count_rows(
     counted: dict[date, int] = {}
     for group in packs(sizes, budget):
         versions = known_versions({d: rewritten[d] for d in group}, group)
-        for d, v, n in run("compact_rows", versions=versions).rows:
+        for d, v, n in named("compact_rows", versions=versions).rows:
             if rewritten.get(as_date(d)) == v:
                 counted[as_date(d)] = counted.get(as_date(d), 0) + int(n)
     return counted, sum(n for buckets in sizes.values() for n in buckets.values())
