@@ -272,13 +272,14 @@ def reading_slices(settings: Settings, state: CompactionState, dates: list[date]
     it is, while the base it reads (estimated from the rows the state keeps per date, at ROW_BYTES
     a row) and the live deltas fit; else slices of the orders, each reading the buckets of the
     dates' current versions that overlap it."""
-    current = current_versions(settings)
-    wanted = {d: current[d] for d in sorted({*dates, *state.delta_dates()}) if d in current}
+    days = sorted({*dates, *state.delta_dates()})
     deltas = sum(state.delta_bytes.get(d, 0) for d in state.deltas)
     budget = settings.scan_cutoff_bytes - deltas
-    estimate = sum(state.base_rows.get(d.isoformat(), 0) for d in wanted) * READ_ROW_BYTES
-    if estimate <= budget * BUCKET_SHARE:
+    estimate = sum(state.base_rows.get(d.isoformat(), 0) for d in days) * READ_ROW_BYTES
+    if estimate <= budget * BUCKET_SHARE:  # no catalog call: the common case costs nothing more
         return [None]
+    current = current_versions(settings)
+    wanted = {d: current[d] for d in days if d in current}
     sizes = {d: _listed(settings, d, v) for d, v in wanted.items()}
     return [
         Slice(part, wanted, {d: [b for b in bs if overlaps(b, part)] for d, bs in sizes.items()})
