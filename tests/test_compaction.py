@@ -487,18 +487,18 @@ def test_a_date_bigger_than_a_statement_may_read_is_folded_a_bucket_at_a_time(
     space: Settings, engine: DuckDBEngine
 ) -> None:
     """At 1,000 changes/s one date of the base passes Athena's per-query cutoff by itself. Here
-    the cutoff is set below what one date grows to: each fold writes a date that grows past half of
-    what a statement may read in halves, quarters… of its buckets (ranges of md5(order_id)), so
-    every statement of every cycle, fold and rebuild stays under the cutoff (the engine cancels any
+    the cutoff is set below what one date grows to: each fold writes a date that grows past what
+    its buckets should hold in halves, quarters… of its buckets (ranges of md5(order_id)), so
+    every statement of every cycle and fold stays under the cutoff (the engine cancels any
     that does not, as Athena does), though reading that date at once is cancelled. Each bucket
     holds the orders its range names, and the table is the stream's state."""
     stream = ChangeStream(seed=11)
-    changes = plan_changes(4000, END - timedelta(hours=20), END, seed=11)
-    capped = replace(space, scan_cutoff_bytes=120_000)
+    day = (END - timedelta(days=1)).replace(hour=8)  # one date's 3,000 orders
+    changes = plan_changes(3000, day, day + timedelta(hours=10), seed=11)
+    capped = replace(space, scan_cutoff_bytes=100_000)
     with DuckDBEngine(capped) as small:
-        for part in parts((0.5,), changes):  # each a backlog of several passes, folded between them
-            deliver(space, stream, part)
-            compact(capped, small)
+        deliver(space, stream, changes)
+        compact(capped, small)  # a backlog of several passes, folded between them
         assert_matches(table(engine, space), stream.live_orders())
 
         current = current_versions(space)

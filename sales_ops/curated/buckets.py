@@ -32,8 +32,12 @@ from sales_ops.settings import Settings
 
 HASH_SPACE = 0x10000
 # A bucket written by a fold or a rebuild holds at most this share of what its next merge may read
-# besides the new rows: it grows by the changes of its date until then and must still fit.
+# besides the new rows, spread over the dates a reader reads at once: it grows by the changes of
+# its date until the next fold and must still fit, and a reader of orders_latest reads a slice of
+# every date the live deltas touch in one statement (the view looks their orders up there), about
+# the window an order's lifecycle spans (READ_DATES, §2.5), so one slice of each must fit together.
 BUCKET_SHARE = 0.5
+READ_DATES = 24
 Layout = dict[tuple[str, str], dict[str | None, int]]  # (order_date, version) → bucket → bytes
 # Parquet bytes a reader of orders_latest reads a row, to judge from the state's row counts whether
 # it needs slices (about 60 measured for a whole row; more, to slice early rather than late).
@@ -78,7 +82,9 @@ def overlaps(bucket: str, other: str) -> bool:
 def slices(layouts: dict[date, dict[str, int]], budget: int) -> list[str]:
     """Ranges of the hash space, all of one width, the fewest such that reading every date's buckets
     that overlap one range (`layouts`: date → bucket → bytes) stays within `budget`: how a reader
-    goes through dates too big to read at once, a slice of their orders at a time."""
+    goes through dates too big to read at once, a slice of their orders at a time. No finer than
+    the finest bucket: a slice reads every bucket it overlaps whole, so finer ones read no less."""
+    finest = max((bucket_count(b) for bs in layouts.values() for b in bs), default=1)
     count = 1
     while True:
         ranges = bucket_ranges(count)
@@ -86,7 +92,7 @@ def slices(layouts: dict[date, dict[str, int]], budget: int) -> list[str]:
             (sum(n for bs in layouts.values() for b, n in bs.items() if overlaps(b, q)) for q in ranges),
             default=0,
         )
-        if worst <= budget or count == HASH_SPACE:
+        if worst <= budget or count >= finest:
             return ranges
         count *= 2
 
@@ -170,17 +176,19 @@ def batches(
     dates_per_write: int,
 ) -> list[Batch]:
     """The dates' buckets in statements that stay under `room` (the cutoff less the new rows they
-    merge): each date's version (`latest`) is read a bucket at a time; a date that would outgrow
-    BUCKET_SHARE of the room (its bytes plus `growth`) is written in halves, quarters… of its
-    buckets. Statements group the dates read from the same bucket, at most `dates_per_write` and
-    100 written partitions each (Athena's INSERT limit)."""
+    merge): each date's version (`latest`) is read a bucket at a time; a date whose buckets would
+    outgrow BUCKET_SHARE of the room over the dates read together (as many as are rewritten here,
+    at most READ_DATES; its bytes plus `growth`) is written in halves, quarters… of its buckets.
+    Statements group the dates read from the same bucket, at most `dates_per_write` and 100
+    written partitions each (Athena's INSERT limit)."""
+    target = BUCKET_SHARE * room / max(1, min(len(dates), READ_DATES))
     units: dict[str, list[tuple[date, int, list[str]]]] = {}
     for d in dates:
         buckets = of_version(layout, d, latest.get(d))
         count = max((bucket_count(b) for b in buckets), default=1)
         total = sum(buckets.values()) + growth(d, sum(buckets.values()))
         parts = 1
-        while total > BUCKET_SHARE * room * count * parts and count * parts * 2 <= HASH_SPACE:
+        while total > target * count * parts and count * parts * 2 <= HASH_SPACE:
             parts *= 2
         for read in bucket_ranges(count):
             units.setdefault(read, []).append((d, buckets.get(read, 0), split_range(read, parts)))
@@ -269,9 +277,9 @@ class Slice:
 def reading_slices(settings: Settings, state: CompactionState, dates: list[date]) -> list[Slice | None]:
     """How a reader of these order_dates through orders_latest (which also looks up the live
     deltas' orders in their dates) stays under the cutoff: [None], one statement over the view as
-    it is, while the base it reads (estimated from the rows the state keeps per date, at ROW_BYTES
-    a row) and the live deltas fit; else slices of the orders, each reading the buckets of the
-    dates' current versions that overlap it."""
+    it is, while the base it reads (estimated from the rows the state keeps per date, at
+    READ_ROW_BYTES a row) fits half of the cutoff less the live deltas; else slices of the orders,
+    each reading the buckets of the dates' current versions that overlap it, as much again."""
     days = sorted({*dates, *state.delta_dates()})
     deltas = sum(state.delta_bytes.get(d, 0) for d in state.deltas)
     budget = settings.scan_cutoff_bytes - deltas
@@ -283,7 +291,9 @@ def reading_slices(settings: Settings, state: CompactionState, dates: list[date]
     sizes = {d: _listed(settings, d, v) for d, v in wanted.items()}
     return [
         Slice(part, wanted, {d: [b for b in bs if overlaps(b, part)] for d, bs in sizes.items()})
-        for part in slices(sizes, max(budget, 1))
+        # half the room: the view reads a slice's base twice (its rows, and the order_ids the
+        # deltas' orders are looked up in)
+        for part in slices(sizes, max(int(budget * BUCKET_SHARE), 1))
     ]
 
 
