@@ -657,13 +657,12 @@ def notes(
     out.append(
         f"- The highest rate at which no statement passes the cutoff, month 12: about {highest:,.0f} "
         f"changes/s (the model, bisected; just above it: {', '.join(first)}). It is a rate, not a "
-        "history: each statement past it reads "
-        "whole dates of orders_latest (a by-date write reads at least one; the per-cycle checks, the "
-        "sampled reconciliation and the dashboard read the touched or open dates in one statement, "
-        "the dashboard so that its panels are one moment). The per-cycle uniqueness check and the "
-        "sampled reconciliation read a slice of the orders at a time when their dates do not fit "
-        "(the buckets the folds write, docs/design.md §2.5); the dashboard (its distinct customers "
-        "of the last hour do not add up over slices) and the by-date rollup writes do not yet."
+        "history: the statements past it read whole dates of orders_latest (a by-date rollup write "
+        "reads at least one; the dashboard reads its open dates in one statement, so that its "
+        "panels are one moment, and its distinct customers of the last hour do not add up over "
+        "slices). The per-cycle uniqueness check and the sampled reconciliation read a slice of the "
+        "orders at a time when their dates do not fit (the buckets the folds write, "
+        "docs/design.md §2.5); the dashboard and the by-date rollup writes do not yet."
     )
     fold_rate, _ = highest_rate_within_cutoff(counts, figures, params, stage="fold")
     ten = shop_of(figures, 10.0, MONTHS[-1])
@@ -675,8 +674,8 @@ def notes(
         f"cycles at 10 changes/s and {cycles_per_fold(fast, cycle_seconds(params), cutoff):.0f} at "
         f"1,000 (the live deltas reach {FOLD_FRACTION:g} of their dates' base rows, {MAX_DELTAS} "
         f"deltas, or {DELTA_SHARE:g} of the cutoff in bytes), each merging the touched dates in "
-        "batches of buckets under the cutoff less the deltas (a date grown past half of what one "
-        "statement may read is written in halves, quarters…, docs/design.md §2.5): "
+        "batches of buckets under the cutoff less the deltas (a date whose buckets outgrow their "
+        "share is written in halves, quarters…, docs/design.md §2.5): "
         + (
             "no fold statement passes the cutoff at any rate up to 100,000 changes/s (month 12)."
             if never
