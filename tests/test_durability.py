@@ -30,11 +30,11 @@ pytestmark = pytest.mark.slow
 
 
 @contextmanager
-def emulator(state_dir: Path, port: int, preexec_fn=None) -> Iterator[subprocess.Popen]:
+def emulator(state_dir: Path, port: int, preexec_fn=None, every: str = "3600") -> Iterator[subprocess.Popen]:
     """An emulator process on `port`, killed with SIGKILL on exit (never stopped cleanly)."""
     log = (state_dir.parent / f"emulator-{port}.log").open("ab")
     cmd = [sys.executable, "-m", "sales_ops.local.emulator", "--port", str(port)]
-    cmd += ["--state-dir", str(state_dir), "--snapshot-every", "3600"]
+    cmd += ["--state-dir", str(state_dir), "--snapshot-every", every]
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,
@@ -162,6 +162,38 @@ def test_acknowledged_writes_survive_sigkill_with_the_same_sequence_numbers(tmp_
     settings = stack_settings(state_dir, port)
     with emulator(state_dir, port):  # a second crash, this time over the snapshot taken at recovery
         assert _stream_records(settings)[-1] == newest
+
+
+def test_a_periodic_snapshot_is_skipped_when_nothing_was_journaled_since_the_last(tmp_path):
+    state_dir, port = tmp_path / "state", free_port()
+    settings = stack_settings(state_dir, port)
+    snapshot = state_dir / "emulator.snapshot"
+
+    def mtime() -> int:
+        return snapshot.stat().st_mtime_ns if snapshot.exists() else 0
+
+    def settled() -> int:  # the snapshot's time once unchanged over several periods (load-proof)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            seen = mtime()
+            time.sleep(0.8)
+            if seen and mtime() == seen:
+                return seen
+        raise AssertionError("the periodic snapshot never stopped being rewritten")
+
+    with emulator(state_dir, port, every="0.2"):
+        s3 = settings.client("s3")
+        s3.create_bucket(Bucket="quiet")
+        first = settled()  # without the skip, rewritten every 0.2 s for ever
+        for _ in range(5):
+            s3.list_objects_v2(Bucket="quiet")  # reads: never journaled, nothing to snapshot
+        time.sleep(0.6)
+        assert mtime() == first
+        s3.put_object(Bucket="quiet", Key="k", Body=b"v")
+        assert settled() > first  # a write: the next period snapshots it
+    settings = stack_settings(state_dir, port)
+    with emulator(state_dir, port):  # after a SIGKILL: the snapshot, then whatever the journal adds
+        assert settings.client("s3").get_object(Bucket="quiet", Key="k")["Body"].read() == b"v"
 
 
 def test_torn_journal_tail_is_ignored_and_later_entries_go_to_a_new_segment(tmp_path):

@@ -222,6 +222,38 @@ def test_catalog_reads_and_listings_are_byte_for_byte_motos_answers(recovered):
     log = (fast.state_dir.parent / f"{fast.state_dir.name}.log").read_text()
     ok = sum(1 for status, _, _ in fast_answers if status == 200)
     assert f"fast path: {ok} responses, 0 handed to moto's serializer" in log
+    # the second GetPartitions and the BatchGetPartition were joined from the first one's texts
+    kept = re.search(r"partitions: (\d+) written, (\d+) from their kept text", log)
+    assert kept and int(kept[2]) >= 24 + len(ODD), log[-2000:]
+
+
+def test_a_changed_partition_is_never_answered_from_its_old_text(recovered):
+    raw = {"DatabaseName": DB, "TableName": glue.RAW_TABLE}
+    first = {"Values": ["2026-01-01", "00"]}
+    with recovered() as (settings, _):
+        g = settings.client("glue")
+
+        def locations() -> dict[tuple[str, ...], str]:
+            listed = g.get_partitions(**raw)["Partitions"]
+            batch = g.batch_get_partition(**raw, PartitionsToGet=[first])["Partitions"]
+            assert batch == [p for p in listed if p["Values"] == first["Values"]]
+            return {tuple(p["Values"]): p["StorageDescriptor"]["Location"] for p in listed}
+
+        before = locations()  # every partition's text is kept now
+        assert before[("2026-01-01", "00")] == "s3://b/raw/0/"
+        table = g.get_table(DatabaseName=DB, Name=glue.RAW_TABLE)["Table"]
+        moved = glue.partition_input(table, first["Values"], "s3://b/moved/0/")
+        g.update_partition(**raw, PartitionValueList=first["Values"], PartitionInput=moved)
+        g.delete_partition(**raw, PartitionValues=["2026-01-01", "01"])
+        g.create_partition(
+            **raw, PartitionInput=glue.partition_input(table, ["2027-01-01", "00"], "s3://b/new/")
+        )
+        after = locations()
+        assert after[("2026-01-01", "00")] == "s3://b/moved/0/"
+        assert ("2026-01-01", "01") not in after and after[("2027-01-01", "00")] == "s3://b/new/"
+        assert {k: v for k, v in after.items() if k[0] != "2027-01-01" and k != ("2026-01-01", "00")} == {
+            k: v for k, v in before.items() if k not in (("2026-01-01", "00"), ("2026-01-01", "01"))
+        }
 
 
 def test_kept_connections_serve_many_requests_and_refusals_close_when_they_must(recovered):

@@ -522,7 +522,14 @@ def serve(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    cut = -1  # the journal's next sequence number when the last periodic snapshot began
     while not stop.wait(snapshot_every):
+        # Nothing journaled since the last one: the same writes again (pickling every backend in
+        # the apply lock, ~0.1 s per 10 MB of state), skipped. Never unsafe: the journal keeps all
+        # since its last cut; only unjournaled reads' state (shard iterators) waits for a write.
+        if journaled is not None and journaled.journal.next_seq == cut:
+            continue
+        cut = journaled.journal.next_seq if journaled else -1
         _snapshot_logged(state_dir, journaled)
     server.closing = True  # type: ignore[attr-defined]  # keep-alive connections close after their request
     server.shutdown()
