@@ -20,10 +20,9 @@ from sales_ops.curated.state import CompactionState
 from sales_ops.curated.tables import (
     DELETED,
     LATEST_PREFIX,
-    VERSION_DIR,
     VERSIONS_TABLE,
     current_versions,
-    list_sizes,
+    version_layout,
 )
 from sales_ops.query.athena_rules import MAX_PARTITIONS_PER_WRITE
 from sales_ops.query.templates import Sql, literal
@@ -299,12 +298,8 @@ def reading_slices(settings: Settings, state: CompactionState, dates: list[date]
 
 def _listed(settings: Settings, day: date, version: str) -> dict[str, int]:
     """A version's buckets of a date → their bytes (live rows and tombstones), from S3."""
-    out: dict[str, int] = {}
-    for key, size in list_sizes(settings, f"{LATEST_PREFIX}order_date={day.isoformat()}/v={version}"):
-        match = VERSION_DIR.search(key)
-        if match and match["version"].removesuffix(DELETED) == version and match["bucket"]:
-            out[match["bucket"]] = out.get(match["bucket"], 0) + size
-    return out
+    folder = f"{LATEST_PREFIX}order_date={day.isoformat()}/v={version}"  # and its -deleted twin
+    return of_version(version_layout(settings, folder), day, version)
 
 
 def pinned(

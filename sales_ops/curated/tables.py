@@ -256,21 +256,19 @@ def with_tombstones(versions: list[str]) -> list[str]:
     return sorted({v + suffix for v in versions for suffix in ("", DELETED)})
 
 
-def version_layout(settings: Settings) -> dict[tuple[str, str], dict[str | None, int]]:
+def version_layout(
+    settings: Settings, prefix: str = LATEST_PREFIX
+) -> dict[tuple[str, str], dict[str | None, int]]:
     """(order_date, version) → its buckets → bytes of their live rows and tombstones under
-    orders_latest (None: files of a version from before buckets, directly in its folder)."""
+    orders_latest, or under `prefix` of it (None: files of a version from before buckets,
+    directly in its folder)."""
     out: dict[tuple[str, str], dict[str | None, int]] = {}
-    for key, size in list_sizes(settings, LATEST_PREFIX):
+    for key, size in list_sizes(settings, prefix):
         match = VERSION_DIR.search(key)
         if match:
             buckets = out.setdefault((match["date"], match["version"].removesuffix(DELETED)), {})
             buckets[match["bucket"]] = buckets.get(match["bucket"], 0) + size
     return out
-
-
-def version_bytes(settings: Settings) -> dict[tuple[str, str], int]:
-    """(order_date, version) → bytes of its live rows and tombstones under orders_latest."""
-    return {pair: sum(buckets.values()) for pair, buckets in version_layout(settings).items()}
 
 
 def list_sizes(settings: Settings, prefix: str) -> list[tuple[str, int]]:
