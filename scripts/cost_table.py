@@ -69,14 +69,21 @@ FOLLOWS_CATALOGUE = frozenset(
 # small, recent days), not a growth: no slope is fitted to it.
 BOUNDED = frozenset({"lake_rows"})
 # Statements the code splits to read at most a third of the cutoff each: by-date writes by date
-# (sales_ops.curated.rollup_store.write_chunks: a date is the smallest unit) and customer_activity's
-# passes and their summaries by customer bucket (sales_ops.curated.customers, at most 256).
+# (sales_ops.curated.rollup_store.write_chunks) and customer_activity's passes and their summaries
+# by customer bucket (sales_ops.curated.customers, at most 256). Of the by-date writes,
+# SLICED_WRITES read a date too big for one statement a slice of the orders at a time (each slice
+# under the cutoff less the live deltas, as SLICED_READS) and add the slices' sums up in one more
+# statement (sales_ops.curated.rollups.write_dates); customer_activity's partials take a date as
+# their smallest unit.
 BY_DATE_WRITES = frozenset(
     {
         "INSERT INTO sales_by_product_hourly__versions",
         "INSERT INTO sales_daily__versions",
         "INSERT INTO customer_activity_daily__versions",
     }
+)
+SLICED_WRITES = frozenset(
+    {"INSERT INTO sales_by_product_hourly__versions", "INSERT INTO sales_daily__versions"}
 )
 BY_BUCKET = frozenset({"INSERT INTO customer_activity__build", "INSERT INTO customer_segments__versions"})
 # A fold's statements, each under the whole cutoff less the live deltas it reads (at most
@@ -274,8 +281,8 @@ def statement_bytes(fit: Fit, shop: Shop, reference_rate: float, stage: str) -> 
 
 def split(label: str, nbytes: float, shop: Shop, cutoff: float) -> list[float]:
     """The statements one benched statement becomes where the code splits it (a third of the
-    cutoff each, BY_DATE_WRITES and BY_BUCKET; the cutoff less the live deltas, FOLD_WRITES and
-    SLICED_READS), each one's bytes."""
+    cutoff each, BY_DATE_WRITES and BY_BUCKET; the cutoff less the live deltas, FOLD_WRITES,
+    SLICED_READS and a date of SLICED_WRITES), each one's bytes."""
     if label in DELTA_READS:
         return [min(nbytes, cutoff * DELTA_SHARE)]
     sliced = FOLD_WRITES | SLICED_READS
@@ -291,7 +298,14 @@ def split(label: str, nbytes: float, shop: Shop, cutoff: float) -> list[float]:
     dates = max(1, round(min(shop.touched_days, shop.days)))
     per_statement = max(1, math.floor(budget / (nbytes / dates)))
     n = math.ceil(dates / per_statement)
-    return [nbytes / n] * n
+    if label not in SLICED_WRITES:
+        return [nbytes / n] * n
+    room, out = cutoff * (1 - DELTA_SHARE), []
+    for piece in [nbytes / n] * n:
+        slices = math.ceil(piece / room)
+        # a date past the room: its slices, then the statement adding their sums up (a few rows)
+        out += [piece] if slices == 1 else [piece / slices] * slices + [0.0]
+    return out
 
 
 def billed(nbytes: float, cutoff: float) -> tuple[float, bool]:
@@ -616,11 +630,14 @@ def notes(
         "and is scaled by the order density (a day's orders at the rate over the bench history's), "
         "except those reading rows per product or dashboard group. Statements the code splits to a "
         "third of the cutoff are billed as the statements they become: by-date rollup writes by "
-        "date (a date is the smallest), customer_activity's passes and their segment figures by "
-        "customer bucket (sales_ops/curated/customers.py); and to the cutoff less the live deltas' "
-        "share, with no smallest unit: a fold's merge, orphan lookup and row counts, the per-cycle "
-        "uniqueness check and the sampled reconciliation's reads (by buckets and slices of "
-        "md5(order_id), sales_ops/curated/buckets.py).",
+        "date, customer_activity's passes and their segment figures by customer bucket "
+        "(sales_ops/curated/customers.py); and to the cutoff less the live deltas' share, with no "
+        "smallest unit: a fold's merge, orphan lookup and row counts, the per-cycle uniqueness "
+        "check, the sampled reconciliation's reads, and the by-date writes of sales_daily and "
+        "sales_by_product_hourly, whose date too big for one statement is read in slices and "
+        "added up by one more (by buckets and slices of md5(order_id), "
+        "sales_ops/curated/buckets.py); customer_activity's daily partials take a date as their "
+        "smallest unit.",
     ]
     athena = {label: sum(a.dollars.values()) for label, _, a in cols}
     out.append(
@@ -657,12 +674,13 @@ def notes(
     out.append(
         f"- The highest rate at which no statement passes the cutoff, month 12: about {highest:,.0f} "
         f"changes/s (the model, bisected; just above it: {', '.join(first)}). It is a rate, not a "
-        "history: the statements past it read whole dates of orders_latest (a by-date rollup write "
-        "reads at least one; the dashboard reads its open dates in one statement, so that its "
-        "panels are one moment, and its distinct customers of the last hour do not add up over "
-        "slices). The per-cycle uniqueness check and the sampled reconciliation read a slice of the "
-        "orders at a time when their dates do not fit (the buckets the folds write, "
-        "docs/design.md §2.5); the dashboard and the by-date rollup writes do not yet."
+        "history: the statements past it read whole dates of orders_latest (customer_activity's "
+        "daily partials read at least one; the dashboard reads its open dates in one statement, so "
+        "that its panels are one moment, and its distinct customers of the last hour do not add up "
+        "over slices). The per-cycle uniqueness check, the sampled reconciliation and the by-date "
+        "writes of sales_daily and sales_by_product_hourly read a slice of the orders at a time "
+        "when their dates do not fit (the buckets the folds write, docs/design.md §2.5); the "
+        "dashboard and customer_activity's partials do not yet."
     )
     fold_rate, _ = highest_rate_within_cutoff(counts, figures, params, stage="fold")
     ten = shop_of(figures, 10.0, MONTHS[-1])

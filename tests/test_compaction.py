@@ -25,6 +25,7 @@ from sales_ops.catalog.glue import list_partitions
 from sales_ops.curated.compaction import Compaction, compact
 from sales_ops.curated.lock import LOCK_KEY, CompactionLocked, S3Lock
 from sales_ops.curated.planning import merged_before, passes
+from sales_ops.curated.rollups import build_rollup
 from sales_ops.curated.state import STATE_KEY, RawObject
 from sales_ops.curated.tables import (
     BASE_TABLE,
@@ -46,7 +47,7 @@ from sales_ops.quality.reconciliation import lake_rows
 from sales_ops.query import DuckDBEngine, QueryError, ScanCutoffError
 from sales_ops.raw_objects import decode_body
 from sales_ops.schema import ORDER_VALUE_FIELDS, order_hash
-from sales_ops.settings import RAW_PREFIX, Settings
+from sales_ops.settings import CURATED_PREFIX, RAW_PREFIX, Settings
 
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 CHANGES = plan_changes(400, END - timedelta(days=3), END, seed=7, keys_only_deletes=0.5)
@@ -529,9 +530,28 @@ def test_a_date_bigger_than_a_statement_may_read_is_folded_a_bucket_at_a_time(
         drawn, _ = lake_rows(capped, small, {big}, None, 50)
         assert len(drawn) == 50 and all(drawn[o] == found.get(o, drawn[o]) for o in drawn)
 
+        # So do the by-date rollups: each slice's sums, then one statement adding them up.
+        reports = [build_rollup(capped, small, name) for name in SLICED_ROLLUPS]
+        assert all(r.statements > len(r.dates_rebuilt) + 1 for r in reports)  # slices, then the sum
+        assert glue.get_table(space, "sales_daily__slices") is None
+        assert not list_sizes(space, f"{CURATED_PREFIX}_scratch/")
+        sliced_rollups = {name: rollup_rows(engine, space, name) for name in ROLLUP_TABLES}
+
     incremental = table(engine, space)
     compact(space, engine, full=True)  # (a rebuild's lookups read the order_ids it wrote: uncapped)
     assert table(engine, space) == incremental
+    # New versions everywhere: every date's rollups again, in one statement each (no cutoff).
+    reports = [build_rollup(space, engine, name) for name in SLICED_ROLLUPS]
+    assert all(r.statements <= len(r.dates_rebuilt) + 1 for r in reports)
+    assert {name: rollup_rows(engine, space, name) for name in ROLLUP_TABLES} == sliced_rollups
+
+
+SLICED_ROLLUPS = ("sales_by_product_hourly", "sales_totals")  # the by-date ones: sales_totals' sales_daily
+ROLLUP_TABLES = ("sales_by_product_hourly", "sales_daily", "sales_totals")
+
+
+def rollup_rows(engine: DuckDBEngine, settings: Settings, name: str) -> list[tuple[object, ...]]:
+    return sorted(engine.query(f"SELECT * FROM {settings.database}.{name}").rows, key=repr)
 
 
 def _unmark_buckets(settings: Settings) -> None:

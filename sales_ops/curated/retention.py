@@ -16,6 +16,7 @@ from sales_ops.curated.tables import (
     VERSION_DIR,
     VERSIONS_TABLE,
     current_versions,
+    delete_keys,
     list_sizes,
     live_deltas,
     version_time,
@@ -63,23 +64,16 @@ def _remove_dead_deltas(settings: Settings, cutoff: datetime) -> int:
             written = version_time(match["delta"])
             if written is not None and written <= cutoff:
                 dead.setdefault(match["delta"], []).append(key)
-    _delete_keys(settings, [k for ks in dead.values() for k in ks])
+    delete_keys(settings, [k for ks in dead.values() for k in ks])
     return len(dead)
 
 
 def _remove(
     settings: Settings, doomed: list[tuple[str, str]], keys: dict[tuple[str, str], list[str]]
 ) -> None:
-    _delete_keys(settings, [k for pair in doomed for k in keys[pair]])
+    delete_keys(settings, [k for pair in doomed for k in keys[pair]])
     pairs = {(day, v) for day, version in doomed for v in (version, version + DELETED)}
     partitions = glue.list_partitions(settings, VERSIONS_TABLE)  # (order_date, v, bucket)
     glue.delete_partitions(
         settings, VERSIONS_TABLE, [p["Values"] for p in partitions if tuple(p["Values"][:2]) in pairs]
     )
-
-
-def _delete_keys(settings: Settings, keys: list[str]) -> None:
-    s3 = settings.client("s3")
-    for i in range(0, len(keys), 1000):
-        objects = [{"Key": k} for k in keys[i : i + 1000]]
-        s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": objects, "Quiet": True})

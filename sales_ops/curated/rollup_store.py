@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sales_ops.catalog import glue
-from sales_ops.curated.tables import new_version, version_time
+from sales_ops.curated.tables import delete_keys, list_sizes, new_version, version_time
 from sales_ops.query import Sql, SqlEngine, literal
 from sales_ops.schema import COLUMN_DESCRIPTIONS
 from sales_ops.settings import CURATED_PREFIX, Settings, error_code
@@ -182,12 +182,7 @@ def save_state(settings: Settings, name: str, state: dict[str, Any]) -> None:
 
 
 def list_objects(settings: Settings, uri: str) -> list[tuple[str, int]]:
-    prefix = uri.removeprefix(f"s3://{settings.bucket}/")
-    paginator = settings.client("s3").get_paginator("list_objects_v2")
-    out = []
-    for page in paginator.paginate(Bucket=settings.bucket, Prefix=prefix):
-        out += [(o["Key"], o["Size"]) for o in page.get("Contents", [])]
-    return out
+    return list_sizes(settings, uri.removeprefix(f"s3://{settings.bucket}/"))
 
 
 def register_version(settings: Settings, name: str, location: str) -> None:
@@ -281,6 +276,27 @@ def write_version(
     )
 
 
+def fresh_slices_table(settings: Settings, name: str) -> str:
+    """`<name>__slices`, empty: where a by-date build of `name` writes the sums of each slice of
+    the orders before adding them up (rollups.write_dates), partitioned like `<name>__versions`,
+    v naming one slice's statement. Emptied before and after each use (a crashed build's rows are
+    never read: the build's lease keeps a second build out meanwhile)."""
+    scratch = f"{name}__slices"
+    drop_slices_table(settings, name)
+    columns = [(c, t) for c, t, _ in ROLLUP_COLUMNS[name]]
+    location = settings.s3_uri(f"{CURATED_PREFIX}_scratch/{name}/")
+    keys = [("order_date", "date"), ("v", "string")]
+    glue.put_table(settings, glue.parquet_table_input(scratch, columns, location, keys))
+    return scratch
+
+
+def drop_slices_table(settings: Settings, name: str) -> None:
+    """`<name>__slices` and its files gone."""
+    glue.delete_table(settings, f"{name}__slices")
+    scratch = settings.s3_uri(f"{CURATED_PREFIX}_scratch/{name}/")
+    delete_keys(settings, [key for key, _ in list_objects(settings, scratch)])
+
+
 def remove_old_versions(settings: Settings, name: str, current: str, retention: timedelta) -> int:
     """Delete versions older than the current one whose successor is older than the retention."""
     prefix = f"{CURATED_PREFIX}{name}/"
@@ -298,10 +314,8 @@ def remove_old_versions(settings: Settings, name: str, current: str, retention: 
         written = version_time(successor)
         if version != keep and written is not None and written <= cutoff:
             doomed.append(version)
-    keys = [{"Key": k} for v in doomed for k in by_version[v]]
-    s3 = settings.client("s3")
-    for i in range(0, len(keys), 1000):
-        s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys[i : i + 1000], "Quiet": True})
+    keys = [k for v in doomed for k in by_version[v]]
+    delete_keys(settings, keys)
     if doomed and glue.get_table(settings, f"{name}__versions") is not None:
         glue.delete_partitions(settings, f"{name}__versions", [[v] for v in doomed])
     return len(doomed)
@@ -329,10 +343,8 @@ def remove_old_date_versions(settings: Settings, name: str, retention: timedelta
         superseded = version_time(min(newer) if newer else pair[1])
         if pair not in current and superseded is not None and superseded <= cutoff:
             doomed[pair] = objects
-    keys = [{"Key": k} for ks in doomed.values() for k in ks]
-    s3 = settings.client("s3")
-    for i in range(0, len(keys), 1000):
-        s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys[i : i + 1000], "Quiet": True})
+    keys = [k for ks in doomed.values() for k in ks]
+    delete_keys(settings, keys)
     versions = glue.list_partitions(settings, f"{name}__versions")  # (order_date, v[, bucket])
     glue.delete_partitions(
         settings, f"{name}__versions", [p["Values"] for p in versions if tuple(p["Values"][:2]) in doomed]

@@ -23,6 +23,7 @@ it would write under the workgroup's athena-results/, which its lifecycle expire
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -30,12 +31,15 @@ from typing import Any
 
 from sales_ops.catalog import glue
 from sales_ops.curated import customers
+from sales_ops.curated.buckets import Slice, pinned
 from sales_ops.curated.lock import S3Lock
 from sales_ops.curated.planning import pass_budget
 from sales_ops.curated.rollup_store import (
     ROLLUP_COLUMNS,
     Counted,
     RollupReport,
+    drop_slices_table,
+    fresh_slices_table,
     list_objects,
     load_state,
     remove_old_date_versions,
@@ -49,7 +53,7 @@ from sales_ops.curated.rollup_store import (
     write_version,
 )
 from sales_ops.curated.state import CompactionState, dated
-from sales_ops.curated.tables import current_versions, new_version
+from sales_ops.curated.tables import current_versions, latest_view_sql, new_version
 from sales_ops.load.shop import CATALOGUE_KEY
 from sales_ops.query import Sql, SqlEngine, render_named
 from sales_ops.settings import CURATED_PREFIX, Settings
@@ -163,8 +167,11 @@ def _build_by_date(
     version = new_version()
     inserted = 0
     for dates, low, high in write_chunks(rebuild, max(buckets, 1), rows, pass_budget(settings)):
-        body = _by_date_select(settings, name, dates, version, (buckets, low, high))
-        inserted += rows_written(counted.run(f"INSERT INTO {settings.database}.{versions_table}\n{body}"))
+        if name in BUCKETED:
+            body = _partials_select(settings, dates, version, (buckets, low, high))
+            inserted += rows_written(counted.run(f"INSERT INTO {settings.database}.{versions_table}\n{body}"))
+        else:
+            inserted += write_dates(settings, counted, name, dates, version)
     _swap_dates(settings, table, versions_table, version, set(changed))
     state["signatures"] = now
     save_state(settings, name, state)
@@ -187,14 +194,46 @@ def _build_by_date(
     )
 
 
-def _by_date_select(
-    settings: Settings, name: str, dates: list[date], version: str, buckets: tuple[int, int, int]
+def write_dates(settings: Settings, counted: Counted, name: str, dates: list[date], version: str) -> int:
+    """`dates` of by-date rollup `name` written into `version` (rows inserted): one INSERT from
+    orders_latest, or, where those dates are more than one statement may read
+    (buckets.reading_slices, as the checks decide), one INSERT per slice of the orders into
+    `<name>__slices`, then one adding the slices up: one row per key either way (every figure is
+    a count, a sum or a max), each statement under the cutoff at any rate."""
+    db, versions_table = settings.database, f"{name}__versions"
+    scratch = f"{name}__slices"
+    attempts = itertools.count()  # a slice read again (buckets.pinned) writes under a new v
+
+    def sum_slice(part: Slice | None, state: CompactionState) -> str | None:
+        if part is None:
+            return None
+        attempt = next(attempts)
+        if attempt == 0:
+            fresh_slices_table(settings, name)
+        tag = f"{version}-{attempt}"
+        latest = Sql(f"({latest_view_sql(settings, state, dates, part)})")
+        body = render_named(f"rollup_by_date_{name}", db, latest=latest, dates=dates, version=tag)
+        counted.run(f"INSERT INTO {db}.{scratch}\n{body}")
+        return tag
+
+    tags = pinned(settings, sum_slice, dates)
+    if tags == [None]:
+        latest = Sql(f"{db}.orders_latest")
+        body = render_named(f"rollup_by_date_{name}", db, latest=latest, dates=dates, version=version)
+        return rows_written(counted.run(f"INSERT INTO {db}.{versions_table}\n{body}"))
+    try:
+        body = render_named(f"rollup_merge_{name}", db, slices=tags, version=version)
+        return rows_written(counted.run(f"INSERT INTO {db}.{versions_table}\n{body}"))
+    finally:
+        drop_slices_table(settings, name)
+
+
+def _partials_select(
+    settings: Settings, dates: list[date], version: str, buckets: tuple[int, int, int]
 ) -> str:
-    """The SELECT writing `dates` of by-date rollup `name` into `version`; a bucketed one's
-    (count, first, last) `buckets` of customer_activity's partials."""
+    """The SELECT writing `dates` of customer_activity's partials into `version`, its (count,
+    first, last) `buckets`."""
     count, low, high = buckets
-    if name not in BUCKETED:
-        return render_named(f"rollup_by_date_{name}", settings.database, dates=dates, version=version)
     return render_named(
         "customer_activity_partials",
         settings.database,

@@ -279,3 +279,11 @@ def list_sizes(settings: Settings, prefix: str) -> list[tuple[str, int]]:
     ):
         out += [(o["Key"], o["Size"]) for o in page.get("Contents", [])]
     return out
+
+
+def delete_keys(settings: Settings, keys: list[str]) -> None:
+    """Delete these objects of the bucket, 1,000 a request."""
+    s3 = settings.client("s3")
+    for i in range(0, len(keys), 1000):
+        objects = [{"Key": key} for key in keys[i : i + 1000]]
+        s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": objects, "Quiet": True})

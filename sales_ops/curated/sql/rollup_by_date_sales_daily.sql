@@ -2,10 +2,12 @@
 -- product name, category, channel and region (`kind`, `value`; the day as a whole is kind 'all'),
 -- live orders, sales, units and amount sold: dashboard_live.sql's groups, by date. Partitioned by
 -- order_date and rebuilt only for the dates whose orders changed ({dates}, into version
--- {version}); sales_totals adds them up (rollup_total_sales_totals.sql).
+-- {version}); sales_totals adds them up (rollup_total_sales_totals.sql). It reads orders_latest,
+-- or one slice of its orders where the dates are too big for one statement; the slices' sums are
+-- then added up (rollup_merge_sales_daily.sql).
 WITH day AS (
     SELECT *, {is_sale} AS is_sale
-    FROM {database}.orders_latest
+    FROM {latest}
     WHERE order_date IN ({dates})
 )
 SELECT
