@@ -70,20 +70,16 @@ FOLLOWS_CATALOGUE = frozenset(
 BOUNDED = frozenset({"lake_rows"})
 # Statements the code splits to read at most a third of the cutoff each: by-date writes by date
 # (sales_ops.curated.rollup_store.write_chunks) and customer_activity's passes and their summaries
-# by customer bucket (sales_ops.curated.customers, at most 256). Of the by-date writes,
-# SLICED_WRITES read a date too big for one statement a slice of the orders at a time (each slice
-# under the cutoff less the live deltas, as SLICED_READS) and add the slices' sums up in one more
-# statement (sales_ops.curated.rollups.write_dates); customer_activity's partials take a date as
-# their smallest unit.
+# by customer bucket (sales_ops.curated.customers, at most 256). A by-date write reads a date too
+# big for one statement a slice of the orders at a time (each slice under the cutoff less the live
+# deltas, as SLICED_READS) and adds the slices' sums up in one more statement
+# (sales_ops.curated.rollups.write_dates).
 BY_DATE_WRITES = frozenset(
     {
         "INSERT INTO sales_by_product_hourly__versions",
         "INSERT INTO sales_daily__versions",
         "INSERT INTO customer_activity_daily__versions",
     }
-)
-SLICED_WRITES = frozenset(
-    {"INSERT INTO sales_by_product_hourly__versions", "INSERT INTO sales_daily__versions"}
 )
 BY_BUCKET = frozenset({"INSERT INTO customer_activity__build", "INSERT INTO customer_segments__versions"})
 # A fold's statements, each under the whole cutoff less the live deltas it reads (at most
@@ -282,7 +278,7 @@ def statement_bytes(fit: Fit, shop: Shop, reference_rate: float, stage: str) -> 
 def split(label: str, nbytes: float, shop: Shop, cutoff: float) -> list[float]:
     """The statements one benched statement becomes where the code splits it (a third of the
     cutoff each, BY_DATE_WRITES and BY_BUCKET; the cutoff less the live deltas, FOLD_WRITES,
-    SLICED_READS and a date of SLICED_WRITES), each one's bytes."""
+    SLICED_READS and a date of BY_DATE_WRITES), each one's bytes."""
     if label in DELTA_READS:
         return [min(nbytes, cutoff * DELTA_SHARE)]
     sliced = FOLD_WRITES | SLICED_READS
@@ -298,8 +294,6 @@ def split(label: str, nbytes: float, shop: Shop, cutoff: float) -> list[float]:
     dates = max(1, round(min(shop.touched_days, shop.days)))
     per_statement = max(1, math.floor(budget / (nbytes / dates)))
     n = math.ceil(dates / per_statement)
-    if label not in SLICED_WRITES:
-        return [nbytes / n] * n
     room, out = cutoff * (1 - DELTA_SHARE), []
     for piece in [nbytes / n] * n:
         slices = math.ceil(piece / room)
@@ -633,11 +627,9 @@ def notes(
         "date, customer_activity's passes and their segment figures by customer bucket "
         "(sales_ops/curated/customers.py); and to the cutoff less the live deltas' share, with no "
         "smallest unit: a fold's merge, orphan lookup and row counts, the per-cycle uniqueness "
-        "check, the sampled reconciliation's reads, and the by-date writes of sales_daily and "
-        "sales_by_product_hourly, whose date too big for one statement is read in slices and "
-        "added up by one more (by buckets and slices of md5(order_id), "
-        "sales_ops/curated/buckets.py); customer_activity's daily partials take a date as their "
-        "smallest unit.",
+        "check, the sampled reconciliation's reads, and the by-date rollup writes, whose date too "
+        "big for one statement is read in slices and added up by one more (by buckets and slices "
+        "of md5(order_id), sales_ops/curated/buckets.py).",
     ]
     athena = {label: sum(a.dollars.values()) for label, _, a in cols}
     out.append(
@@ -674,13 +666,13 @@ def notes(
     out.append(
         f"- The highest rate at which no statement passes the cutoff, month 12: about {highest:,.0f} "
         f"changes/s (the model, bisected; just above it: {', '.join(first)}). It is a rate, not a "
-        "history: the statements past it read whole dates of orders_latest (customer_activity's "
-        "daily partials read at least one; the dashboard reads its open dates in one statement, so "
-        "that its panels are one moment, and its distinct customers of the last hour do not add up "
-        "over slices). The per-cycle uniqueness check, the sampled reconciliation and the by-date "
-        "writes of sales_daily and sales_by_product_hourly read a slice of the orders at a time "
-        "when their dates do not fit (the buckets the folds write, docs/design.md §2.5); the "
-        "dashboard and customer_activity's partials do not yet."
+        "history: the statements past it read whole dates of orders_latest (the dashboard reads "
+        "its open dates in one statement, so that its panels are one moment, and its distinct "
+        "customers of the last hour do not add up over slices) or all of the 30-day window's "
+        "customers of a bucket (customer_activity's passes, at most 256). The per-cycle "
+        "uniqueness check, the sampled reconciliation and the by-date rollup writes read a slice "
+        "of the orders at a time when their dates do not fit (the buckets the folds write, "
+        "docs/design.md §2.5); the dashboard does not yet."
     )
     fold_rate, _ = highest_rate_within_cutoff(counts, figures, params, stage="fold")
     ten = shop_of(figures, 10.0, MONTHS[-1])

@@ -124,13 +124,11 @@ def test_the_model_scales_reads_of_orders_by_density_and_splits_what_the_code_sp
     assert cost.split("check_unique_order_id", 9000, shop, cutoff) == [2250.0] * 4
     assert cost.split("lake_rows", 2000, shop, cutoff) == [2000]
     assert cost.split("INSERT INTO sales_daily__versions", 900, shop, cutoff) == [900]
-    # 4 dates of 1,000 bytes, 1,000 a statement at most: one date each. A date past the cutoff
-    # stays one statement for customer_activity's partials; sales_daily reads it in slices (under
-    # 2,250 each) and adds them up in one more statement.
-    assert cost.split("INSERT INTO sales_daily__versions", 4000, shop, cutoff) == [1000.0] * 4
-    partials = "INSERT INTO customer_activity_daily__versions"
-    assert cost.split(partials, 40000, shop, cutoff) == [10000.0] * 4
-    assert cost.split("INSERT INTO sales_daily__versions", 40000, shop, cutoff) == ([2000.0] * 5 + [0.0]) * 4
+    # 4 dates of 1,000 bytes, 1,000 a statement at most: one date each. A date past the cutoff is
+    # read in slices (under 2,250 each), added up in one more statement.
+    for label in ("INSERT INTO sales_daily__versions", "INSERT INTO customer_activity_daily__versions"):
+        assert cost.split(label, 4000, shop, cutoff) == [1000.0] * 4
+        assert cost.split(label, 40000, shop, cutoff) == ([2000.0] * 5 + [0.0]) * 4
     assert cost.split("INSERT INTO customer_activity__build", 4500, shop, cutoff) == [900.0] * 5
     assert len(cost.split("INSERT INTO customer_activity__build", 10**9, shop, cutoff)) == cost.MAX_BUCKETS
 

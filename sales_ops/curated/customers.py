@@ -88,6 +88,18 @@ def partial_sizes(settings: Settings, ledger: dict[str, str]) -> dict[int, int]:
     return sizes
 
 
+def merge_passes(settings: Settings, tags: list[str], low: int, high: int) -> list[tuple[int, int]]:
+    """Ranges of buckets `low` to `high` of the partials the slices `tags` of a by-date build
+    wrote to the scratch table (rollups.write_dates) whose bytes fit a pass each."""
+    sizes: dict[int, int] = {}
+    for key, size in list_objects(settings, settings.s3_uri(f"{CURATED_PREFIX}_scratch/{PARTIALS}/")):
+        keys = dict(part.split("=", 1) for part in key.split("/") if "=" in part)
+        if keys.get("v") in tags and "bucket" in keys:
+            sizes[int(keys["bucket"])] = sizes.get(int(keys["bucket"]), 0) + size
+    ranges = bucket_passes({b - low: n for b, n in sizes.items()}, high - low + 1, pass_budget(settings))
+    return [(first + low, last + low) for first, last in ranges]
+
+
 def build_window(
     settings: Settings,
     counted: Counted,

@@ -276,16 +276,17 @@ def write_version(
     )
 
 
-def fresh_slices_table(settings: Settings, name: str) -> str:
+def fresh_slices_table(settings: Settings, name: str, bucketed: bool) -> str:
     """`<name>__slices`, empty: where a by-date build of `name` writes the sums of each slice of
-    the orders before adding them up (rollups.write_dates), partitioned like `<name>__versions`,
+    the orders before adding them up (rollups.write_dates), partitioned like `<name>__versions`
+    (`bucketed`: customer_activity's partials, by bucket too),
     v naming one slice's statement. Emptied before and after each use (a crashed build's rows are
     never read: the build's lease keeps a second build out meanwhile)."""
     scratch = f"{name}__slices"
     drop_slices_table(settings, name)
     columns = [(c, t) for c, t, _ in ROLLUP_COLUMNS[name]]
     location = settings.s3_uri(f"{CURATED_PREFIX}_scratch/{name}/")
-    keys = [("order_date", "date"), ("v", "string")]
+    keys = [("order_date", "date"), ("v", "string"), *([("bucket", "int")] if bucketed else [])]
     glue.put_table(settings, glue.parquet_table_input(scratch, columns, location, keys))
     return scratch
 

@@ -167,11 +167,7 @@ def _build_by_date(
     version = new_version()
     inserted = 0
     for dates, low, high in write_chunks(rebuild, max(buckets, 1), rows, pass_budget(settings)):
-        if name in BUCKETED:
-            body = _partials_select(settings, dates, version, (buckets, low, high))
-            inserted += rows_written(counted.run(f"INSERT INTO {settings.database}.{versions_table}\n{body}"))
-        else:
-            inserted += write_dates(settings, counted, name, dates, version)
+        inserted += write_dates(settings, counted, name, dates, version, (buckets, low, high))
     _swap_dates(settings, table, versions_table, version, set(changed))
     state["signatures"] = now
     save_state(settings, name, state)
@@ -194,14 +190,19 @@ def _build_by_date(
     )
 
 
-def write_dates(settings: Settings, counted: Counted, name: str, dates: list[date], version: str) -> int:
-    """`dates` of by-date rollup `name` written into `version` (rows inserted): one INSERT from
-    orders_latest, or, where those dates are more than one statement may read
-    (buckets.reading_slices, as the checks decide), one INSERT per slice of the orders into
-    `<name>__slices`, then one adding the slices up: one row per key either way (every figure is
-    a count, a sum or a max), each statement under the cutoff at any rate."""
-    db, versions_table = settings.database, f"{name}__versions"
-    scratch = f"{name}__slices"
+Buckets = tuple[int, int, int]  # customer_activity's partials: the bucket count, first and last written
+
+
+def write_dates(
+    settings: Settings, counted: Counted, name: str, dates: list[date], version: str, buckets: Buckets
+) -> int:
+    """`dates` of by-date rollup `name` (customer_activity's partials: their `buckets`) written
+    into `version` (rows inserted): one INSERT from orders_latest, or, where those dates are more
+    than one statement may read (buckets.reading_slices, as the checks decide), one INSERT per
+    slice of the orders into `<name>__slices`, then one adding the slices up: one row per key
+    either way (every figure is a count, a sum, a min or a max), each statement under the cutoff
+    at any rate."""
+    db = settings.database
     attempts = itertools.count()  # a slice read again (buckets.pinned) writes under a new v
 
     def sum_slice(part: Slice | None, state: CompactionState) -> str | None:
@@ -209,34 +210,60 @@ def write_dates(settings: Settings, counted: Counted, name: str, dates: list[dat
             return None
         attempt = next(attempts)
         if attempt == 0:
-            fresh_slices_table(settings, name)
+            fresh_slices_table(settings, name, bucketed=name in BUCKETED)
         tag = f"{version}-{attempt}"
         latest = Sql(f"({latest_view_sql(settings, state, dates, part)})")
-        body = render_named(f"rollup_by_date_{name}", db, latest=latest, dates=dates, version=tag)
-        counted.run(f"INSERT INTO {db}.{scratch}\n{body}")
+        counted.run(
+            f"INSERT INTO {db}.{name}__slices\n{_select(settings, name, dates, tag, latest, buckets)}"
+        )
         return tag
 
     tags = pinned(settings, sum_slice, dates)
     if tags == [None]:
-        latest = Sql(f"{db}.orders_latest")
-        body = render_named(f"rollup_by_date_{name}", db, latest=latest, dates=dates, version=version)
-        return rows_written(counted.run(f"INSERT INTO {db}.{versions_table}\n{body}"))
+        body = _select(settings, name, dates, version, Sql(f"{db}.orders_latest"), buckets)
+        return rows_written(counted.run(f"INSERT INTO {db}.{name}__versions\n{body}"))
     try:
-        body = render_named(f"rollup_merge_{name}", db, slices=tags, version=version)
-        return rows_written(counted.run(f"INSERT INTO {db}.{versions_table}\n{body}"))
+        return sum(
+            rows_written(counted.run(f"INSERT INTO {db}.{name}__versions\n{body}"))
+            for body in _merges(settings, name, tags, version, buckets)
+        )
     finally:
         drop_slices_table(settings, name)
 
 
-def _partials_select(
-    settings: Settings, dates: list[date], version: str, buckets: tuple[int, int, int]
+def _merges(settings: Settings, name: str, tags: list[str], version: str, buckets: Buckets) -> list[str]:
+    """The SELECTs adding up the slices' sums (`tags`) of `name` into `version`: one (a sales
+    rollup's rows per key are few), or for customer_activity's partials (about a row per order) one
+    per range of buckets whose slices' partials fit a statement (customers.merge_passes)."""
+    if name not in BUCKETED:
+        return [render_named(f"rollup_merge_{name}", settings.database, slices=tags, version=version)]
+    return [
+        render_named(
+            "customer_activity_partials_merge",
+            settings.database,
+            slices=tags,
+            version=version,
+            bucket_low=low,
+            bucket_high=high,
+        )
+        for low, high in customers.merge_passes(settings, tags, buckets[1], buckets[2])
+    ]
+
+
+def _select(
+    settings: Settings, name: str, dates: list[date], version: str, latest: Sql, buckets: Buckets
 ) -> str:
-    """The SELECT writing `dates` of customer_activity's partials into `version`, its (count,
-    first, last) `buckets`."""
+    """The SELECT writing `dates` of by-date rollup `name` into `version` from `latest` (all of
+    orders_latest or a slice of it)."""
+    if name not in BUCKETED:
+        return render_named(
+            f"rollup_by_date_{name}", settings.database, latest=latest, dates=dates, version=version
+        )
     count, low, high = buckets
     return render_named(
         "customer_activity_partials",
         settings.database,
+        latest=latest,
         dates=dates,
         version=version,
         buckets=count,
