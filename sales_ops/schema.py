@@ -188,6 +188,18 @@ def _raw_as_latest() -> str:
 ORDER_HASH_SQL = "substr(to_hex(md5(to_utf8(CAST(order_id AS VARCHAR)))), 1, 4)"
 
 
+CUSTOMER_MD5 = "to_hex(md5(to_utf8(coalesce(customer_id, ''))))"
+
+
+def _hex_value(hexed: str, first: int, count: int) -> str:
+    """SQL: the number that `count` upper-case hex digits of `hexed` from position `first` spell,
+    with functions both Athena (Trino) and the local engine have."""
+    return " + ".join(
+        f"(strpos('0123456789ABCDEF', substr({hexed}, {first + i}, 1)) - 1) * {16 ** (count - 1 - i)}"
+        for i in range(count)
+    )
+
+
 def order_hash(order_id: str) -> str:
     """`{order_hash}` in Python: the first four hex digits of md5(order_id), upper case."""
     return hashlib.md5(order_id.encode()).hexdigest()[:4].upper()
@@ -210,9 +222,11 @@ SQL_RULES: dict[str, str] = {
     # An order's hash: the first four hex digits of md5(order_id), upper case, the same on Athena
     # and DuckDB (and `order_hash` below): the buckets of orders_latest_versions are its ranges.
     "order_hash": ORDER_HASH_SQL,
-    "customer_hash": " + ".join(
-        f"(strpos('0123456789ABCDEF', substr(to_hex(md5(to_utf8(coalesce(customer_id, '')))), {i}, 1)) - 1)"
-        + (" * 16" if i == 1 else "")
-        for i in (1, 2)
-    ),
+    "customer_hash": _hex_value(CUSTOMER_MD5, 1, 2),
+    # A HyperLogLog sketch of customer_ids (sales_ops/dashboard/sketch.py): the register (the
+    # first three hex digits of md5(customer_id), 0-4095) and the rank of the next 24 bits (the
+    # position of their first 1 bit, 1-25), the same on both engines and in Python.
+    "customer_register": _hex_value(CUSTOMER_MD5, 1, 3),
+    "customer_rank": f"(CASE WHEN ({_hex_value(CUSTOMER_MD5, 4, 6)}) = 0 THEN 25 "
+    f"ELSE 24 - CAST(floor(log2({_hex_value(CUSTOMER_MD5, 4, 6)})) AS INTEGER) END)",
 }

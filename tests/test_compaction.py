@@ -41,6 +41,8 @@ from sales_ops.curated.tables import (
     live_deltas,
     version_layout,
 )
+from sales_ops.dashboard.metrics import collect_metrics
+from sales_ops.dashboard.snapshot import read_live
 from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines
 from sales_ops.quality import check_unique_order_id
 from sales_ops.quality.reconciliation import lake_rows
@@ -536,6 +538,12 @@ def test_a_date_bigger_than_a_statement_may_read_is_folded_a_bucket_at_a_time(
         assert not list_sizes(space, f"{CURATED_PREFIX}_scratch/")
         sliced_rollups = {name: rollup_rows(engine, space, name) for name in ROLLUP_TABLES}
 
+        # And the dashboard's live panels: its open dates a slice at a time, added up.
+        assert read_live(capped, small).slices > 1 and read_live(space, engine).slices == 1
+        sliced, whole = live_panels(capped, small), live_panels(space, engine)
+        assert sliced == whole and whole["headline"]["live_orders"] > 0
+        assert collect_metrics(capped, small)["panels"]["headline"]["data"]["customers_approximate"]
+
     incremental = table(engine, space)
     compact(space, engine, full=True)  # (a rebuild's lookups read the order_ids it wrote: uncapped)
     assert table(engine, space) == incremental
@@ -548,6 +556,16 @@ def test_a_date_bigger_than_a_statement_may_read_is_folded_a_bucket_at_a_time(
 # The by-date rollups, and the rollups built on them (sales_daily, customer_activity_daily).
 SLICED_ROLLUPS = ("sales_by_product_hourly", "sales_totals", "customer_activity")
 ROLLUP_TABLES = (*SLICED_ROLLUPS, "sales_daily", "customer_activity_daily")
+
+
+def live_panels(settings: Settings, engine: DuckDBEngine) -> dict[str, object]:
+    """The dashboard's panels about orders now, but the customers of the last hour (counted by a
+    sketch when read in slices: the sketch's own test is tests/test_engine.py's)."""
+    panels = collect_metrics(settings, engine)["panels"]
+    out = {name: panels[name] for name in ("total", "top_products", "by_category", "by_channel", "by_region")}
+    headline = dict(panels["headline"]["data"])
+    del headline["customers_last_hour"], headline["customers_approximate"]
+    return out | {"headline": headline}
 
 
 def rollup_rows(engine: DuckDBEngine, settings: Settings, name: str) -> list[tuple[object, ...]]:
