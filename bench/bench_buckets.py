@@ -8,6 +8,9 @@ cutoff, its buckets, the fold statements of the round and the most any one state
 date grows past the cutoff while no statement does. The baseline, side by side, is what a fold
 with a date as its smallest unit would read in its merge: the whole date and the deltas in one
 statement (it passes the cutoff once the date does; the engine would cancel it, as Athena does).
+Then the rest of the cycle under the same cutoff: every rollup and one dashboard refresh (a date
+too big is read a slice of the orders at a time, added up), against the dashboard's live panels in
+one statement.
 
     .venv/bin/python bench/bench_buckets.py [--orders 12000] [--rounds 6] [--cutoff 262144]
 """
@@ -29,8 +32,10 @@ from bench_compaction import dataset, emulator  # noqa: E402
 
 from sales_ops.catalog.crawlers import LocalCrawler  # noqa: E402
 from sales_ops.curated.compaction import compact  # noqa: E402
+from sales_ops.curated.rollups import build_rollups  # noqa: E402
 from sales_ops.curated.state import CompactionState  # noqa: E402
 from sales_ops.curated.tables import current_versions, version_layout  # noqa: E402
+from sales_ops.dashboard.snapshot import live_query, read_live  # noqa: E402
 from sales_ops.load.synthetic import ChangeStream, plan_changes, raw_lines, write_lines  # noqa: E402
 from sales_ops.query import DuckDBEngine  # noqa: E402
 from sales_ops.query.meter import Meter  # noqa: E402
@@ -60,9 +65,11 @@ def main() -> None:
         print(f"{what}, cutoff {args.cutoff:,} B")
         print(
             "| round | busiest date, live Parquet | x cutoff | buckets | fold statements | most one "
-            "statement read | x cutoff | a date-sized merge would read | x cutoff | seconds |"
+            "statement read | x cutoff | a date-sized merge would read | x cutoff | seconds | rollups and "
+            "dashboard: statements | most one read, x cutoff | dashboard slices | dashboard in one "
+            "statement, x cutoff |"
         )
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         with DuckDBEngine(capped) as small, DuckDBEngine(settings) as whole:
             engine = meter.engine(small)
             start = 0
@@ -87,10 +94,16 @@ def main() -> None:
                 most = max((s.bytes_scanned for s in used), default=0)
                 buckets = len(layout[(busiest.isoformat(), current[busiest])])
                 size = live.bytes_scanned
+                with meter.stage(f"rest {number}"):
+                    build_rollups(capped, engine)
+                    slices = read_live(capped, engine).slices
+                rest = meter.by_stage()[f"rest {number}"].statements
+                rest_most = max(s.bytes_scanned for s in rest) / args.cutoff
+                one = whole.execute(live_query(settings, whole).sql).bytes_scanned / args.cutoff
                 print(
                     f"| {number} | {size:,} | {size / args.cutoff:.2f} | {buckets} | {len(folds)} "
                     f"| {most:,} | {most / args.cutoff:.2f} | {merge:,} | {merge / args.cutoff:.2f} "
-                    f"| {seconds:.1f} |"
+                    f"| {seconds:.1f} | {len(rest)} | {rest_most:.2f} | {slices} | {one:.2f} |"
                 )
 
 

@@ -123,6 +123,9 @@ def test_the_model_scales_reads_of_orders_by_density_and_splits_what_the_code_sp
     # Sliced readers: slices under the cutoff less the deltas' share (2,250), however big a date.
     assert cost.split("check_unique_order_id", 9000, shop, cutoff) == [2250.0] * 4
     assert cost.split("lake_rows", 2000, shop, cutoff) == [2000]
+    # The dashboard's live statement: slices that each read the raw tail too, then the settled one.
+    assert cost.split("WITH live AS", 9000, shop, cutoff, tail=500) == [2200.0] * 5 + [0.0]
+    assert cost.split("WITH live AS", 9000, shop, cutoff, tail=2250) == [9000]  # the tail leaves no room
     assert cost.split("INSERT INTO sales_daily__versions", 900, shop, cutoff) == [900]
     # 4 dates of 1,000 bytes, 1,000 a statement at most: one date each. A date past the cutoff is
     # read in slices (under 2,250 each), added up in one more statement.

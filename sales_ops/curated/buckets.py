@@ -37,6 +37,11 @@ HASH_SPACE = 0x10000
 # the window an order's lifecycle spans (READ_DATES, §2.5), so one slice of each must fit together.
 BUCKET_SHARE = 0.5
 READ_DATES = 24
+# ... of that room less this share of the cutoff: a reader of orders_live (the dashboard's slices,
+# sales_ops/dashboard/snapshot.py) also reads the raw tail whole in each statement (about 20
+# minutes of raw plus what arrived since the last compaction: ~16 % of the cutoff at 1,000
+# changes/s in the cost model).
+TAIL_SHARE = 0.25
 Layout = dict[tuple[str, str], dict[str | None, int]]  # (order_date, version) → bucket → bytes
 # Parquet bytes a reader of orders_latest reads a row, to judge from the state's row counts whether
 # it needs slices (about 60 measured for a whole row; more, to slice early rather than late).
@@ -173,14 +178,16 @@ def batches(
     room: int,
     growth: Callable[[date, int], int],
     dates_per_write: int,
+    reserve: int = 0,
 ) -> list[Batch]:
     """The dates' buckets in statements that stay under `room` (the cutoff less the new rows they
     merge): each date's version (`latest`) is read a bucket at a time; a date whose buckets would
-    outgrow BUCKET_SHARE of the room over the dates read together (as many as are rewritten here,
-    at most READ_DATES; its bytes plus `growth`) is written in halves, quarters… of its buckets.
-    Statements group the dates read from the same bucket, at most `dates_per_write` and 100
-    written partitions each (Athena's INSERT limit)."""
-    target = BUCKET_SHARE * room / max(1, min(len(dates), READ_DATES))
+    outgrow BUCKET_SHARE of the room less `reserve` (the raw tail's share, TAIL_SHARE) over the
+    dates read together (as many as are rewritten here, at most READ_DATES; its bytes plus
+    `growth`) is written in halves, quarters… of its buckets. Statements group the dates read
+    from the same bucket, at most `dates_per_write` and 100 written partitions each (Athena's
+    INSERT limit)."""
+    target = BUCKET_SHARE * max(room - reserve, 1) / max(1, min(len(dates), READ_DATES))
     units: dict[str, list[tuple[date, int, list[str]]]] = {}
     for d in dates:
         buckets = of_version(layout, d, latest.get(d))
@@ -273,15 +280,18 @@ class Slice:
         )
 
 
-def reading_slices(settings: Settings, state: CompactionState, dates: list[date]) -> list[Slice | None]:
+def reading_slices(
+    settings: Settings, state: CompactionState, dates: list[date], reserve: int = 0
+) -> list[Slice | None]:
     """How a reader of these order_dates through orders_latest (which also looks up the live
     deltas' orders in their dates) stays under the cutoff: [None], one statement over the view as
     it is, while the base it reads (estimated from the rows the state keeps per date, at
-    READ_ROW_BYTES a row) fits half of the cutoff less the live deltas; else slices of the orders,
-    each reading the buckets of the dates' current versions that overlap it, as much again."""
+    READ_ROW_BYTES a row) fits half of the cutoff less the live deltas and `reserve` (what each
+    statement reads besides, e.g. orders_live's raw tail); else slices of the orders, each reading
+    the buckets of the dates' current versions that overlap it, as much again."""
     days = sorted({*dates, *state.delta_dates()})
     deltas = sum(state.delta_bytes.get(d, 0) for d in state.deltas)
-    budget = settings.scan_cutoff_bytes - deltas
+    budget = settings.scan_cutoff_bytes - deltas - reserve
     estimate = sum(state.base_rows.get(d.isoformat(), 0) for d in days) * READ_ROW_BYTES
     if estimate <= budget * BUCKET_SHARE:  # no catalog call: the common case costs nothing more
         return [None]
@@ -307,6 +317,7 @@ def pinned(
     read: Callable[[Slice | None, CompactionState], T],
     dates: list[date],
     tries: int = 3,
+    reserve: int = 0,
 ) -> list[T]:
     """`read` for each slice of these dates (reading_slices), given the compaction state it was
     cut from. Slices are statements apart: a fold in between would drop deltas the later ones no
@@ -314,7 +325,7 @@ def pinned(
     same after as before: one moment."""
     for _ in range(tries):
         state = CompactionState.load(settings)
-        parts = reading_slices(settings, state, dates)
+        parts = reading_slices(settings, state, dates, reserve)
         out = [read(part, state) for part in parts]
         if len(parts) == 1 or CompactionState.load(settings).deltas == state.deltas:
             return out

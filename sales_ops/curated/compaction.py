@@ -40,6 +40,7 @@ from typing import Any
 from sales_ops.catalog import glue
 from sales_ops.curated import baseline
 from sales_ops.curated.buckets import (
+    TAIL_SHARE,
     Batch,
     Layout,
     as_date,
@@ -450,8 +451,13 @@ class Compaction:
         sources = dict(plan.latest)  # what each date is merged into, before this run's writes
         if layout is None:
             layout = version_layout(self.settings) if plan.latest else {}
-        room = self.settings.scan_cutoff_bytes - merge.raw_bytes
-        for batch in batches(dates, plan.latest, layout, room, self._growth, self.dates_per_write):
+        cutoff = self.settings.scan_cutoff_bytes
+        # Kept free in each bucket's share for orders_live's readers, whose slices read the raw tail
+        # whole. Not in a rebuild: its deltas are none, and the next fold re-cuts what it touches.
+        tail = 0 if plan.full else int(TAIL_SHARE * cutoff)
+        for batch in batches(
+            dates, plan.latest, layout, cutoff - merge.raw_bytes, self._growth, self.dates_per_write, tail
+        ):
             self.write(plan, merge, batch, version, sources)
 
     def _growth(self, d: date, current_bytes: int) -> int:

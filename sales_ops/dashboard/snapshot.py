@@ -70,7 +70,7 @@ def live_query(settings: Settings, engine: SqlEngine) -> LiveQuery:
     if build is None:
         return LiveQuery(all_of_orders_live(settings), None)
     state = CompactionState.load(settings)
-    dates = open_dates(settings, engine, state, build)
+    dates, _ = open_dates(settings, engine, state, build)
     return LiveQuery(_one_statement(settings, state, build, dates), dates)
 
 
@@ -90,7 +90,7 @@ def read_live(settings: Settings, engine: SqlEngine) -> LiveRead:
     if build is None:
         return LiveRead(engine.execute(all_of_orders_live(settings)).as_dicts(), None, 1)
     state = CompactionState.load(settings)
-    dates = open_dates(settings, engine, state, build)
+    dates, tail_bytes = open_dates(settings, engine, state, build)
 
     def read(part: Slice | None, state: CompactionState) -> list[dict[str, Any]] | None:
         if part is None:
@@ -101,7 +101,7 @@ def read_live(settings: Settings, engine: SqlEngine) -> LiveRead:
         )
         return engine.execute(sql).as_dicts()
 
-    slices = pinned(settings, read, dates)
+    slices = pinned(settings, read, dates, reserve=tail_bytes)  # every statement reads the tail whole
     if slices == [None]:  # the tail as `state` has it: one statement reads one moment anyway
         return LiveRead(engine.execute(_one_statement(settings, state, build, dates)).as_dicts(), dates, 1)
     settled = engine.execute(str(_settled(settings, build, dates))).as_dicts()
@@ -159,8 +159,9 @@ def all_of_orders_live(settings: Settings) -> str:
 
 def open_dates(
     settings: Settings, engine: SqlEngine, state: CompactionState, build: RunningBuild
-) -> list[date]:
-    """The dates whose orders may differ from what `build` summed (see the module's docstring)."""
+) -> tuple[list[date], int]:
+    """The dates whose orders may differ from what `build` summed (see the module's docstring),
+    and the bytes of the raw tail, which a statement over orders_live reads whole."""
     now = date_signatures(settings, state)  # the same moment of the state as the SQL below
     changed = {d for d in set(now) | set(build.signatures) if now.get(d) != build.signatures.get(d)}
     raw_tail = tail_filter(tail_start(state), settings.bucket)
@@ -169,7 +170,8 @@ def open_dates(
     dateless = sorted({str(order_id) for day, order_id in tail.rows if day is None and order_id})
     touched |= _dateless_dates(settings, engine, state, dateless)
     today = datetime.now(UTC).date()  # the engines' sessions are UTC (current_date)
-    return sorted({date.fromisoformat(d) for d in changed} | touched | {today - timedelta(days=1), today})
+    dates = {date.fromisoformat(d) for d in changed} | touched | {today - timedelta(days=1), today}
+    return sorted(dates), tail.bytes_scanned
 
 
 def _dateless_dates(
