@@ -218,15 +218,15 @@ def write_dates(
         )
         return tag
 
-    tags = pinned(settings, sum_slice, dates)
-    if tags == [None]:
+    tags = [tag for tag in pinned(settings, sum_slice, dates) if tag is not None]
+    if not tags:  # one statement
         body = _select(settings, name, dates, version, Sql(f"{db}.orders_latest"), buckets)
         return rows_written(counted.run(f"INSERT INTO {db}.{name}__versions\n{body}"))
     try:
-        return sum(
-            rows_written(counted.run(f"INSERT INTO {db}.{name}__versions\n{body}"))
-            for body in _merges(settings, name, tags, version, buckets)
-        )
+        inserted = 0
+        for body in _merges(settings, name, tags, version, buckets):
+            inserted += rows_written(counted.run(f"INSERT INTO {db}.{name}__versions\n{body}"))
+        return inserted
     finally:
         drop_slices_table(settings, name)
 

@@ -121,8 +121,16 @@ def _settled(settings: Settings, build: RunningBuild, dates: list[date]) -> Sql:
     )
 
 
-SUMMED = ("live_orders", "orders", "units", "total_sales", "sales_today", "orders_today")
-SUMMED += ("sales_last_hour", "orders_last_hour")
+SUMMED = (
+    "live_orders",
+    "orders",
+    "units",
+    "total_sales",
+    "sales_today",
+    "orders_today",
+    "sales_last_hour",
+    "orders_last_hour",
+)
 LATEST = ("newest_event_time", "customer_rank")
 
 
