@@ -59,7 +59,6 @@ class LiveRead:
     """dashboard_live's rows of one refresh, added up over its statements."""
 
     rows: list[dict[str, Any]]
-    open_dates: list[date] | None
     slices: int  # statements over slices of the orders (1: one statement, every figure exact)
 
 
@@ -88,7 +87,7 @@ def read_live(settings: Settings, engine: SqlEngine) -> LiveRead:
     too big for one statement, one per slice of their orders plus the settled dates' figures."""
     build = running_build(settings, TOTALS)
     if build is None:
-        return LiveRead(engine.execute(all_of_orders_live(settings)).as_dicts(), None, 1)
+        return LiveRead(engine.execute(all_of_orders_live(settings)).as_dicts(), 1)
     state = CompactionState.load(settings)
     dates, tail_bytes = open_dates(settings, engine, state, build)
 
@@ -103,9 +102,9 @@ def read_live(settings: Settings, engine: SqlEngine) -> LiveRead:
 
     slices = pinned(settings, read, dates, reserve=tail_bytes)  # every statement reads the tail whole
     if slices == [None]:  # the tail as `state` has it: one statement reads one moment anyway
-        return LiveRead(engine.execute(_one_statement(settings, state, build, dates)).as_dicts(), dates, 1)
+        return LiveRead(engine.execute(_one_statement(settings, state, build, dates)).as_dicts(), 1)
     settled = engine.execute(str(_settled(settings, build, dates))).as_dicts()
-    return LiveRead(add_up([row for rows in slices if rows for row in rows] + settled), dates, len(slices))
+    return LiveRead(add_up([row for rows in slices if rows for row in rows] + settled), len(slices))
 
 
 def _settled(settings: Settings, build: RunningBuild, dates: list[date]) -> Sql:
