@@ -57,3 +57,16 @@ def test_a_killed_run_is_marked_failed(tmp_path: Path):
     assert _status(home) == [dg.DagsterRunStatus.STARTED]  # what the default launcher leaves
     assert fail_dead_runs(home) == 1
     assert _status(home) == [dg.DagsterRunStatus.FAILURE]
+
+
+OPEN = "import sys, dagster as dg\nwith dg.DagsterInstance.from_config(sys.argv[1]) as i:\n    i.get_runs()\n"
+
+
+def test_processes_starting_together_all_open_the_home(tmp_path: Path):
+    """Daemon, run and reader opening a fresh home at once raced to stamp its schema (two alembic
+    heads: every later open failed, seen in CI); `dagster_home` now creates the storage first."""
+    home = dagster_home(stack_settings(tmp_path / "state"))
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN, str(home)], stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [proc.communicate(timeout=120)[1].decode() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 4, errors
+    assert _status(home) == []

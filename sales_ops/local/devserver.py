@@ -40,9 +40,19 @@ DAGSTER_YAML = PROJECT_ROOT / "dagster" / "dagster.yaml"
 
 
 def dagster_home(settings: Settings) -> Path:
-    """`<state dir>/dagster` with the repo's dagster/dagster.yaml in it."""
+    """`<state dir>/dagster` with the repo's dagster/dagster.yaml in it and its storage created.
+
+    The storage is created here, once, before any Dagster process starts: processes opening a fresh
+    SQLite home at the same moment each stamp its schema version, which leaves two alembic heads
+    and every later open fails ("more than one head present"; seen in CI with a daemon, a run and
+    a reader starting together).
+    """
+    import dagster as dg
+
     home = settings.state_path("dagster", "dagster.yaml").parent
     (home / "dagster.yaml").write_text(DAGSTER_YAML.read_text())
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
     return home
 
 
