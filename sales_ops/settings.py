@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.utils import parse_timestamp
 from dateutil.tz import tzutc
 
-from sales_ops.response_parsers import CompiledParserFactory
+from sales_ops.botocore_fast import CompiledParserFactory, memoize_user_agent
 
 TARGETS = ("local", "aws")
 
@@ -296,7 +296,9 @@ _UTC = tzutc()
 
 def _boto_session(**kwargs: Any) -> boto3.session.Session:
     """A boto3 session whose clients parse response timestamps with `response_timestamp`, and
-    JSON-protocol responses with shape walks compiled once (sales_ops/response_parsers.py)."""
+    JSON-protocol responses with shape walks compiled once, and a memoized User-Agent header's
+    parts (sales_ops/botocore_fast.py)."""
+    memoize_user_agent()
     core = botocore.session.get_session()
     parsers = CompiledParserFactory()
     parsers.set_parser_defaults(timestamp_parser=response_timestamp)

@@ -1,4 +1,4 @@
-"""The compiled JSON-protocol parser (sales_ops/response_parsers.py) gives what botocore's gives.
+"""The compiled JSON-protocol parser (sales_ops/botocore_fast.py) gives what botocore's gives.
 
 Every output and error shape of the JSON services the pipeline calls is filled with random values
 (absent and null members, null list items, keys no shape knows, nested and recursive shapes,
@@ -18,7 +18,7 @@ import pytest
 from botocore import parsers
 from botocore.model import Shape
 
-from sales_ops.response_parsers import CompiledJSONParser, CompiledParserFactory
+from sales_ops.botocore_fast import CompiledJSONParser, CompiledParserFactory
 from sales_ops.settings import response_timestamp
 
 SERVICES = ("glue", "dynamodb", "dynamodbstreams", "kinesis", "firehose", "athena")
