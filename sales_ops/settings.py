@@ -30,7 +30,12 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.utils import parse_timestamp
 from dateutil.tz import tzutc
 
-from sales_ops.botocore_fast import CompiledParserFactory, memoize_user_agent
+from sales_ops.botocore_fast import (
+    CompiledParserFactory,
+    dedupe_search_paths,
+    memoize_user_agent,
+    share_data_loader,
+)
 
 TARGETS = ("local", "aws")
 
@@ -296,14 +301,17 @@ _UTC = tzutc()
 
 def _boto_session(**kwargs: Any) -> boto3.session.Session:
     """A boto3 session whose clients parse response timestamps with `response_timestamp`, and
-    JSON-protocol responses with shape walks compiled once, and a memoized User-Agent header's
-    parts (sales_ops/botocore_fast.py)."""
+    JSON-protocol responses with shape walks compiled once, a memoized User-Agent header's parts
+    and the process's one data loader (sales_ops/botocore_fast.py)."""
     memoize_user_agent()
     core = botocore.session.get_session()
+    share_data_loader(core)
     parsers = CompiledParserFactory()
     parsers.set_parser_defaults(timestamp_parser=response_timestamp)
     core.register_component("response_parser_factory", parsers)
-    return boto3.session.Session(botocore_session=core, **kwargs)
+    session = boto3.session.Session(botocore_session=core, **kwargs)
+    dedupe_search_paths()
+    return session
 
 
 def make_clients(
