@@ -279,3 +279,20 @@ def test_kept_connections_serve_many_requests_and_refusals_close_when_they_must(
         assert refused.status == 403 and refused.getheader("Connection") == "close"
         assert ask("GET", **host, Connection="close").getheader("Connection") == "close"
         conn.close()
+
+
+def test_partitions_asked_without_their_column_schema_are_the_partitions_less_their_columns(recovered):
+    raw = {"DatabaseName": DB, "TableName": glue.RAW_TABLE}
+
+    def less_columns(partition: dict[str, Any]) -> dict[str, Any]:
+        sd = {k: v for k, v in partition["StorageDescriptor"].items() if k != "Columns"}
+        return {**partition, "StorageDescriptor": sd}
+
+    with recovered() as (settings, _):
+        g = settings.client("glue")
+        full = g.get_partitions(**raw)["Partitions"]
+        assert full and all(p["StorageDescriptor"]["Columns"] for p in full)
+        for _ in range(2):  # then from the kept texts: neither kind is answered with the other's
+            bare = g.get_partitions(**raw, ExcludeColumnSchema=True)["Partitions"]
+            assert bare == [less_columns(p) for p in full]
+            assert g.get_partitions(**raw)["Partitions"] == full

@@ -30,7 +30,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from sales_ops.guard import foreign_origin, loopback_host, normal_origin
-from sales_ops.local import export, fastpath, glue_crawlers, glue_versions
+from sales_ops.local import export, fastpath, glue_crawlers, glue_versions, headers
 from sales_ops.local.faults import ENV_FLAG, FaultInjector, faults_path
 from sales_ops.local.journal import (
     JOURNAL_DIR,
@@ -134,6 +134,7 @@ def install_patches() -> None:
     export.install()  # ExportTableToPointInTime writing AWS's real layout (sales_ops/local/export.py)
     glue_versions.install()  # UpdateTable's SkipArchive and the per-table version limit
     glue_crawlers.install()  # GetCrawlerMetrics, which moto lacks
+    headers.install()  # plain request headers read without email.parser (the same messages)
 
 
 def _serialize_stream_appends() -> None:

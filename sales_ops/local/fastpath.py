@@ -186,9 +186,12 @@ def eligible(context: Any) -> bool:
     )
 
 
-def respond(context: Any, result: dict, partitions: list | None = None) -> tuple[int, dict[str, str], str]:
+def respond(
+    context: Any, result: dict, partitions: tuple[list, Texts] | None = None
+) -> tuple[int, dict[str, str], str]:
     """Status, headers and body as moto's serializer gives them for this result (`partitions`: the
-    FakePartitions whose `as_dict()` are result["Partitions"], in order, when the handler says)."""
+    FakePartitions whose `as_dict()` are result["Partitions"], in order, when the handler says, and
+    where their texts are kept)."""
     if context.serializer_class is S3Serializer:
         return respond_xml(context, result)
     operation = context.operation_model
@@ -213,9 +216,13 @@ def respond(context: Any, result: dict, partitions: list | None = None) -> tuple
 # objects. So the text of a partition's `as_dict()` is kept per object (weakly: a partition moto
 # drops takes its text with it), and the body is joined from the texts as `json.dumps` joins a
 # dict and a list with its default separators: the same bytes.
-PARTITIONS = "_sales_ops_partitions"  # an ActionResult's attribute: the FakePartitions it lists
+# GetPartitions' ExcludeColumnSchema (the local engine's reads: it needs the locations only) gives
+# each partition without StorageDescriptor.Columns, as Glue does: texts kept apart.
+PARTITIONS = "_sales_ops_partitions"  # an ActionResult's attribute: its FakePartitions and texts
 PARTITION_TEXTS_KEPT = 200_000  # past this many, a partition's text is written each time
-_partition_texts: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+Texts = weakref.WeakKeyDictionary[Any, str]
+_partition_texts: Texts = weakref.WeakKeyDictionary()
+_partition_texts_no_columns: Texts = weakref.WeakKeyDictionary()
 
 
 def _partitions_named() -> None:
@@ -224,9 +231,13 @@ def _partitions_named() -> None:
     from moto.glue.exceptions import PartitionNotFoundException
     from moto.glue.responses import GlueResponse
 
-    def listed(partitions: list) -> ActionResult:
-        answer = ActionResult({"Partitions": [p.as_dict() for p in partitions]})
-        setattr(answer, PARTITIONS, partitions)
+    def listed(partitions: list, columns: bool = True) -> ActionResult:
+        values = [p.as_dict() for p in partitions]
+        if not columns:
+            values = [_without_columns(v) for v in values]
+        answer = ActionResult({"Partitions": values})
+        kept = _partition_texts if columns else _partition_texts_no_columns
+        setattr(answer, PARTITIONS, (partitions, kept))
         return answer
 
     def get_partitions(self: GlueResponse) -> ActionResult:  # moto's handler, the objects kept
@@ -236,7 +247,8 @@ def _partitions_named() -> None:
             params.get("TableName"),
             params.get("Expression"),
         )
-        return listed(self.glue_backend.get_partitions(database, table, expression))  # type: ignore[arg-type]
+        found = self.glue_backend.get_partitions(database, table, expression)  # type: ignore[arg-type]
+        return listed(found, columns=not params.get("ExcludeColumnSchema"))
 
     def batch_get_partition(self: GlueResponse) -> ActionResult:  # moto's backend method, inlined
         params: dict[str, Any] = self.parameters
@@ -253,8 +265,16 @@ def _partitions_named() -> None:
     GlueResponse.batch_get_partition = batch_get_partition  # type: ignore[method-assign]
 
 
-def _partitions_text(service: str, shape: Any, result: dict, partitions: list) -> str:
-    """`json.dumps` of the encoded result, each partition's text taken from `_partition_texts`."""
+def _without_columns(value: dict) -> dict:
+    sd = value.get("StorageDescriptor")
+    if not isinstance(sd, dict) or "Columns" not in sd:
+        return value
+    return {**value, "StorageDescriptor": {k: v for k, v in sd.items() if k != "Columns"}}
+
+
+def _partitions_text(service: str, shape: Any, result: dict, named: tuple[list, Texts]) -> str:
+    """`json.dumps` of the encoded result, each partition's text taken from the kept texts."""
+    partitions, kept = named
     values = result["Partitions"]
     if len(values) != len(partitions) or "Partitions" not in shape.members:
         raise Unusual("partitions")
@@ -264,13 +284,13 @@ def _partitions_text(service: str, shape: Any, result: dict, partitions: list) -
     encode = encoder(service, shape.members["Partitions"].member)
     texts = []
     for partition, value in zip(partitions, values, strict=True):
-        text = _partition_texts.get(partition)
+        text = kept.get(partition)
         if text is None:
             if value is None:
                 raise Unusual("a None partition")
             text = json.dumps(encode(value))
-            if len(_partition_texts) < PARTITION_TEXTS_KEPT:
-                _partition_texts[partition] = text
+            if len(kept) < PARTITION_TEXTS_KEPT:
+                kept[partition] = text
         else:
             COUNTS["partitions_kept"] += 1
         texts.append(text)

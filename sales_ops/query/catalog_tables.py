@@ -94,8 +94,9 @@ def load_table(
         partition_keys=keys,
         location=as_dir(sd["Location"]),
         format=fmt,
-        # With partition projection the registered partitions are ignored, as on Athena.
-        partitions=glue.list_partitions(settings, name, database)
+        # With partition projection the registered partitions are ignored, as on Athena. Only
+        # their locations are read (table_files): their column schemas are not asked for.
+        partitions=glue.list_partitions(settings, name, database, with_columns=False)
         if with_partitions and keys and glue.projection(glue_table) is None
         else [],
     )
