@@ -66,7 +66,8 @@ def test_processes_starting_together_all_open_the_home(tmp_path: Path):
     """Daemon, run and reader opening a fresh home at once raced to stamp its schema (two alembic
     heads: every later open failed, seen in CI); `dagster_home` now creates the storage first."""
     home = dagster_home(stack_settings(tmp_path / "state"))
-    procs = [subprocess.Popen([sys.executable, "-c", OPEN, str(home)], stderr=subprocess.PIPE) for _ in range(4)]
+    opener = [sys.executable, "-c", OPEN, str(home)]
+    procs = [subprocess.Popen(opener, stderr=subprocess.PIPE) for _ in range(4)]
     errors = [proc.communicate(timeout=120)[1].decode() for proc in procs]
     assert [proc.returncode for proc in procs] == [0] * 4, errors
     assert _status(home) == []
