@@ -19,7 +19,7 @@ SUITE_WORKERS ?= $(shell echo $$(($(CORES) + 1)))
 # How many of the slowest tests `make test` lists (0: all).
 DURATIONS ?= 25
 
-.PHONY: run test check check-defs lint typecheck fast-tests pytest install tools compile-project bench faults screenshots clean
+.PHONY: run test check check-defs lint typecheck fast-tests pytest install tools bench faults screenshots clean
 
 # `install_with VENV ARGS`: uv into that venv's interpreter, pip if uv is missing or fails.
 define install_with
@@ -53,25 +53,12 @@ $(TOOLS)/.installed: requirements-tools.txt | $(VENV)/.uv/.tried
 
 install: $(VENV)/.installed
 
-# Bytecode for everything installed, once per install, for the test targets. uv compiles none (see
-# docs/design.md §6) and where PYTHONDONTWRITEBYTECODE is set (this machine; the Dockerfile sets it)
-# nothing is ever cached: every process the tests start (each `sales-ops` call, each emulator,
-# stand-in and Dagster process) compiled moto, boto3 and dagster from source again (a CLI call 2.6 s
-# instead of 1.1 s, an emulator start 1.4 s instead of 0.45 s). Python only reads these files; it
-# still writes none. A failure (a package's py2-only test file) compiles the rest and goes on.
-COMPILE := -m compileall -q -j 0
-$(VENV)/.compiled: $(VENV)/.installed
-	-@$(VENV)/bin/python $(COMPILE) $$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') >/dev/null 2>&1
-	touch $@
-
-$(TOOLS)/.compiled: $(TOOLS)/.installed
-	-@$(TOOLS)/bin/python $(COMPILE) $$($(TOOLS)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') >/dev/null 2>&1
-	touch $@
-
-# The project's own modules, before each test run (a second: only what changed is compiled again;
-# a stale file is never used, Python checks each source's mtime and size).
-compile-project: $(VENV)/.compiled
-	-@$(VENV)/bin/python $(COMPILE) sales_ops lambdas tests >/dev/null 2>&1
+# Python caches bytecode for every recipe, even where PYTHONDONTWRITEBYTECODE is set (this machine;
+# the Dockerfile sets it): uv compiles nothing at install, so without a cache every process the
+# tests start (each `sales-ops` call, emulator, stand-in and Dagster process) compiled moto, boto3
+# and dagster from source again (a CLI call 2.6 s instead of 1.1 s). Each module is compiled once,
+# on its first import: cheaper than compiling every installed package up front (docs/design.md §6).
+unexport PYTHONDONTWRITEBYTECODE
 
 tools: $(TOOLS)/.installed
 
@@ -83,7 +70,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 # Over both cores too: the tier is CPU-bound (imports of Dagster and boto3 in each case's process).
-fast-tests: install compile-project
+fast-tests: install
 	$(VENV)/bin/python -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --dist loadscope
 
 # The type check (~35 s of CPU without its cache) and the tests run side by side on two cores.
@@ -95,7 +82,7 @@ check-defs: install
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/dg check defs --use-active-venv
 
 # Both tiers, a worker more than cores. Exit 5 (nothing collected) is a failure too, said in one line.
-pytest: install tools compile-project $(TOOLS)/.compiled
+pytest: install tools
 	@$(VENV)/bin/python -m pytest -n $(SUITE_WORKERS) --dist loadscope --durations=$(DURATIONS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; exit $$rc
 
