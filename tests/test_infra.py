@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import fields
@@ -74,12 +75,16 @@ SKIP_BLOCK = r"    Metadata:\n      checkov:\n        skip:\n(?:          .*\n)+
 
 def checkov_failures(*paths: Path) -> dict[Path, tuple[set[str], set[str]]]:
     """Per file, (failed check ids, skipped check ids) of one offline checkov run over `paths` (one
-    process for all: checkov's start-up is most of a scan)."""
-    command = [str(CHECKOV), *(a for p in paths for a in ("-f", str(p))), "--framework", "cloudformation",
-               "--compact", "--skip-download", "-o", "json"]  # fmt: skip
-    env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}  # offline: no PyPI version check
-    run = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
-    report = json.loads(run.stdout)
+    process for all: checkov's start-up is most of a scan). The report is read from the file checkov
+    writes, not its stdout: once, under load, the stdout JSON was broken at exactly 128 KiB."""
+    with tempfile.TemporaryDirectory() as out_dir:
+        command = [str(CHECKOV), *(a for p in paths for a in ("-f", str(p))), "--framework", "cloudformation",
+                   "--compact", "--skip-download", "-o", "json", "--output-file-path", out_dir]  # fmt: skip
+        env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}  # offline: no PyPI version check
+        run = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
+        written = Path(out_dir) / "results_json.json"
+        assert written.exists(), f"checkov wrote no report (exit {run.returncode}): {run.stderr[-2000:]}"
+        report = json.loads(written.read_text())
     results = report.get("results", {}) if isinstance(report, dict) else {}
     assert not results.get("parsing_errors"), results["parsing_errors"]
     out: dict[Path, tuple[set[str], set[str]]] = {p.resolve(): (set(), set()) for p in paths}
