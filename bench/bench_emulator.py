@@ -10,10 +10,12 @@ HTTP requests. A last phase runs a fixed mix of them all for requests/s. Phases 
 --rounds rounds (machine noise hits each alike); medians are printed.
 
 CPU-ms per request is the figure to compare across runs on a shared machine; wall latencies move
-with the neighbours' load. `--emulator-root DIR` runs the emulator from another checkout (e.g. a
-`git archive` of the commit before a change) against the same client code, for a before/after.
+with the neighbours' load. `--compare REF` also starts an emulator from a `git archive` of git ref
+REF (e.g. `main`, `HEAD~1`), populated alike, against the same client code: each phase runs on
+both in turn, who goes first alternating by round so the machine's noise hits both alike, and a
+ratio row (this tree / REF) follows each operation.
 
-    .venv/bin/python bench/bench_emulator.py [--requests 200] [--rounds 3] [--emulator-root DIR]
+    .venv/bin/python bench/bench_emulator.py [--requests 200] [--rounds 3] [--compare REF] [--only S]
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import signal
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -74,6 +77,19 @@ def emulator(root: Path) -> Iterator[tuple[Settings, int]]:
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+
+
+@contextmanager
+def checkout(ref: str) -> Iterator[Path]:
+    """The tree of git ref `ref` in a temp dir (for its emulator; the client code stays this tree's)."""
+    with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp:
+        archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True).stdout
+        with tempfile.TemporaryFile() as fh:
+            fh.write(archive)
+            fh.seek(0)
+            with tarfile.open(fileobj=fh) as tar:
+                tar.extractall(tmp, filter="data")
+        yield Path(tmp)
 
 
 def hours(n: int) -> list[tuple[str, str]]:
@@ -187,34 +203,65 @@ def mixed(ops: list[Op]) -> Callable[[int], Any]:
     return lambda i: ops[i % len(ops)].call(i // len(ops))
 
 
-def measure(pid: int, ops: dict[str, Op], requests: int, rounds: int) -> dict[str, Any]:
-    """Each operation's latencies and CPU ms/request, and the mix's requests/s and CPU ms/request."""
-    lat: dict[str, list[float]] = {name: [] for name in ops}
-    cpu_ms: dict[str, list[float]] = {name: [] for name in ops}
-    mix_rates, mix_cpu = [], []
-    for op in ops.values():
-        op.call(0)  # warm: imports, the first backend app, botocore's models
-    for _ in range(rounds):
-        for name, op in ops.items():
-            calls = max(2, requests // op.weight)
-            latencies, _, cpu = phase(pid, op.call, calls)
-            lat[name] += latencies
-            cpu_ms[name].append(1000 * cpu / (calls * op.requests))
+class Target:
+    """One running, populated emulator and what was measured against it."""
+
+    def __init__(
+        self, label: str, settings: Settings, pid: int, partitions: int, keys: int, only: str
+    ) -> None:
+        self.label, self.pid = label, pid
+        ops = operations(settings, populate(settings, partitions, keys))
+        self.ops = {name: op for name, op in ops.items() if only in name}
+        for op in self.ops.values():
+            op.call(0)  # warm: imports, the first backend app, botocore's models
+        self.lat: dict[str, list[float]] = {name: [] for name in self.ops}
+        self.cpu_ms: dict[str, list[float]] = {name: [] for name in self.ops}
+        self.mix_rates: list[float] = []
+        self.mix_cpu: list[float] = []
+
+    def run(self, name: str, requests: int) -> None:
+        op = self.ops[name]
+        calls = max(2, requests // op.weight)
+        latencies, _, cpu = phase(self.pid, op.call, calls)
+        self.lat[name] += latencies
+        self.cpu_ms[name].append(1000 * cpu / (calls * op.requests))
+
+    def run_mix(self, requests: int) -> None:
         turns = max(1, requests // 10)
-        total = sum(op.requests for op in ops.values()) * turns
-        _, wall, cpu = phase(pid, mixed(list(ops.values())), turns * len(ops))
-        mix_rates.append(total / wall)
-        mix_cpu.append(1000 * cpu / total)
-    return {"lat": lat, "cpu_ms": cpu_ms, "rate": mix_rates, "mix_cpu": mix_cpu}
+        total = sum(op.requests for op in self.ops.values()) * turns
+        _, wall, cpu = phase(self.pid, mixed(list(self.ops.values())), turns * len(self.ops))
+        self.mix_rates.append(total / wall)
+        self.mix_cpu.append(1000 * cpu / total)
+
+    def row(self, name: str) -> tuple[float, float, float, float]:
+        lat = self.lat[name]
+        return pct(lat, 50), pct(lat, 90), pct(lat, 99), statistics.median(self.cpu_ms[name])
 
 
-def report(figures: dict[str, Any]) -> None:
-    print(f"{'operation':34} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'emulator CPU ms/request':>24}")
-    for name, lat in figures["lat"].items():
-        cpu = statistics.median(figures["cpu_ms"][name])
-        print(f"{name:34} {pct(lat, 50):7.2f} {pct(lat, 90):7.2f} {pct(lat, 99):7.2f} {cpu:24.2f}")
-    rate, cpu = statistics.median(figures["rate"]), statistics.median(figures["mix_cpu"])
-    print(f"mix of all: {rate:.0f} requests/s, emulator CPU {cpu:.2f} ms/request")
+def measure(targets: list[Target], requests: int, rounds: int) -> None:
+    """Every phase on every target, who goes first alternating by round."""
+    for r in range(rounds):
+        order = targets[r % len(targets) :] + targets[: r % len(targets)]
+        for name in targets[0].ops:
+            for target in order:
+                target.run(name, requests)
+        for target in order:
+            target.run_mix(requests)
+
+
+def report(targets: list[Target]) -> None:
+    head = f"{'operation':34} {'emulator':9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7}"
+    print(f"{head} {'emulator CPU ms/request':>24}")
+    for name in targets[0].ops:
+        rows = [t.row(name) for t in targets]
+        for t, (p50, p90, p99, cpu) in zip(targets, rows, strict=True):
+            print(f"{name:34} {t.label:9} {p50:7.2f} {p90:7.2f} {p99:7.2f} {cpu:24.2f}")
+        if len(rows) == 2 and rows[1][0] > 0 and rows[1][3] > 0:
+            p50, cpu = rows[0][0] / rows[1][0], rows[0][3] / rows[1][3]
+            print(f"{name:34} {'ratio':9} {p50:7.2f} {'':15} {cpu:24.2f}")
+    for t in targets:
+        rate, cpu = statistics.median(t.mix_rates), statistics.median(t.mix_cpu)
+        print(f"mix of all ({t.label}): {rate:.0f} requests/s, emulator CPU {cpu:.2f} ms/request")
 
 
 def main() -> None:
@@ -226,18 +273,27 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=400, help="partitions of the raw table")
     parser.add_argument("--keys", type=int, default=500, help="objects in the bucket")
     parser.add_argument("--only", default="", help="run only the operations whose name contains this")
-    parser.add_argument("--emulator-root", type=Path, default=ROOT, help="checkout to run the emulator from")
+    parser.add_argument("--compare", metavar="REF", help="also run an emulator from this git ref")
     args = parser.parse_args()
-    with emulator(args.emulator_root.resolve()) as (settings, pid):
-        ops = operations(settings, populate(settings, args.partitions, args.keys))
-        ops = {name: op for name, op in ops.items() if args.only in name}
-        figures = measure(pid, ops, args.requests, args.rounds)
-    print(f"bench_emulator on {os.cpu_count()} CPUs, emulator from {args.emulator_root}")
+    if args.requests < 1 or args.rounds < 1 or args.partitions < 1 or args.keys < 1:
+        parser.error("--requests, --rounds, --partitions and --keys must be ≥ 1")
+    with ExitStack() as stack:
+        roots = [("this", ROOT)]
+        if args.compare:
+            roots.append((args.compare[:9], stack.enter_context(checkout(args.compare))))
+        targets = []
+        for label, root in roots:
+            settings, pid = stack.enter_context(emulator(root))
+            targets.append(Target(label, settings, pid, args.partitions, args.keys, args.only))
+        if not targets[0].ops:
+            parser.error(f"no operation's name contains {args.only!r}")
+        measure(targets, args.requests, args.rounds)
+    print(f"bench_emulator on {os.cpu_count()} CPUs" + (f", against {args.compare}" if args.compare else ""))
     print(
         f"{args.partitions} partitions, {args.keys} objects; about {args.requests} requests per operation "
         f"per round, median over {args.rounds} rounds"
     )
-    report(figures)
+    report(targets)
 
 
 if __name__ == "__main__":
