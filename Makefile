@@ -73,7 +73,7 @@ typecheck: install
 fast-tests: install
 	$(VENV)/bin/python -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --dist loadscope
 
-# The type check (~35 s of CPU without its cache) and the tests run side by side on two cores.
+# The type check (~15 s of CPU without its cache, two processes) and the tests side by side.
 check: install
 	$(MAKE) --no-print-directory -j2 --output-sync=target lint typecheck fast-tests
 

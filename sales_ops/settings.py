@@ -277,6 +277,7 @@ class StackError(SettingsError):
 
 # S3's XML responses give each object's LastModified as ISO-8601 UTC (2026-12-04T11:12:37.000Z).
 _ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z")
+_UTC = tzutc()
 
 
 def response_timestamp(value: Any) -> datetime:
@@ -287,16 +288,13 @@ def response_timestamp(value: Any) -> datetime:
     tzlocal()'s conversion (~60 µs a value: two per Glue partition); any other form goes to
     botocore's."""
     if isinstance(value, str) and _ISO_UTC.fullmatch(value):
-        return datetime.fromisoformat(value[:-1]).replace(tzinfo=tzutc())
+        return datetime.fromisoformat(value[:-1]).replace(tzinfo=_UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             return datetime.fromtimestamp(value, _UTC)
         except (OverflowError, ValueError, OSError):
             pass  # out of range: botocore's own error
     return parse_timestamp(value)
-
-
-_UTC = tzutc()
 
 
 def _boto_session(**kwargs: Any) -> boto3.session.Session:

@@ -295,8 +295,8 @@ def run(
             child.service.pidfile(settings).unlink(missing_ok=True)
         if burst is not None:
             stop_group(burst, 5.0)
-        if children:
-            cancel_orphaned_runs(dagster_home(settings))
+        if children:  # started only once `home` was made
+            cancel_orphaned_runs(home)
         if owns_stack:
             supervisor.down(settings)
 
